@@ -1,0 +1,52 @@
+# nkscript — run Starlark network labs with guaranteed cleanup.
+#
+#   make demo    set up (qemu, microVM kernel) and run scripts/tutorial.star
+#   make test    gofmt/vet checks, the whole test suite (as root), leak check
+#   make build   bin/nkscript, static (the microVM boots it as its init)
+#   make generate  rebuild the BPF objects with the pinned clang
+
+GO      ?= go
+CLANG   ?= clang-19
+BIN     := bin/nkscript
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+TESTFLAGS ?=
+
+.PHONY: all build demo setup kernel test check unit leakcheck-before leakcheck-after generate bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nkscript
+
+# setup installs what the microVM needs on Debian (qemu, the pinned kernel).
+setup: build
+	./hack/setup.sh
+	./$(BIN) kernels --fetch
+
+kernel: build
+	./$(BIN) kernels --fetch
+
+demo: setup
+	./$(BIN) scripts/tutorial.star
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# The leak check snapshots the host's namespaces, links, BPF links and pins
+# and nkscript journals before and after the suite; any difference fails.
+test: check build
+	./hack/leakcheck.sh snapshot .leakcheck.before
+	CGO_ENABLED=0 $(GO) test -count=1 $(TESTFLAGS) ./... ; status=$$?; \
+	./hack/leakcheck.sh compare .leakcheck.before || status=1; \
+	rm -f .leakcheck.before; exit $$status
+
+generate:
+	cd bpf && BPF_CLANG=$(CLANG) $(GO) generate ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+clean:
+	rm -rf bin

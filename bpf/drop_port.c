@@ -1,0 +1,82 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * drop_port: drops TCP and UDP packets, over IPv4 or IPv6, whose source or
+ * destination port equals the constant `port`; lets everything else through.
+ *
+ * Headers are read relative to the network header and the L3 protocol comes
+ * from skb->protocol, so the program works whether the packet has an
+ * Ethernet header (veth, netkit in l2 mode) or starts at the IP header
+ * (netkit in l3 mode). IPv6 extension headers are not walked: only a TCP or
+ * UDP header directly after the fixed header is matched. Non-first IPv4
+ * fragments carry no ports and are let through.
+ */
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "stats.h"
+
+char _license[] SEC("license") = "GPL";
+
+/* Port to drop, in host byte order. Set from Go before loading. */
+volatile const __u16 port = 0;
+
+/* Source and destination port: the first four bytes of TCP and UDP. */
+struct l4_ports {
+	__be16 source;
+	__be16 dest;
+};
+
+#define IPV4_FRAG_OFFSET 0x1fff
+
+SEC("tc")
+int drop_port(struct __sk_buff *skb)
+{
+	struct l4_ports ports;
+	__u32 l4_off;
+	__u8 proto;
+
+	switch (skb->protocol) {
+	case bpf_htons(ETH_P_IP): {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+			return verdict_pass();
+		if (ip.version != 4 || ip.ihl < 5)
+			return verdict_pass();
+		if (ip.frag_off & bpf_htons(IPV4_FRAG_OFFSET))
+			return verdict_pass();
+		proto = ip.protocol;
+		l4_off = ip.ihl * 4;
+		break;
+	}
+	case bpf_htons(ETH_P_IPV6): {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+			return verdict_pass();
+		if (ip6.version != 6)
+			return verdict_pass();
+		proto = ip6.nexthdr;
+		l4_off = sizeof(ip6);
+		break;
+	}
+	default:
+		return verdict_pass();
+	}
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return verdict_pass();
+	if (bpf_skb_load_bytes_relative(skb, l4_off, &ports, sizeof(ports), BPF_HDR_START_NET))
+		return verdict_pass();
+	if (bpf_ntohs(ports.source) == port || bpf_ntohs(ports.dest) == port)
+		return verdict_drop();
+	return verdict_pass();
+}

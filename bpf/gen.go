@@ -1,0 +1,10 @@
+package bpf
+
+// The bundled programs. clang is pinned so that the committed objects are
+// reproducible; include/ holds <asm/*.h> shims for Debian's multiarch layout.
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" pass pass.c
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" -output-stem drop_port dropPort drop_port.c
+
+// Objects used by datapath's tests as user-supplied ELF files.
+//go:generate clang-19 -target bpfel -O2 -g -Wall -Werror -Iinclude -c testdata/multi.c -o testdata/multi_bpfel.o
+//go:generate clang-19 -target bpfel -O2 -g -Wall -Werror -Iinclude -c testdata/bad.c -o testdata/bad_bpfel.o

@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Debian installs the uapi <asm/...> headers only under the host's multiarch
+ * directory, which clang does not search for -target bpf. This shim maps
+ * <asm/posix_types.h> to its architecture-independent equivalent so the BPF programs
+ * build the same way on every host architecture.
+ */
+#pragma once
+#include <asm-generic/posix_types.h>

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// nkscriptBinary builds the command once per test binary, static as the
+// Makefile builds it.
+func nkscriptBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nkscript-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "nkscript")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// testHostNetns creates a named namespace for the test to use as the
+// "host" of nkscript runs, so their host-side links stay out of the real
+// host; it is deleted when the test ends.
+func testHostNetns(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	name := fmt.Sprintf("nkt-sig-%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	return name
+}
+
+const waitingScript = `
+ns = netns(argv[1])
+p = veth_pair("sig0", "sig1", peer_ns = ns)
+p.primary.addr("10.77.0.1/24").up()
+print("ready")
+exec(host, "sleep 60")
+print("not reached")
+`
+
+// startWaiting runs waitingScript inside hostNs and returns once it has
+// built its lab.
+func startWaiting(t *testing.T, hostNs, labNs, journals string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "wait.star")
+	if err := os.WriteFile(script, []byte(waitingScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", hostNs, nkscriptBinary(t), "--journal-dir="+journals, script, labNs)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("script did not get ready: %q %v\nstderr: %s", line, err, stderr.String())
+	}
+	return cmd, &stderr
+}
+
+// labState lists what a run could leave: its namespace, links in the
+// test's host namespace other than lo, and journals.
+func labState(t *testing.T, hostNs, labNs, journals string) string {
+	t.Helper()
+	var s []string
+	if _, err := os.Stat("/run/netns/" + labNs); err == nil {
+		s = append(s, "netns "+labNs)
+	}
+	out, err := exec.Command("ip", "-n", hostNs, "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[1] != "lo:" {
+			s = append(s, "link "+f[1])
+		}
+	}
+	js, _ := filepath.Glob(filepath.Join(journals, "*"))
+	for _, j := range js {
+		s = append(s, "journal "+filepath.Base(j))
+	}
+	return strings.Join(s, ", ")
+}
+
+func TestSignalsCleanUp(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			hostNs := testHostNetns(t)
+			labNs := hostNs + "-lab"
+			journals := t.TempDir()
+			cmd, stderr := startWaiting(t, hostNs, labNs, journals)
+			if got := labState(t, hostNs, labNs, journals); !strings.Contains(got, "netns "+labNs) || !strings.Contains(got, "link sig0") {
+				t.Fatalf("lab not built: %s", got)
+			}
+			// ip netns exec runs nkscript as its own process (exec), so
+			// the signal reaches nkscript directly.
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("exit: %v, want exit status 1", err)
+			}
+			if !strings.Contains(stderr.String(), "interrupted; cleaning up") {
+				t.Errorf("stderr: %s", stderr.String())
+			}
+			if got := labState(t, hostNs, labNs, journals); got != "" {
+				t.Errorf("left behind after %v: %s", sig, got)
+			}
+		})
+	}
+}
+
+func TestSIGKILLThenCleanup(t *testing.T) {
+	hostNs := testHostNetns(t)
+	labNs := hostNs + "-lab"
+	journals := t.TempDir()
+	cmd, _ := startWaiting(t, hostNs, labNs, journals)
+	cmd.Process.Kill()
+	cmd.Wait()
+	got := labState(t, hostNs, labNs, journals)
+	if !strings.Contains(got, "netns "+labNs) || !strings.Contains(got, "link sig0") || !strings.Contains(got, "journal ") {
+		t.Fatalf("after SIGKILL the lab should still be there, with its journal: %s", got)
+	}
+	out, err := exec.Command("ip", "netns", "exec", hostNs, nkscriptBinary(t), "--journal-dir="+journals, "cleanup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nkscript cleanup: %v\n%s", err, out)
+	}
+	for _, want := range []string{"deleted link sig0", "deleted netns " + labNs} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("cleanup output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := labState(t, hostNs, labNs, journals); got != "" {
+		t.Errorf("left behind after cleanup: %s", got)
+	}
+	out, err = exec.Command(nkscriptBinary(t), "--journal-dir="+journals, "cleanup").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nothing to clean up") {
+		t.Errorf("second cleanup: %v\n%s", err, out)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{write("ok.star", "print('hi')\n")}, 0},
+		{[]string{write("err.star", "fail('no')\n")}, 1},
+		{[]string{write("syntax.star", "x = (\n")}, 1},
+		{[]string{"--bogus"}, 2},
+		{[]string{filepath.Join(dir, "absent.star")}, 2},
+		{[]string{"--help"}, 0},
+		{[]string{"version"}, 0},
+	} {
+		cmd := exec.Command(nkscriptBinary(t), append([]string{"--journal-dir=" + dir + "/j"}, tc.args...)...)
+		cmd.Run()
+		if got := cmd.ProcessState.ExitCode(); got != tc.want {
+			t.Errorf("nkscript %v: exit %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}

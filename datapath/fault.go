@@ -1,0 +1,34 @@
+package datapath
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// FaultEnv names the environment variable that tests set to make the k-th
+// kernel-changing operation of a run fail, to prove that a run failing at
+// any point still cleans up. It is a test hook; users never set it.
+const FaultEnv = "NKSCRIPT_TEST_FAULT"
+
+func faultFromEnv() int {
+	k, err := strconv.Atoi(os.Getenv(FaultEnv))
+	if err != nil || k < 1 {
+		return 0
+	}
+	return k
+}
+
+// fault counts one kernel-changing operation and fails it if it is the
+// one the test hook selected. Callers hold no lock or l.mu; ops is only
+// touched from the goroutine running the script.
+func (l *Lab) fault(op string) error {
+	l.ops++
+	if l.faultAt != 0 && l.ops == l.faultAt {
+		return fmt.Errorf("%s: injected fault at operation %d (%s)", op, l.ops, FaultEnv)
+	}
+	return nil
+}
+
+// Ops is the number of kernel-changing operations the lab has performed.
+func (l *Lab) Ops() int { return l.ops }

@@ -1,0 +1,329 @@
+package datapath
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+var nameSeq atomic.Int32
+
+// uniqueName returns a namespace or link name no other test or process
+// uses: a prefix, the pid and a counter, at most 15 bytes.
+func uniqueName(prefix string) string {
+	n := fmt.Sprintf("%s%x%x", prefix, os.Getpid()%0xfffff, nameSeq.Add(1))
+	if len(n) > 15 {
+		n = n[len(n)-15:]
+	}
+	return n
+}
+
+// testLab returns a lab whose "host" is a fresh anonymous namespace, so
+// nothing the test does reaches the real host's links or settings.
+func testLab(t *testing.T) (*Lab, *Netns) {
+	t.Helper()
+	host := testNetns(t)
+	lab, err := NewLab(LabConfig{JournalDir: t.TempDir(), Script: t.Name(), Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return lab, host
+}
+
+// ipJSON runs `ip -j -d ARGS` inside ns and decodes its output.
+func ipJSON(t *testing.T, ns *Netns, args ...string) []map[string]any {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("iproute2 is not installed")
+	}
+	cmd := exec.Command("ip", append([]string{"-j", "-d"}, args...)...)
+	var out, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	// The child starts on the locked thread inside ns and inherits it.
+	if err := ns.Do(cmd.Start); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, stderr.String())
+	}
+	var v []map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &v); err != nil {
+		t.Fatalf("ip %v: %v\n%s", args, err, out.String())
+	}
+	return v
+}
+
+func linkNames(links []map[string]any) []string {
+	var names []string
+	for _, l := range links {
+		names = append(names, l["ifname"].(string))
+	}
+	return names
+}
+
+func TestLabNetnsLifecycle(t *testing.T) {
+	lab, _ := testLab(t)
+	name := uniqueName("nkt-ns")
+	ns, err := lab.Netns(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), name) {
+		t.Fatalf("ip netns list does not show %s:\n%s", name, out)
+	}
+	// lo is up in a lab namespace.
+	lo := ipJSON(t, ns, "link", "show", "lo")
+	if flags := fmt.Sprint(lo[0]["flags"]); !strings.Contains(flags, "UP") {
+		t.Fatalf("lo flags %s, want UP", flags)
+	}
+	if _, err := lab.Netns(name); !errors.Is(err, ErrExists) {
+		t.Fatalf("second netns %q: got %v, want ErrExists", name, err)
+	}
+	journal := lab.JournalPath()
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(NetnsDir + "/" + name); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s/%s still exists after Close: %v", NetnsDir, name, err)
+	}
+	if _, err := os.Stat(journal); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("journal %s still exists after Close", journal)
+	}
+}
+
+func TestLabNeverAdoptsExistingNetns(t *testing.T) {
+	requireRoot(t)
+	name := uniqueName("nkt-ex")
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	before, err := statNsPath(NetnsDir + "/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, _ := testLab(t)
+	if _, err := lab.Netns(name); !errors.Is(err, ErrExists) {
+		t.Fatalf("netns %q that exists: got %v, want ErrExists", name, err)
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := statNsPath(NetnsDir + "/" + name)
+	if err != nil || after != before {
+		t.Fatalf("the existing namespace was touched: before %v, after %v (%v)", before, after, err)
+	}
+}
+
+func TestLabVethPairInPlace(t *testing.T) {
+	lab, host := testLab(t)
+	a, err := lab.Netns(uniqueName("nkt-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.Netns(uniqueName("nkt-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "va", Peer: "vb", PrimaryNs: a, PeerNs: b, MTU: 1400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	la := ipJSON(t, a, "link", "show", "va")
+	lb := ipJSON(t, b, "link", "show", "vb")
+	if kind := la[0]["linkinfo"].(map[string]any)["info_kind"]; kind != "veth" {
+		t.Errorf("va kind %v, want veth", kind)
+	}
+	if la[0]["mtu"].(float64) != 1400 || lb[0]["mtu"].(float64) != 1400 {
+		t.Errorf("mtu %v/%v, want 1400", la[0]["mtu"], lb[0]["mtu"])
+	}
+	if int(la[0]["ifindex"].(float64)) != pair.Primary.Index() || int(lb[0]["ifindex"].(float64)) != pair.Peer.Index() {
+		t.Errorf("ifindexes %v/%v, pair says %d/%d", la[0]["ifindex"], lb[0]["ifindex"], pair.Primary.Index(), pair.Peer.Index())
+	}
+	// Nothing appeared in the lab's host namespace.
+	if names := linkNames(ipJSON(t, host, "link", "show")); len(names) != 1 || names[0] != "lo" {
+		t.Errorf("host namespace has links %v, want only lo", names)
+	}
+	// Duplicate names are refused before the kernel is asked.
+	if _, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "va", Peer: "vc", PrimaryNs: a, PeerNs: b}); !errors.Is(err, ErrExists) {
+		t.Errorf("duplicate link name: got %v, want ErrExists", err)
+	}
+	if _, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "a-name-over-15-bytes", Peer: "x", PrimaryNs: a}); err == nil || !strings.Contains(err.Error(), "at most 15") {
+		t.Errorf("long name: got %v", err)
+	}
+}
+
+func TestLabHostLinkDeletedByIdentity(t *testing.T) {
+	lab, host := testLab(t)
+	task, err := lab.Netns(uniqueName("nkt-t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "nk0", Peer: "task0", PeerNs: task})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.AddAddr(pair.Primary, netip.MustParsePrefix("10.9.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.SetUp(pair.Primary, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Sysctl(host, "net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.AddRoute(host, RouteSpec{Dst: netip.MustParsePrefix("10.10.0.0/24"), Via: netip.MustParsePrefix("10.9.0.2/32").Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	// The journal names the host link by namespace, ifindex, name, kind.
+	_, entries, err := ReadJournal(lab.JournalPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, e := range entries {
+		ops = append(ops, e.Op)
+		if e.Op == "link" && (e.NS != host.ID() || e.Ifindex != pair.Primary.Index() || e.Name != "nk0" || e.Kind != "veth") {
+			t.Errorf("journal link entry %+v does not identify nk0 in the host", e)
+		}
+	}
+	if got := strings.Join(ops, ","); got != "netns,link,sysctl,route" {
+		t.Errorf("journal ops %s, want netns,link,sysctl,route", got)
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := linkNames(ipJSON(t, host, "link", "show")); len(names) != 1 {
+		t.Errorf("host namespace still has links %v after Close", names)
+	}
+	if v, err := ReadSysctl(host, "net.ipv4.ip_forward"); err != nil || v != "0" {
+		t.Errorf("ip_forward after Close = %q (%v), want 0 restored", v, err)
+	}
+}
+
+func TestLabSysctlRestore(t *testing.T) {
+	lab, host := testLab(t)
+	if err := lab.Sysctl(host, "net.ipv4.ip_default_ttl", "100"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Sysctl(host, "net.ipv4.tcp_syncookies", "0"); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else changes the TTL after the run did: theirs wins.
+	if err := writeSysctl(host, "net.ipv4.ip_default_ttl", "200"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := ReadSysctl(host, "net.ipv4.tcp_syncookies"); v != "1" {
+		t.Errorf("tcp_syncookies = %q after Close, want the previous 1 restored", v)
+	}
+	if v, _ := ReadSysctl(host, "net.ipv4.ip_default_ttl"); v != "200" {
+		t.Errorf("ip_default_ttl = %q after Close, want 200 (changed by someone else, left alone)", v)
+	}
+}
+
+func TestSysctlKeys(t *testing.T) {
+	lab, host := testLab(t)
+	for _, bad := range []string{"kernel.hostname", "net..ipv4", "/etc/passwd", "net.ipv4.nope", ""} {
+		if err := lab.Sysctl(host, bad, "1"); err == nil {
+			t.Errorf("sysctl %q: no error", bad)
+		}
+	}
+}
+
+func TestLabFaultInjection(t *testing.T) {
+	t.Setenv(FaultEnv, "2")
+	lab, host := testLab(t)
+	if _, err := lab.Netns(uniqueName("nkt-f")); err != nil {
+		t.Fatalf("operation 1 failed: %v", err)
+	}
+	_, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "f0", Peer: "f1"})
+	if err == nil || !strings.Contains(err.Error(), "injected fault at operation 2") {
+		t.Fatalf("operation 2: got %v, want the injected fault", err)
+	}
+	if names := linkNames(ipJSON(t, host, "link", "show")); len(names) != 1 {
+		t.Errorf("the faulted operation created links %v", names)
+	}
+}
+
+func TestCleanupStaleJournal(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	// A lab whose process "died": write its journal by hand, as a run
+	// killed right after creating its namespace would have left it.
+	name := uniqueName("nkt-k")
+	ns, err := createNamedNetns(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
+	t.Cleanup(func() { unmountNetns(NetnsDir + "/" + name) })
+	f, err := os.Create(dir + "/1-1.journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := json.NewEncoder(f)
+	// pid 1 with start time 1 is not a live process: init started at 0+.
+	enc.Encode(Entry{Op: "run", PID: 1, StartTime: 1 << 62, Script: "killed.star"})
+	enc.Encode(Entry{Op: "netns", Name: name, Path: NetnsDir + "/" + name, NS: ns.ID()})
+	// A namespace with the same name but another identity is not touched.
+	other := uniqueName("nkt-o")
+	if out, err := exec.Command("ip", "netns", "add", other).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", other).Run() })
+	enc.Encode(Entry{Op: "netns", Name: other, Path: NetnsDir + "/" + other, NS: NsID{Dev: 1, Ino: 1}})
+	f.Close()
+
+	runs, err := StaleRuns(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].Script != "killed.star" || len(runs[0].Entries) != 2 {
+		t.Fatalf("stale runs %+v", runs)
+	}
+	var log strings.Builder
+	if err := Cleanup(runs[0], &log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(NetnsDir + "/" + name); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("netns %s survived cleanup", name)
+	}
+	if _, err := os.Stat(NetnsDir + "/" + other); err != nil {
+		t.Errorf("netns %s (not the run's) was removed: %v", other, err)
+	}
+	if _, err := os.Stat(dir + "/1-1.journal"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("journal survived cleanup")
+	}
+	if !strings.Contains(log.String(), "deleted netns "+name) || !strings.Contains(log.String(), "left netns "+other) {
+		t.Errorf("cleanup log:\n%s", log.String())
+	}
+}
+
+func TestLiveRunIsNotStale(t *testing.T) {
+	lab, _ := testLab(t)
+	runs, err := StaleRuns(lab.journal.path[:strings.LastIndexByte(lab.journal.path, '/')])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 0 {
+		t.Fatalf("the running test's own journal is reported stale: %+v", runs)
+	}
+}

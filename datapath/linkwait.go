@@ -1,0 +1,209 @@
+package datapath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// linkPollInterval is how often WaitOperUp polls when it cannot subscribe
+// to link updates.
+const linkPollInterval = time.Millisecond
+
+// WaitOperUp waits until every link in ifindexes, all in ns, is
+// operationally up: its oper state is UP, or UNKNOWN for a device that never
+// reports carrier (lo, for one). veth and netkit devices toggle carrier with
+// their peer, so for them only UP counts: an UNKNOWN veth is one whose
+// carrier change the kernel has not processed yet, and its transmit queue
+// still drops packets.
+//
+// A link that is administratively down makes WaitOperUp fail at once, since
+// waiting cannot bring it up; so does a link that does not exist or is
+// deleted while waiting. A timeout of zero or less waits until ctx is done.
+// On timeout the error names the links that are still not up.
+func WaitOperUp(ctx context.Context, ns *Netns, ifindexes []int, timeout time.Duration) error {
+	if ns == nil {
+		return errors.New("wait for links: no namespace")
+	}
+	if len(ifindexes) == 0 {
+		return nil
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, errLinkWaitTimeout)
+		defer cancel()
+	}
+
+	w := &linkWaiter{ns: ns, pending: make(map[int]netlink.Link)}
+	for _, idx := range ifindexes {
+		w.pending[idx] = nil
+	}
+
+	// Subscribe before reading the current state, so that no change is
+	// missed between the two.
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	nsh := netns.NsHandle(ns.Fd())
+	subErr := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		Namespace: &nsh,
+		// Errors end the subscription (the channel is closed), after
+		// which WaitOperUp polls instead.
+		ErrorCallback: func(error) {},
+	})
+	if subErr == nil {
+		defer func() {
+			close(done)
+			// Drain until the subscription goroutine has exited: it
+			// closes updates once its socket is closed.
+			for range updates {
+			}
+		}()
+	} else {
+		updates = nil
+	}
+
+	if err := w.refresh(); err != nil {
+		return err
+	}
+	var poll <-chan time.Time
+	if updates == nil {
+		t := time.NewTicker(linkPollInterval)
+		defer t.Stop()
+		poll = t.C
+	}
+	for len(w.pending) > 0 {
+		select {
+		case <-ctx.Done():
+			if context.Cause(ctx) == errLinkWaitTimeout {
+				return fmt.Errorf("links in namespace %s not up after %v: %s", ns.Name(), timeout, w.describePending())
+			}
+			return fmt.Errorf("wait for links in namespace %s (still not up: %s): %w", ns.Name(), w.describePending(), ctx.Err())
+		case u, ok := <-updates:
+			if !ok {
+				// The subscription failed (say, the socket overran):
+				// fall back to polling.
+				updates = nil
+				t := time.NewTicker(linkPollInterval)
+				defer t.Stop()
+				poll = t.C
+				if err := w.refresh(); err != nil {
+					return err
+				}
+				continue
+			}
+			idx := int(u.Index)
+			if _, ok := w.pending[idx]; !ok {
+				continue
+			}
+			if u.Header.Type == unix.RTM_DELLINK {
+				return fmt.Errorf("link %s in namespace %s was deleted while waiting for it to come up", linkLabel(idx, u.Link), ns.Name())
+			}
+			if err := w.update(idx, u.Link); err != nil {
+				return err
+			}
+		case <-poll:
+			if err := w.refresh(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	errLinkWaitTimeout = errors.New("link wait timed out")
+	// errLinkAdminDown completes "link X in namespace Y ".
+	errLinkAdminDown = errors.New("is down; call .up()")
+)
+
+type linkWaiter struct {
+	ns      *Netns
+	pending map[int]netlink.Link // last state seen, nil if none yet
+}
+
+// refresh reads the state of every pending link.
+func (w *linkWaiter) refresh() error {
+	for idx := range w.pending {
+		l, err := w.ns.Handle().LinkByIndex(idx)
+		if err != nil {
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+				return fmt.Errorf("link %d in namespace %s: %w", idx, w.ns.Name(), ErrNotFound)
+			}
+			return fmt.Errorf("get link %d in namespace %s: %w", idx, w.ns.Name(), err)
+		}
+		if err := w.update(idx, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// update records the state of a pending link, dropping it once it is up.
+func (w *linkWaiter) update(idx int, l netlink.Link) error {
+	up, err := linkOperUp(l)
+	if err != nil {
+		return fmt.Errorf("link %s in namespace %s %w", l.Attrs().Name, w.ns.Name(), err)
+	}
+	if up {
+		delete(w.pending, idx)
+		return nil
+	}
+	w.pending[idx] = l
+	return nil
+}
+
+// describePending lists the pending links with their last oper state, in
+// ifindex order.
+func (w *linkWaiter) describePending() string {
+	idxs := make([]int, 0, len(w.pending))
+	for idx := range w.pending {
+		idxs = append(idxs, idx)
+	}
+	slices.Sort(idxs)
+	var parts []string
+	for _, idx := range idxs {
+		l := w.pending[idx]
+		s := linkLabel(idx, l)
+		if l != nil {
+			s += " (" + l.Attrs().OperState.String() + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// linkOperUp reports whether l can carry traffic, and fails if l is
+// administratively down.
+func linkOperUp(l netlink.Link) (bool, error) {
+	a := l.Attrs()
+	if a.Flags&net.FlagUp == 0 {
+		return false, errLinkAdminDown
+	}
+	switch a.OperState {
+	case netlink.OperUp:
+		return true, nil
+	case netlink.OperUnknown:
+		switch l.Type() {
+		case "veth", "netkit":
+			return false, nil
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+func linkLabel(idx int, l netlink.Link) string {
+	if l != nil && l.Attrs().Name != "" {
+		return l.Attrs().Name
+	}
+	return fmt.Sprintf("ifindex %d", idx)
+}

@@ -1,0 +1,145 @@
+package datapath
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// waitUpT waits for links in ns to come up, failing the test otherwise.
+func waitUpT(tb testing.TB, ns *Netns, ifindexes ...int) {
+	tb.Helper()
+	if err := WaitOperUp(context.Background(), ns, ifindexes, 5*time.Second); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestWaitOperUp(t *testing.T) {
+	a, b := testNetns(t), testNetns(t)
+	ia, ib := testVeth(t, a, "a0", netip.Prefix{}, b, "b0", netip.Prefix{})
+	lo, err := a.Handle().LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lo never reports carrier: its oper state stays UNKNOWN.
+	if err := WaitOperUp(context.Background(), a, []int{ia, lo.Attrs().Index}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitOperUp(context.Background(), b, []int{ib}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ns  *Netns
+		idx int
+	}{{a, ia}, {b, ib}} {
+		l, err := c.ns.Handle().LinkByIndex(c.idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.Attrs().OperState; got != netlink.OperUp {
+			t.Errorf("%s: oper state %v after WaitOperUp, want up", l.Attrs().Name, got)
+		}
+	}
+	if err := WaitOperUp(context.Background(), a, nil, time.Second); err != nil {
+		t.Errorf("no links: %v", err)
+	}
+}
+
+func TestWaitOperUpAdminDown(t *testing.T) {
+	a, b := testNetns(t), testNetns(t)
+	ia, _ := testVeth(t, a, "a0", netip.Prefix{}, b, "b0", netip.Prefix{})
+	if err := a.Handle().LinkSetDown(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ia}}); err != nil {
+		t.Fatal(err)
+	}
+	// A long timeout: an administratively down link must fail at once,
+	// not after it.
+	err := WaitOperUp(context.Background(), a, []int{ia}, time.Hour)
+	if err == nil {
+		t.Fatal("WaitOperUp succeeded on a link that is down")
+	}
+	if !errors.Is(err, errLinkAdminDown) || !strings.Contains(err.Error(), "link a0 ") || !strings.Contains(err.Error(), "call .up()") {
+		t.Errorf("error %q does not say that a0 is down", err)
+	}
+	t.Log(err)
+}
+
+func TestWaitOperUpTimeout(t *testing.T) {
+	a, b := testNetns(t), testNetns(t)
+	ia, ib := testVeth(t, a, "a0", netip.Prefix{}, b, "b0", netip.Prefix{})
+	// a0 stays administratively up but loses its carrier.
+	if err := b.Handle().LinkSetDown(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ib}}); err != nil {
+		t.Fatal(err)
+	}
+	err := WaitOperUp(context.Background(), a, []int{ia}, 50*time.Millisecond)
+	if err == nil {
+		t.Fatal("WaitOperUp succeeded on a link whose peer is down")
+	}
+	if errors.Is(err, errLinkAdminDown) || !strings.Contains(err.Error(), "a0 (") || !strings.Contains(err.Error(), "not up after") {
+		t.Errorf("error %q does not name a0 as still not up", err)
+	}
+	t.Log(err)
+}
+
+func TestWaitOperUpComesUp(t *testing.T) {
+	a, b := testNetns(t), testNetns(t)
+	ia, ib := testVeth(t, a, "a0", netip.Prefix{}, b, "b0", netip.Prefix{})
+	peer := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ib}}
+	if err := b.Handle().LinkSetDown(peer); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- WaitOperUp(context.Background(), a, []int{ia}, time.Minute) }()
+	if err := b.Handle().LinkSetUp(peer); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWaitOperUpMissing(t *testing.T) {
+	a := testNetns(t)
+	err := WaitOperUp(context.Background(), a, []int{4242}, time.Hour)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("got %v, want ErrNotFound", err)
+	}
+}
+
+func TestWaitOperUpCancel(t *testing.T) {
+	a, b := testNetns(t), testNetns(t)
+	ia, ib := testVeth(t, a, "a0", netip.Prefix{}, b, "b0", netip.Prefix{})
+	if err := b.Handle().LinkSetDown(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ib}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := WaitOperUp(ctx, a, []int{ia}, time.Hour)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestWaitOperUpDeleted(t *testing.T) {
+	a, b := testNetns(t), testNetns(t)
+	ia, ib := testVeth(t, a, "a0", netip.Prefix{}, b, "b0", netip.Prefix{})
+	if err := b.Handle().LinkSetDown(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ib}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- WaitOperUp(context.Background(), a, []int{ia}, time.Hour) }()
+	if err := a.Handle().LinkDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ia}}); err != nil {
+		t.Fatal(err)
+	}
+	// Whether WaitOperUp saw a0 go or never found it, it must fail
+	// without waiting out its timeout.
+	err := <-done
+	if err == nil {
+		t.Fatal("WaitOperUp succeeded on a deleted link")
+	}
+	t.Log(err)
+}

@@ -1,0 +1,45 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// KernelRelease is the running kernel's release string, e.g. "6.18.1".
+func KernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// HaveNetkit reports whether the running kernel can create netkit devices
+// (CONFIG_NETKIT, Linux 6.7 or later). It returns nil or an error wrapping
+// ErrNotSupported that says what to do. The probe creates a netkit pair in
+// a throwaway namespace once per process.
+var HaveNetkit = sync.OnceValue(probeNetkit)
+
+func probeNetkit() error {
+	ns, err := NewAnonNetns()
+	if err != nil {
+		return fmt.Errorf("probe netkit: %w", err)
+	}
+	defer ns.Close()
+	nk := &netlink.Netkit{LinkAttrs: netlink.LinkAttrs{Name: "nkprobe0"}, Mode: netlink.NETKIT_MODE_L3}
+	nk.SetPeerAttrs(&netlink.LinkAttrs{Name: "nkprobe1"})
+	err = ns.nl.LinkAdd(nk)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL), strings.Contains(err.Error(), "not supported"):
+		return &notSupportedError{fmt.Sprintf("the running kernel %s has no netkit devices (it needs CONFIG_NETKIT, Linux 6.7 or later); run the script with --vm to use a microVM kernel that has it", KernelRelease())}
+	default:
+		return fmt.Errorf("probe netkit: %w", err)
+	}
+}

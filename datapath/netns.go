@@ -1,0 +1,294 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NetnsDir is where named network namespaces are bind-mounted, as
+// iproute2 does, so that `ip netns exec NAME` sees them.
+const NetnsDir = "/run/netns"
+
+// Netns is a handle to a network namespace. The host namespace is the one
+// nkscript started in; every other Netns was created by a Lab.
+type Netns struct {
+	name string // "host" for the namespace nkscript started in
+	path string // bind mount under NetnsDir; "" for the host
+	file *os.File
+	id   NsID
+	nl   *netlink.Handle
+	host bool
+}
+
+// NsID identifies a namespace by the device and inode of its nsfs file.
+// Names can be reused; an NsID cannot while the namespace exists.
+type NsID struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
+}
+
+func (id NsID) String() string { return fmt.Sprintf("%d:%d", id.Dev, id.Ino) }
+
+func statNs(f *os.File) (NsID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return NsID{}, err
+	}
+	return NsID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+}
+
+// statNsPath returns the identity of the namespace file at path.
+func statNsPath(path string) (NsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return NsID{}, err
+	}
+	return NsID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+}
+
+// HostNetns returns a handle to the network namespace of the calling
+// process. The caller must Close it.
+func HostNetns() (*Netns, error) {
+	f, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("open host netns: %w", err)
+	}
+	return newNetns("host", "", f, true)
+}
+
+func newNetns(name, path string, f *os.File, host bool) (*Netns, error) {
+	id, err := statNs(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat netns %s: %w", name, err)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("netlink handle in netns %s: %w", name, err)
+	}
+	return &Netns{name: name, path: path, file: f, id: id, nl: h, host: host}, nil
+}
+
+// Name is the namespace's name: "host" or the name given to Lab.Netns.
+func (n *Netns) Name() string { return n.name }
+
+// Path is the namespace's bind mount under NetnsDir, or "" for the host.
+func (n *Netns) Path() string { return n.path }
+
+// ID is the namespace's identity.
+func (n *Netns) ID() NsID { return n.id }
+
+// IsHost reports whether n is the namespace nkscript started in.
+func (n *Netns) IsHost() bool { return n.host }
+
+// Handle is a netlink handle whose socket lives in the namespace.
+func (n *Netns) Handle() *netlink.Handle { return n.nl }
+
+// Fd is a file descriptor referring to the namespace, valid until Close.
+func (n *Netns) Fd() int { return int(n.file.Fd()) }
+
+// Close releases the handle. It does not delete the namespace.
+func (n *Netns) Close() error {
+	if n.nl != nil {
+		n.nl.Close()
+		n.nl = nil
+	}
+	if n.file != nil {
+		err := n.file.Close()
+		n.file = nil
+		return err
+	}
+	return nil
+}
+
+// Do runs fn on an OS thread that is inside the namespace: sockets fn
+// creates belong to the namespace, and so do ifindexes it resolves. The
+// thread is locked for the duration; if it cannot be switched back to the
+// namespace it came from, it is discarded instead of being reused. A panic
+// in fn is re-raised in the caller.
+func (n *Netns) Do(fn func() error) error {
+	if n.host {
+		// Every thread of the process stays in the host namespace: Do
+		// never hands a thread back to the scheduler in another one.
+		return fn()
+	}
+	type result struct {
+		err   error
+		panic any
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("open current netns: %w", err)}
+			return
+		}
+		defer orig.Close()
+		if err := unix.Setns(n.Fd(), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("enter netns %s: %w", n.name, err)}
+			return
+		}
+		var res result
+		func() {
+			defer func() { res.panic = recover() }()
+			res.err = fn()
+		}()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Leave the thread locked: the runtime terminates it when
+			// this goroutine exits, so no other goroutine runs in n.
+			if res.err == nil {
+				res.err = fmt.Errorf("restore netns: %w", err)
+			}
+			done <- res
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- res
+	}()
+	res := <-done
+	if res.panic != nil {
+		panic(res.panic)
+	}
+	return res.err
+}
+
+// createNamedNetns creates a new network namespace and bind-mounts it at
+// NetnsDir/name, like `ip netns add`. The mount point must not exist: an
+// existing namespace is never adopted. The new namespace's loopback is up.
+func createNamedNetns(name string) (*Netns, error) {
+	if err := ensureNetnsDir(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(NetnsDir, name)
+	// O_EXCL makes the name ours, or fails if another run or user has it.
+	mp, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("netns %q already exists: %w", name, ErrExists)
+		}
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	mp.Close()
+
+	var f *os.File
+	err = runLocked(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		var err error
+		f, err = os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			return err
+		}
+		return unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+	})
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		os.Remove(path)
+		return nil, fmt.Errorf("create netns %q: %w", name, err)
+	}
+	ns, err := newNetns(name, path, f, false)
+	if err != nil {
+		unmountNetns(path)
+		return nil, err
+	}
+	if err := ns.setLoopbackUp(); err != nil {
+		ns.Close()
+		unmountNetns(path)
+		return nil, err
+	}
+	return ns, nil
+}
+
+// runLocked runs fn on a fresh locked thread that is thrown away afterwards,
+// so that whatever fn does to the thread's namespaces dies with it.
+func runLocked(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread exits with the goroutine.
+		done <- fn()
+	}()
+	return <-done
+}
+
+// ensureNetnsDir makes NetnsDir a shared mount point, as iproute2 does, so
+// namespaces mounted there are visible in every mount namespace.
+func ensureNetnsDir() error {
+	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", NetnsDir, err)
+	}
+	err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) {
+		if err := unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind mount %s: %w", NetnsDir, err)
+		}
+		err = unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	}
+	if err != nil {
+		return fmt.Errorf("make %s shared: %w", NetnsDir, err)
+	}
+	return nil
+}
+
+// unmountNetns removes a namespace's bind mount; the kernel frees the
+// namespace once nothing else holds it.
+func unmountNetns(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// NewAnonNetns creates a network namespace that has no name and lives only
+// as long as the returned handle is open. Tests use it for isolation.
+func NewAnonNetns() (*Netns, error) {
+	var f *os.File
+	err := runLocked(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		var err error
+		f, err = os.Open("/proc/thread-self/ns/net")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create anonymous netns: %w", err)
+	}
+	ns, err := newNetns("anon", "", f, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.setLoopbackUp(); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return ns, nil
+}
+
+func (n *Netns) setLoopbackUp() error {
+	lo, err := n.nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("netns %s: find lo: %w", n.name, err)
+	}
+	if err := n.nl.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("netns %s: set lo up: %w", n.name, err)
+	}
+	return nil
+}

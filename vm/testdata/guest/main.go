@@ -1,0 +1,101 @@
+// Command guest is the program the vm tests boot: a few subcommands that
+// exercise the guest side of vm.Run.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nkscript/nkscript/vm"
+)
+
+func main() {
+	if vm.IsGuest() {
+		vm.Guest(run)
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: guest CMD [ARG...]")
+		return 64
+	}
+	switch args[0] {
+	case "true":
+		return 0
+	case "write": // write OUT ERR CODE
+		io.WriteString(stdout, args[1])
+		io.WriteString(stderr, args[2])
+		code, _ := strconv.Atoi(args[3])
+		return code
+	case "cat": // cat FILE
+		b, err := os.ReadFile(args[1])
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		stdout.Write(b)
+		return 0
+	case "env": // env NAME: print the working directory and $NAME
+		wd, _ := os.Getwd()
+		fmt.Fprintf(stdout, "%s\n%s\n", wd, os.Getenv(args[1]))
+		return 0
+	case "netkit":
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		nk := &netlink.Netkit{LinkAttrs: netlink.LinkAttrs{Name: "nk0"}, Mode: netlink.NETKIT_MODE_L3}
+		nk.SetPeerAttrs(&netlink.LinkAttrs{Name: "nk1"})
+		if err := h.LinkAdd(nk); err != nil {
+			fmt.Fprintf(stderr, "add netkit: %v\n", err)
+			return 1
+		}
+		l, err := h.LinkByName("nk1")
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s %s\n", l.Attrs().Name, l.Type())
+		return 0
+	case "veth": // needs the veth module, loaded on demand
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "v0"}, PeerName: "v1"}
+		if err := h.LinkAdd(v); err != nil {
+			fmt.Fprintf(stderr, "add veth: %v\n", err)
+			return 1
+		}
+		l, err := h.LinkByName("v1")
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s %s\n", l.Attrs().Name, l.Type())
+		return 0
+	case "panic":
+		panic("boom")
+	case "kpanic": // crash the guest kernel
+		if err := os.WriteFile("/proc/sys/kernel/sysrq", []byte("1"), 0); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0)
+		return 1
+	case "sleep": // announce, then hang until killed
+		fmt.Fprintln(stdout, "sleeping")
+		select {}
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n", args[0])
+	return 64
+}
