@@ -1,7 +1,6 @@
 package builtins
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -53,9 +52,6 @@ func netnsFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	r := runOf(thread)
 	ns, err := r.lab.Netns(name)
 	if err != nil {
-		if errors.Is(err, datapath.ErrExists) {
-			return nil, fmt.Errorf("%s: %v; pick another name (an existing namespace is never adopted), or remove the stale one with `ip netns del %s` if it is yours", b.Name(), err, name)
-		}
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return r.wrapNetns(ns), nil
@@ -130,9 +126,6 @@ func makePair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	}
 	p, err := r.lab.NewPair(o)
 	if err != nil {
-		if errors.Is(err, datapath.ErrExists) {
-			return nil, fmt.Errorf("%s: %v; choose other names", b.Name(), err)
-		}
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return r.wrapPair(p), nil

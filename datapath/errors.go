@@ -1,6 +1,9 @@
 package datapath
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrNotSupported is returned when the running kernel lacks a feature.
@@ -11,9 +14,22 @@ var (
 	ErrNotFound = errors.New("not found")
 )
 
-// notSupportedError explains what a kernel lacks and what to do; it
-// matches ErrNotSupported with errors.Is.
-type notSupportedError struct{ msg string }
+// kindError is a complete message for the user that still matches one of
+// the sentinel errors with errors.Is.
+type kindError struct {
+	msg  string
+	kind error
+}
 
-func (e *notSupportedError) Error() string        { return e.msg }
-func (e *notSupportedError) Is(target error) bool { return target == ErrNotSupported }
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+// notSupported explains what the kernel lacks and what to do.
+func notSupported(format string, args ...any) error {
+	return &kindError{fmt.Sprintf(format, args...), ErrNotSupported}
+}
+
+// exists says which name is taken and what to do.
+func exists(format string, args ...any) error {
+	return &kindError{fmt.Sprintf(format, args...), ErrExists}
+}

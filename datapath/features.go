@@ -38,7 +38,7 @@ func probeTCX() error {
 	defer prog.Close()
 	// No device has this ifindex: a kernel with tcx looks it up and fails
 	// with ENODEV, one without rejects the attach type first.
-	l, err := link.AttachTCX(link.TCXOptions{Interface: math.MaxUint32, Program: prog, Attach: ebpf.AttachTCXIngress})
+	l, err := link.AttachTCX(link.TCXOptions{Interface: math.MaxInt32, Program: prog, Attach: ebpf.AttachTCXIngress})
 	switch {
 	case err == nil:
 		l.Close()

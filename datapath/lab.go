@@ -159,10 +159,10 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 		return nil, err
 	}
 	if name == "host" {
-		return nil, fmt.Errorf("namespace name %q is reserved for the namespace nkscript runs in: %w", name, ErrExists)
+		return nil, exists("namespace name %q is reserved for the namespace nkscript runs in; pick another name", name)
 	}
 	if _, ok := l.byName[name]; ok {
-		return nil, fmt.Errorf("netns %q was already created by this script: %w", name, ErrExists)
+		return nil, exists("this script already created netns %q; use the value that call returned, or pick another name", name)
 	}
 	if err := l.fault("netns " + name); err != nil {
 		return nil, err
@@ -365,7 +365,7 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	}
 	for _, k := range l.links {
 		if (k.name == o.Primary && k.ns == o.PrimaryNs) || (k.name == o.Peer && k.ns == o.PeerNs) {
-			return nil, fmt.Errorf("this script already created a link named %q in namespace %s: %w", k.name, k.ns.name, ErrExists)
+			return nil, exists("this script already created a link named %q in namespace %s; pick another name", k.name, k.ns.name)
 		}
 	}
 	if err := l.fault(fmt.Sprintf("%s pair %s/%s", o.Kind, o.Primary, o.Peer)); err != nil {
@@ -374,8 +374,8 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	if err := o.PrimaryNs.nl.LinkAdd(dev); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			// Either name may be the one taken.
-			return nil, fmt.Errorf("create %s pair %s/%s: a link named %q or %q already exists (in %s or %s): %w",
-				o.Kind, o.Primary, o.Peer, o.Primary, o.Peer, o.PrimaryNs.name, o.PeerNs.name, ErrExists)
+			return nil, exists("create %s pair %s/%s: a link named %q (in %s) or %q (in %s) exists already and is not this run's; pick other names",
+				o.Kind, o.Primary, o.Peer, o.Primary, o.PrimaryNs.name, o.Peer, o.PeerNs.name)
 		}
 		return nil, fmt.Errorf("create %s pair %s/%s: %w", o.Kind, o.Primary, o.Peer, err)
 	}

@@ -38,7 +38,7 @@ func probeNetkit() error {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL), strings.Contains(err.Error(), "not supported"):
-		return &notSupportedError{fmt.Sprintf("the running kernel %s has no netkit devices (it needs CONFIG_NETKIT, Linux 6.7 or later); run the script with --vm to use a microVM kernel that has it", KernelRelease())}
+		return notSupported("the running kernel %s has no netkit devices (it needs CONFIG_NETKIT, Linux 6.7 or later); run the script with --vm to use a microVM kernel that has it", KernelRelease())
 	default:
 		return fmt.Errorf("probe netkit: %w", err)
 	}

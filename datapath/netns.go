@@ -175,7 +175,7 @@ func createNamedNetns(name string) (*Netns, error) {
 	mp, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("netns %q already exists: %w", name, ErrExists)
+			return nil, exists("netns %q exists already and is not this run's; pick another name (nkscript never adopts an existing namespace), or delete it with `ip netns del %s` if it is a leftover of yours", name, name)
 		}
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}

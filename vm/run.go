@@ -106,16 +106,42 @@ var accel struct {
 	name string
 }
 
-// Accel returns the accelerator Run uses: "kvm" when /dev/kvm can create a
-// VM, else "tcg" (emulation, much slower).
+// Accel returns the accelerator Run uses: "kvm" when the CPU has hardware
+// virtualisation (vmx or svm) and /dev/kvm can create a VM, else "tcg"
+// (emulation, much slower). $NKSCRIPT_ACCEL ("kvm" or "tcg") overrides it.
 func Accel() string {
 	accel.once.Do(func() {
+		switch a := os.Getenv("NKSCRIPT_ACCEL"); a {
+		case "kvm", "tcg":
+			accel.name = a
+			return
+		}
 		accel.name = "tcg"
-		if kvmUsable() {
+		if cpuHasVirt() && kvmUsable() {
 			accel.name = "kvm"
 		}
 	})
 	return accel.name
+}
+
+// cpuHasVirt reports whether the CPU advertises vmx or svm. Some hosts
+// offer /dev/kvm without them, and guests then fail to run.
+func cpuHasVirt() bool {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
+			for _, f := range strings.Fields(v) {
+				if f == "vmx" || f == "svm" {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
 }
 
 func kvmUsable() bool {

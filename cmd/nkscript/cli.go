@@ -280,7 +280,13 @@ func printError(w io.Writer, err error) {
 		fmt.Fprintf(w, "%s: syntax error: %s\n", synErr.Pos, synErr.Msg)
 	case errors.As(err, &resErr):
 		for _, e := range resErr {
-			fmt.Fprintf(w, "%s: %s\n", e.Pos, e.Msg)
+			msg := e.Msg
+			if name, ok := strings.CutPrefix(msg, "undefined: "); ok {
+				if s := suggest(name); s != "" {
+					msg += fmt.Sprintf(" (did you mean %s?)", s)
+				}
+			}
+			fmt.Fprintf(w, "%s: %s\n", e.Pos, msg)
 		}
 	default:
 		fmt.Fprintf(w, "error: %v\n", err)

@@ -76,7 +76,7 @@ func startWaiting(t *testing.T, hostNs, labNs, journals string) (*exec.Cmd, *str
 	if err := os.WriteFile(script, []byte(waitingScript), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", hostNs, nkscriptBinary(t), "--journal-dir="+journals, script, labNs)
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+hostNs, nkscriptBinary(t), "--journal-dir="+journals, script, labNs)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -128,7 +128,7 @@ func TestSignalsCleanUp(t *testing.T) {
 			if got := labState(t, hostNs, labNs, journals); !strings.Contains(got, "netns "+labNs) || !strings.Contains(got, "link sig0") {
 				t.Fatalf("lab not built: %s", got)
 			}
-			// ip netns exec runs nkscript as its own process (exec), so
+			// nsenter execs nkscript in place (no fork), so
 			// the signal reaches nkscript directly.
 			cmd.Process.Signal(sig)
 			err := cmd.Wait()
@@ -157,7 +157,7 @@ func TestSIGKILLThenCleanup(t *testing.T) {
 	if !strings.Contains(got, "netns "+labNs) || !strings.Contains(got, "link sig0") || !strings.Contains(got, "journal ") {
 		t.Fatalf("after SIGKILL the lab should still be there, with its journal: %s", got)
 	}
-	out, err := exec.Command("ip", "netns", "exec", hostNs, nkscriptBinary(t), "--journal-dir="+journals, "cleanup").CombinedOutput()
+	out, err := exec.Command("nsenter", "--net=/run/netns/"+hostNs, nkscriptBinary(t), "--journal-dir="+journals, "cleanup").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nkscript cleanup: %v\n%s", err, out)
 	}
