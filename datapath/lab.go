@@ -47,8 +47,8 @@ type LabConfig struct {
 	// Script names the script in the journal, for `nkscript cleanup`.
 	Script string
 	// Host overrides the namespace the lab treats as the host (tests use
-	// an anonymous namespace); nil means the caller's namespace. The lab
-	// does not close it.
+	// an anonymous namespace), renaming it "host"; nil means the caller's
+	// namespace. The lab does not close it.
 	Host *Netns
 }
 
@@ -56,7 +56,9 @@ type LabConfig struct {
 // creates its journal.
 func NewLab(cfg LabConfig) (*Lab, error) {
 	host, ownHost := cfg.Host, false
-	if host == nil {
+	if host != nil {
+		host.name = "host"
+	} else {
 		var err error
 		if host, err = HostNetns(); err != nil {
 			return nil, err

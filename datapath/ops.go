@@ -264,6 +264,14 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook) (*Attachment, error) {
 	return a, nil
 }
 
+// partner is the other end of k's pair.
+func (k *Link) partner() *Link {
+	if k.prim {
+		return k.pair.Peer
+	}
+	return k.pair.Primary
+}
+
 func (k *Link) kindName() string {
 	if k.pair == nil {
 		return "device"
@@ -279,8 +287,12 @@ func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
 	byNs := map[*Netns][]int{}
 	var pending []*Link
 	for k := range l.pendUp {
-		byNs[k.ns] = append(byNs[k.ns], k.index)
 		pending = append(pending, k)
+		// A link whose partner is down has no carrier and never will
+		// until the script brings the partner up: nothing to wait for.
+		if k.partner().IsUp() {
+			byNs[k.ns] = append(byNs[k.ns], k.index)
+		}
 	}
 	l.mu.Unlock()
 	for ns, idx := range byNs {

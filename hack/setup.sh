@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# setup.sh installs, on Debian bookworm as root, what nkscript's tests and
+# microVM need: qemu to boot the netkit kernel, and iproute2 + bpftool from
+# bookworm-backports (both know netkit) for cross-checking state in tests.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+src=/etc/apt/sources.list.d/backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  # Same mirror as the bookworm entry.
+  cat >"$src" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  updated=
+fi
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-linux)
+bp=()
+command -v bpftool >/dev/null || bp+=(bpftool)
+ip -V 2>/dev/null | grep -qE 'iproute2-6\.(1[5-9]|[2-9][0-9])' || bp+=(iproute2)
+
+if [ ${#need[@]} -gt 0 ] || [ ${#bp[@]} -gt 0 ] || [ -n "${updated+x}" ]; then
+  apt-get update -qq
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+if [ ${#bp[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bp[@]}"
+fi
+echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), $(ip -V), $(bpftool version | head -1)"
