@@ -36,6 +36,12 @@ func StaleRuns(dir string) ([]StaleRun, error) {
 		if err != nil {
 			return nil, err
 		}
+		if run.BootID != "" && run.BootID != bootID() {
+			// Written before a reboot: everything it names is gone, and
+			// ifindexes may have been reused since.
+			os.Remove(p)
+			continue
+		}
 		if processAlive(run.PID, run.StartTime) {
 			continue
 		}
@@ -62,6 +68,10 @@ func Cleanup(r StaleRun, log io.Writer) error {
 		switch e.Op {
 		case "netns":
 			err = cleanupNetns(e, log)
+		case "pin":
+			err = cleanupPin(e, log)
+		case "bpffs":
+			err = cleanupBPFFS(e)
 		case "link", "route", "sysctl":
 			if e.NS != host.id {
 				fmt.Fprintf(log, "  skip %s %s: recorded in namespace %s, cleanup runs in %s\n", e.Op, e.Name+e.Route+e.Key, e.NS, host.id)

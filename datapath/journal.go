@@ -19,16 +19,18 @@ const DefaultJournalDir = "/run/nkscript"
 // Entry is one record of a journal: an object a run created or a setting
 // it changed, with what identifies it beyond its name.
 type Entry struct {
-	Op string `json:"op"` // "run", "netns", "link", "route", "sysctl", "undone"
+	Op string `json:"op"` // "run", "netns", "link", "route", "sysctl", "pin", "bpffs", "undone"
 
 	// "run": the process owning the journal.
 	PID       int    `json:"pid,omitempty"`
 	StartTime uint64 `json:"start_time,omitempty"` // /proc/PID/stat field 22
 	Script    string `json:"script,omitempty"`
 	Host      NsID   `json:"host,omitzero"`
+	BootID    string `json:"boot_id,omitempty"`
 
 	// "netns": Name, Path, NS. "link": NS, Ifindex, Name, Kind.
-	// "route": NS, Route. "sysctl": NS, Key, Old, New.
+	// "route": NS, Route, Dst, Via, Table. "sysctl": NS, Key, Old, New.
+	// "pin": Path, LinkID. "bpffs": Path (a mount).
 	Name    string `json:"name,omitempty"`
 	Path    string `json:"path,omitempty"`
 	NS      NsID   `json:"ns,omitzero"`
@@ -44,6 +46,8 @@ type Entry struct {
 
 	// "undone": Seq names an earlier entry the run already removed.
 	Seq int `json:"seq,omitempty"`
+
+	LinkID uint32 `json:"link_id,omitempty"`
 }
 
 // Journal is an append-only file of Entries, one JSON object per line.
@@ -72,7 +76,7 @@ func CreateJournal(dir, script string, host NsID) (*Journal, error) {
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	j := &Journal{path: path, f: f}
-	if _, err := j.Append(Entry{Op: "run", PID: pid, StartTime: start, Script: script, Host: host}); err != nil {
+	if _, err := j.Append(Entry{Op: "run", PID: pid, StartTime: start, Script: script, Host: host, BootID: bootID()}); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, err
@@ -178,4 +182,11 @@ func processAlive(pid int, start uint64) bool {
 	}
 	got, err := processStartTime(pid)
 	return err == nil && got == start
+}
+
+// bootID identifies the running boot: a journal from an earlier boot
+// describes objects that no longer exist.
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
 }

@@ -413,9 +413,9 @@ func (l *Lab) Close() error {
 }
 
 // Keep releases the lab without undoing anything, leaving the journal so
-// that `nkscript cleanup` removes the lab later. BPF attachments are
-// detached when the process exits unless they are pinned; Keep pins them
-// under pinDir and journals the pins.
+// that `nkscript cleanup` removes the lab later. BPF attachments would be
+// detached when the process exits, so Keep pins them under BPFFSDir and
+// journals the pins.
 func (l *Lab) Keep() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -423,8 +423,12 @@ func (l *Lab) Keep() error {
 		return nil
 	}
 	l.closed = true
+	err := l.pinAttachments()
 	for _, ns := range l.nslist {
 		ns.Close()
 	}
-	return l.journal.Close()
+	if err := l.journal.Close(); err != nil {
+		return err
+	}
+	return err
 }
