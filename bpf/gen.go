@@ -5,6 +5,10 @@ package bpf
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" pass pass.c
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" -output-stem drop_port dropPort drop_port.c
 
-// Objects used by datapath's tests as user-supplied ELF files.
-//go:generate clang-19 -target bpfel -O2 -g -Wall -Werror -Iinclude -c testdata/multi.c -o testdata/multi_bpfel.o
-//go:generate clang-19 -target bpfel -O2 -g -Wall -Werror -Iinclude -c testdata/bad.c -o testdata/bad_bpfel.o
+// Objects used by datapath's tests as user-supplied ELF files. DWARF is
+// stripped, as bpf2go does, so the objects do not depend on the checkout's
+// path; BTF stays.
+//go:generate clang-19 -target bpfel -O2 -g -fdebug-compilation-dir=. -Wall -Werror -Iinclude -c testdata/multi.c -o testdata/multi_bpfel.o
+//go:generate llvm-strip-19 -g testdata/multi_bpfel.o
+//go:generate clang-19 -target bpfel -O2 -g -fdebug-compilation-dir=. -Wall -Werror -Iinclude -c testdata/bad.c -o testdata/bad_bpfel.o
+//go:generate llvm-strip-19 -g testdata/bad_bpfel.o

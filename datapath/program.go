@@ -77,9 +77,13 @@ var removeMemlock = sync.OnceValue(rlimit.RemoveMemlock)
 // setting its constants. Only SchedCLS programs can be loaded: they are
 // the ones tcx and netkit accept.
 func LoadProgram(spec ProgramSpec) (*Program, error) {
-	coll, fn, label, err := programCollection(spec)
+	coll, fn, err := programCollection(spec)
 	if err != nil {
 		return nil, err
+	}
+	name, label := fn, fmt.Sprintf("%s in %s", fn, spec.Path)
+	if spec.Name != "" {
+		name, label = spec.Name, spec.Name
 	}
 	ps := coll.Programs[fn]
 	if ps.Type != ebpf.SchedCLS {
@@ -111,7 +115,7 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 		}
 		return nil, fmt.Errorf("load program %s: %w", label, err)
 	}
-	p := &Program{name: label, typ: ps.Type, coll: c, prog: c.Programs[fn]}
+	p := &Program{name: name, typ: ps.Type, coll: c, prog: c.Programs[fn]}
 	info, err := p.prog.Info()
 	if err != nil {
 		c.Close()
@@ -129,37 +133,37 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 	return p, nil
 }
 
-// programCollection returns the spec of the object spec names, the name of
-// the selected program in it, and a label for messages and Program.Name.
-func programCollection(spec ProgramSpec) (*ebpf.CollectionSpec, string, string, error) {
+// programCollection returns the spec of the object spec names and the name
+// of the selected program in it.
+func programCollection(spec ProgramSpec) (*ebpf.CollectionSpec, string, error) {
 	switch {
 	case spec.Name != "" && spec.Path != "":
-		return nil, "", "", fmt.Errorf("load program: give a bundled name (%q) or a path (%q), not both", spec.Name, spec.Path)
+		return nil, "", fmt.Errorf("load program: give a bundled name (%q) or a path (%q), not both", spec.Name, spec.Path)
 	case spec.Name != "":
 		if spec.Section != "" {
-			return nil, "", "", fmt.Errorf("load program %s: a section can only be chosen in an object file, not in a bundled program", spec.Name)
+			return nil, "", fmt.Errorf("load program %s: a section can only be chosen in an object file, not in a bundled program", spec.Name)
 		}
 		coll, err := bpf.Spec(spec.Name)
 		if err != nil {
-			return nil, "", "", fmt.Errorf("load program: %w", err)
+			return nil, "", fmt.Errorf("load program: %w", err)
 		}
 		fn, err := bpf.Function(spec.Name)
 		if err != nil {
-			return nil, "", "", fmt.Errorf("load program: %w", err)
+			return nil, "", fmt.Errorf("load program: %w", err)
 		}
-		return coll, fn, spec.Name, nil
+		return coll, fn, nil
 	case spec.Path != "":
 		coll, err := loadObject(spec.Path)
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", err
 		}
 		fn, err := selectProgram(coll, spec.Section)
 		if err != nil {
-			return nil, "", "", fmt.Errorf("load program %s: %w", spec.Path, err)
+			return nil, "", fmt.Errorf("load program %s: %w", spec.Path, err)
 		}
-		return coll, fn, fn, nil
+		return coll, fn, nil
 	default:
-		return nil, "", "", errors.New("load program: neither a bundled name nor a path given")
+		return nil, "", errors.New("load program: neither a bundled name nor a path given")
 	}
 }
 
@@ -175,7 +179,10 @@ func loadObject(path string) (*ebpf.CollectionSpec, error) {
 	}
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("load program %s: not an ELF object file: %w", path, err)
+		if !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
+			return nil, fmt.Errorf("load program %s: not an ELF object file", path)
+		}
+		return nil, fmt.Errorf("load program %s: ELF object is truncated or corrupt: %w", path, err)
 	}
 	machine := f.Machine
 	f.Close()
@@ -185,7 +192,7 @@ func loadObject(path string) (*ebpf.CollectionSpec, error) {
 	coll, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(data))
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("load program %s: object file is truncated: %w", path, err)
+			return nil, fmt.Errorf("load program %s: ELF object is truncated or corrupt: %w", path, err)
 		}
 		return nil, fmt.Errorf("load program %s: invalid BPF object: %w", path, err)
 	}
@@ -364,7 +371,7 @@ type verifierError struct {
 
 func (e *verifierError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "load program %s: the verifier rejected it: %v", e.prog, e.err.Cause)
+	fmt.Fprintf(&b, "load program %s: the verifier rejected it (%v)", e.prog, e.err.Cause)
 	log := e.err.Log
 	for len(log) > 0 && strings.TrimSpace(log[len(log)-1]) == "" {
 		log = log[:len(log)-1]

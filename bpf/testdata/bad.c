@@ -9,7 +9,10 @@ char _license[] SEC("license") = "GPL";
 SEC("tc")
 int unchecked(struct __sk_buff *skb)
 {
+	/* Some valid work first, so that the verifier log is long. */
+	__u32 sum = skb->len + skb->mark + skb->priority + skb->ifindex +
+		    skb->hash + skb->tc_index + skb->queue_mapping;
 	__u8 *data = (__u8 *)(long)skb->data;
 
-	return data[0];
+	return data[0] + sum;
 }
