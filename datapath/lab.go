@@ -458,7 +458,15 @@ func (l *Lab) AddAddr(k *Link, p netip.Prefix) error {
 	}
 	k.mu.Lock()
 	k.addrs = append(k.addrs, p)
+	up := k.up
 	k.mu.Unlock()
+	if up && p.Addr().Is6() {
+		// The kernel answers neighbour solicitations for a new IPv6
+		// address a moment after it is added: WaitReady waits for that.
+		l.mu.Lock()
+		l.pendUp[k] = true
+		l.mu.Unlock()
+	}
 	return nil
 }
 

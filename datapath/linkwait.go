@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,12 @@ const linkPollInterval = time.Millisecond
 // their peer, so for them only UP counts: an UNKNOWN veth is one whose
 // carrier change the kernel has not processed yet, and its transmit queue
 // still drops packets.
+//
+// Then, on links that use neighbour discovery, it waits until the kernel
+// listens for solicitations to each of the link's IPv6 addresses. The kernel
+// joins an address's solicited-node multicast group in the background, even
+// for an address added with nodad; a neighbour solicitation that arrives
+// before is dropped, and the first IPv6 exchange stalls for a second.
 //
 // A link that is administratively down makes WaitOperUp fail at once, since
 // waiting cannot bring it up; so does a link that does not exist or is
@@ -115,7 +122,15 @@ func WaitOperUp(ctx context.Context, ns *Netns, ifindexes []int, timeout time.Du
 			}
 		}
 	}
-	return nil
+	missing, err := waitSolicitedNodes(ctx, ns, ifindexes)
+	if len(missing) > 0 {
+		what := "kernel not yet listening for IPv6 neighbour solicitations to " + strings.Join(missing, ", ")
+		if context.Cause(ctx) == errLinkWaitTimeout {
+			return fmt.Errorf("links in namespace %s not ready after %v: %s", ns.Name(), timeout, what)
+		}
+		return fmt.Errorf("wait for links in namespace %s (%s): %w", ns.Name(), what, err)
+	}
+	return err
 }
 
 var (
@@ -206,4 +221,68 @@ func linkLabel(idx int, l netlink.Link) string {
 		return l.Attrs().Name
 	}
 	return fmt.Sprintf("ifindex %d", idx)
+}
+
+// waitSolicitedNodes polls until ns has joined, on each link, the
+// solicited-node multicast group of every IPv6 address of the link. If ctx
+// is done first, it returns the addresses still missing with ctx.Err().
+func waitSolicitedNodes(ctx context.Context, ns *Netns, ifindexes []int) ([]string, error) {
+	want := make(map[string]string) // "ifindex group" -> what it is for
+	for _, idx := range ifindexes {
+		l, err := ns.Handle().LinkByIndex(idx)
+		if err != nil {
+			return nil, fmt.Errorf("get link %d in namespace %s: %w", idx, ns.Name(), err)
+		}
+		if l.Attrs().RawFlags&(unix.IFF_NOARP|unix.IFF_LOOPBACK) != 0 {
+			// No neighbour discovery, no group.
+			continue
+		}
+		addrs, err := ns.Handle().AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return nil, fmt.Errorf("list addresses of %s in namespace %s: %w", l.Attrs().Name, ns.Name(), err)
+		}
+		for _, a := range addrs {
+			ip := a.IP.To16()
+			if ip == nil || a.Flags&unix.IFA_F_DADFAILED != 0 {
+				continue
+			}
+			// ff02::1:ffXX:XXXX, from the low 24 bits of the address,
+			// as /proc/net/igmp6 prints it.
+			group := fmt.Sprintf("ff0200000000000000000001ff%x", []byte(ip[13:16]))
+			want[fmt.Sprintf("%d %s", idx, group)] = fmt.Sprintf("%s on %s", a.IP, l.Attrs().Name)
+		}
+	}
+	for len(want) > 0 {
+		var joined []byte
+		err := ns.Do(func() error {
+			var err error
+			joined, err = os.ReadFile("/proc/thread-self/net/igmp6")
+			return err
+		})
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil // no IPv6
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read multicast groups in namespace %s: %w", ns.Name(), err)
+		}
+		// Lines read: ifindex name group users flags timer.
+		for line := range strings.Lines(string(joined)) {
+			f := strings.Fields(line)
+			if len(f) >= 3 {
+				delete(want, f[0]+" "+f[2])
+			}
+		}
+		if len(want) == 0 {
+			break
+		}
+		if err := sleepCtx(ctx, linkPollInterval); err != nil {
+			var missing []string
+			for _, what := range want {
+				missing = append(missing, what)
+			}
+			slices.Sort(missing)
+			return missing, err
+		}
+	}
+	return nil, nil
 }

@@ -3,7 +3,9 @@ package datapath
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +144,43 @@ func TestWaitOperUpDeleted(t *testing.T) {
 		t.Fatal("WaitOperUp succeeded on a deleted link")
 	}
 	t.Log(err)
+}
+
+// TestWaitOperUpIPv6 checks that WaitOperUp returns only once the kernel
+// accepts neighbour solicitations for the links' IPv6 addresses, and that
+// it does not wait for that on links without neighbour discovery.
+func TestWaitOperUpIPv6(t *testing.T) {
+	a, b := testNetns(t), testNetns(t)
+	// The kernel usually joins the group within microseconds: repeat so
+	// that a WaitOperUp that did not wait for it would be caught.
+	for i := range 50 {
+		_, ib := testVeth(t, a, fmt.Sprintf("a%d", i), netip.Prefix{}, b, fmt.Sprintf("b%d", i), netip.Prefix{})
+		addr := netip.AddrFrom16([16]byte{0xfd, 15: byte(i), 14: 0xcd, 13: 0xab})
+		addAddrNodad(t, b, ib, netip.PrefixFrom(addr, 64))
+		waitUpT(t, b, ib)
+		var groups []byte
+		if err := b.Do(func() (err error) { groups, err = os.ReadFile("/proc/thread-self/net/igmp6"); return }); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%d b%d ff0200000000000000000001ffabcd%02x", ib, i, i)
+		found := false
+		for line := range strings.Lines(string(groups)) {
+			if f := strings.Fields(line); len(f) > 3 && strings.Join(f[:3], " ") == want {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("solicited-node group of %v not joined after WaitOperUp; want %q in:\n%s", addr, want, groups)
+		}
+	}
+
+	// Without ARP there is no neighbour discovery and no group to join.
+	ia, _ := testVeth(t, a, "x0", netip.Prefix{}, b, "y0", netip.Prefix{})
+	if err := a.Handle().LinkSetARPOff(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ia}}); err != nil {
+		t.Fatal(err)
+	}
+	addAddrNodad(t, a, ia, netip.MustParsePrefix("fd00::1/64"))
+	if err := WaitOperUp(context.Background(), a, []int{ia}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 }

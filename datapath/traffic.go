@@ -683,6 +683,9 @@ func listenErr(proto string, o ProbeOptions, err error) error {
 func probeTCP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 	deadline := time.Now().Add(o.Timeout)
 	lc := net.ListenConfig{Control: freebind(o.Dst.Is6())}
+	// Plain TCP, whatever Go's default: what a probe tests should not
+	// depend on the Go release.
+	lc.SetMultipathTCP(false)
 	var ln net.Listener
 	err := o.DstNs.Do(func() error {
 		var err error

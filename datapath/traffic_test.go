@@ -186,8 +186,11 @@ func TestPingOptions(t *testing.T) {
 // TTL 2 arrives.
 func TestPingTTL(t *testing.T) {
 	a, r, b := testNetns(t), testNetns(t), testNetns(t)
-	ia, _ := testVeth(t, a, "a0", netip.MustParsePrefix("10.1.0.1/24"), r, "r0", netip.MustParsePrefix("10.1.0.254/24"))
-	ib, _ := testVeth(t, b, "b0", netip.MustParsePrefix("10.2.0.1/24"), r, "r1", netip.MustParsePrefix("10.2.0.254/24"))
+	ia, ir0 := testVeth(t, a, "a0", netip.MustParsePrefix("10.1.0.1/24"), r, "r0", netip.MustParsePrefix("10.1.0.254/24"))
+	ib, ir1 := testVeth(t, b, "b0", netip.MustParsePrefix("10.2.0.1/24"), r, "r1", netip.MustParsePrefix("10.2.0.254/24"))
+	waitUpT(t, a, ia)
+	waitUpT(t, b, ib)
+	waitUpT(t, r, ir0, ir1)
 	for _, c := range []struct {
 		ns  *Netns
 		idx int
