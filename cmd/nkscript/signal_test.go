@@ -22,7 +22,7 @@ var (
 
 // nkscriptBinary builds the command once per test binary, static as the
 // Makefile builds it.
-func nkscriptBinary(t *testing.T) string {
+func nkscriptBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "nkscript-bin")
