@@ -59,6 +59,7 @@ const usageText = `nkscript runs network labs written in Starlark.
 Usage:
   nkscript [flags] FILE.star [ARGS...]   run a lab script
   nkscript [flags]                       start a REPL (also: nkscript repl)
+  nkscript test [flags] [PATH...]        run *.star tests against their NAME.golden files (see test --help)
   nkscript cleanup                       remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned one)
   nkscript version                       print the version
@@ -123,6 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCleanup(&o, rest[1:], stdout, stderr)
 	case "kernels":
 		return cmdKernels(rest[1:], stdout, stderr)
+	case "test":
+		return cmdTest(&o, rest[1:], stdout, stderr)
 	case "repl":
 		return runREPL(&o, stdout, stderr)
 	case "help":

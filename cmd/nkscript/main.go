@@ -9,6 +9,7 @@
 //	nkscript [flags]                       start a REPL
 //	nkscript cleanup                       remove what killed runs left behind
 //	nkscript kernels [--fetch]             list (or fetch) microVM kernels
+//	nkscript test [PATH...]                run scripts as golden-output tests
 //	nkscript version                       print the version
 package main
 

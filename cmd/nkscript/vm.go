@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/nkscript/nkscript/datapath"
@@ -95,9 +96,14 @@ func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
 		return exitFail
 	}
+	// The guest gets the environment a script run needs, nothing more.
 	var env []string
-	if v, ok := os.LookupEnv(datapath.FaultEnv); ok {
-		env = append(env, datapath.FaultEnv+"="+v)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "PATH", name == "HOME", name == "TERM", name == "LANG", name == "LC_ALL", strings.HasPrefix(name, "NKSCRIPT_"):
+			env = append(env, kv)
+		}
 	}
 	code, err := vm.Run(ctx, vm.Options{
 		Kernel: o.kernel,
