@@ -26,6 +26,11 @@ fi
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-linux)
+# The microVM kernel is fetched with apt-get download and unpacked with
+# dpkg-deb; its modules are xz or zstd compressed.
+for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg; do
+  command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
+done
 bp=()
 command -v bpftool >/dev/null || bp+=(bpftool)
 ip -V 2>/dev/null | grep -qE 'iproute2-6\.(1[5-9]|[2-9][0-9])' || bp+=(iproute2)

@@ -61,6 +61,9 @@ type KernelInfo struct {
 	// Modules is the directory holding the kernel's modules and the index
 	// the guest loads them with, "" if the kernel comes without modules.
 	Modules string
+	// Vmlinux is the same kernel uncompressed (an ELF with a PVH entry
+	// point), which boots faster than the bzImage; "" if there is none.
+	Vmlinux string
 }
 
 // cacheDir is where nkscript keeps kernels and initramfs images:
@@ -89,7 +92,12 @@ type kernelStamp struct {
 	Package string `json:"package"`
 	Version string `json:"version"`
 	SHA256  string `json:"sha256"`
+	Layout  int    `json:"layout"`
 }
+
+// cacheLayout changes when EnsureKernel's output changes, so that older
+// caches are rebuilt.
+const cacheLayout = 1
 
 const stampFile = "kernel.json"
 
@@ -162,12 +170,17 @@ func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
 			return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 		}
 	}
+	// Without KVM, decompressing the kernel takes the guest over a second:
+	// keep it uncompressed too. Not fatal: the bzImage boots as well.
+	if err := extractVmlinux(ctx, filepath.Join(out, "vmlinuz"), filepath.Join(out, "vmlinux")); err != nil {
+		fmt.Fprintf(log, "nkscript: no uncompressed kernel, boots will be slower: %v\n", err)
+	}
 	fmt.Fprintf(log, "nkscript: preparing kernel modules\n")
 	moddir := filepath.Join(x, "lib/modules", DefaultKernelRelease)
 	if err := prepareModules(ctx, moddir, filepath.Join(out, "modules")); err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
-	stamp, _ := json.MarshalIndent(kernelStamp{DefaultKernelPackage, DefaultKernelVersion, DefaultKernelSHA256}, "", "  ")
+	stamp, _ := json.MarshalIndent(kernelStamp{DefaultKernelPackage, DefaultKernelVersion, DefaultKernelSHA256, cacheLayout}, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, stampFile), append(stamp, '\n'), 0o644); err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
@@ -180,8 +193,16 @@ func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
 }
 
 func cachedKernel(dir string) (KernelInfo, error) {
-	if _, err := os.Stat(filepath.Join(dir, stampFile)); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, stampFile))
+	if err != nil {
 		return KernelInfo{}, err
+	}
+	var st kernelStamp
+	if err := json.Unmarshal(b, &st); err != nil {
+		return KernelInfo{}, fmt.Errorf("%s: %w", stampFile, err)
+	}
+	if st.Layout != cacheLayout {
+		return KernelInfo{}, fmt.Errorf("%s: cache layout %d, want %d", dir, st.Layout, cacheLayout)
 	}
 	return InspectKernel(filepath.Join(dir, "vmlinuz"))
 }
@@ -306,7 +327,110 @@ func InspectKernel(path string) (KernelInfo, error) {
 	if _, err := os.Stat(filepath.Join(dir, "modules", moduleIndexFile)); err == nil {
 		ki.Modules = filepath.Join(dir, "modules")
 	}
+	if filepath.Base(abs) == "vmlinuz" {
+		// A kernel cached by EnsureKernel.
+		if _, err := os.Stat(filepath.Join(dir, stampFile)); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "vmlinux")); err == nil {
+				ki.Vmlinux = filepath.Join(dir, "vmlinux")
+			}
+		}
+	}
 	return ki, nil
+}
+
+// extractVmlinux decompresses the kernel inside the bzImage bz to out and
+// checks that it is an ELF with a PVH entry point, which qemu can boot
+// directly.
+func extractVmlinux(ctx context.Context, bz, out string) error {
+	data, err := os.ReadFile(bz)
+	if err != nil {
+		return err
+	}
+	if len(data) < 0x250 || string(data[0x202:0x206]) != "HdrS" {
+		return fmt.Errorf("%s: not a bzImage", bz)
+	}
+	le32 := func(off int) int {
+		return int(uint32(data[off]) | uint32(data[off+1])<<8 | uint32(data[off+2])<<16 | uint32(data[off+3])<<24)
+	}
+	setupSects := int(data[0x1f1])
+	if setupSects == 0 {
+		setupSects = 4
+	}
+	start := (setupSects+1)*512 + le32(0x248)
+	length := le32(0x24c)
+	if length < 8 || start+length > len(data) {
+		return fmt.Errorf("%s: bad payload bounds", bz)
+	}
+	// The payload ends with the uncompressed size (4 bytes), which the
+	// decompressors would take for trailing garbage.
+	payload := data[start : start+length-4]
+	var tool string
+	switch {
+	case bytes.HasPrefix(payload, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		tool = "zstd"
+	case bytes.HasPrefix(payload, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		tool = "xz"
+	case bytes.HasPrefix(payload, []byte{0x1f, 0x8b}):
+		tool = "gzip"
+	default:
+		return fmt.Errorf("%s: unknown kernel compression", bz)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, tool, "-dc")
+	cmd.Stdin = bytes.NewReader(payload)
+	cmd.Stdout = f
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		os.Remove(out)
+		return fmt.Errorf("%s -dc: %w: %s", tool, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := checkPVH(out); err != nil {
+		os.Remove(out)
+		return err
+	}
+	return nil
+}
+
+// checkPVH makes sure vmlinux has the Xen PVH entry note qemu boots from.
+func checkPVH(vmlinux string) error {
+	const xenElfnotePhys32Entry = 18
+	f, err := elf.Open(vmlinux)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE {
+			continue
+		}
+		b, err := io.ReadAll(p.Open())
+		if err != nil {
+			return err
+		}
+		for len(b) >= 12 {
+			namesz := int(f.ByteOrder.Uint32(b[0:]))
+			descsz := int(f.ByteOrder.Uint32(b[4:]))
+			typ := f.ByteOrder.Uint32(b[8:])
+			name := b[12:min(len(b), 12+namesz)]
+			if typ == xenElfnotePhys32Entry && string(bytes.TrimRight(name, "\x00")) == "Xen" {
+				return nil
+			}
+			next := 12 + (namesz+3)&^3 + (descsz+3)&^3
+			if next > len(b) {
+				break
+			}
+			b = b[next:]
+		}
+	}
+	return fmt.Errorf("%s: no PVH entry point", vmlinux)
 }
 
 func configHas(config []byte, line string) bool {
@@ -464,7 +588,11 @@ func prepareModules(ctx context.Context, src, dst string) error {
 		}
 		var next []string
 		for _, n := range queue {
-			mi, err := readModinfo(filepath.Join(dst, strings.TrimSuffix(strings.TrimSuffix(all[n], ".xz"), ".zst")))
+			file := filepath.Join(dst, strings.TrimSuffix(strings.TrimSuffix(all[n], ".xz"), ".zst"))
+			if err := stripSignatureFile(file); err != nil {
+				return err
+			}
+			mi, err := readModinfo(file)
 			if err != nil {
 				return err
 			}
@@ -505,6 +633,19 @@ func prepareModules(ctx context.Context, src, dst string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dst, moduleIndexFile), b, 0o644)
+}
+
+// stripSignatureFile removes the signature of the module in file (see
+// stripModuleSignature).
+func stripSignatureFile(file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if s := stripModuleSignature(b); len(s) != len(b) {
+		return os.WriteFile(file, s, 0o644)
+	}
+	return nil
 }
 
 func contains(s []string, v string) bool {

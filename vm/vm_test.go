@@ -1,17 +1,22 @@
 package vm
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var guestBin struct {
@@ -45,6 +50,12 @@ func testGuest(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if bin := os.Getenv(helperEnv); bin != "" {
+		// Run by TestQemuDiesWithCaller: boot a guest that sleeps.
+		_, err := Run(context.Background(), Options{Binary: bin, Args: []string{"sleep"}, Stdout: os.Stdout})
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if guestBin.dir != "" {
 		os.RemoveAll(guestBin.dir)
@@ -125,4 +136,409 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 	}
 }
 
-var _ = time.Second
+// Output larger than every buffer on the way must arrive whole, also when
+// the guest ends right after writing it.
+func TestRunLargeOutput(t *testing.T) {
+	needVM(t)
+	const n = 4 << 20
+	r := runGuest(t, context.Background(), Options{}, "spew", strconv.Itoa(n))
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v", r.code, r.err)
+	}
+	pattern := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			if i%64 == 63 {
+				b[i] = '\n'
+			} else {
+				b[i] = byte('a' + i%26)
+			}
+		}
+		return string(b)
+	}
+	if r.stdout != pattern(n) {
+		t.Errorf("stdout: %d bytes, not the %d expected", len(r.stdout), n)
+	}
+	if r.stderr != pattern(n/4) {
+		t.Errorf("stderr: %d bytes, not the %d expected", len(r.stderr), n/4)
+	}
+	t.Logf("timing %+v", r.timing)
+}
+
+func TestRunReadsHostFiles(t *testing.T) {
+	needVM(t)
+	path, err := filepath.Abs("testdata/hostfile.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runGuest(t, context.Background(), Options{}, "cat", path)
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	if r.stdout != string(want) {
+		t.Errorf("guest read %q, want %q", r.stdout, want)
+	}
+}
+
+// Host tools run in the guest, and loopback is up.
+func TestRunHostTool(t *testing.T) {
+	needVM(t)
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("no ip tool on the host")
+	}
+	r := runGuest(t, context.Background(), Options{}, "exec", ip, "-o", "addr", "show", "dev", "lo")
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "inet 127.0.0.1/8") {
+		t.Errorf("ip addr show lo: %q, want 127.0.0.1/8 (loopback up)", r.stdout)
+	}
+}
+
+func TestRunMounts(t *testing.T) {
+	needVM(t)
+	r := runGuest(t, context.Background(), Options{}, "cat", "/proc/mounts")
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	mounts := map[string]string{} // mount point -> fs type
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 2 {
+			mounts[f[1]] = f[2]
+		}
+	}
+	for dir, fstype := range map[string]string{
+		"/usr": "9p", "/tmp": "tmpfs", "/run": "tmpfs", "/sys/fs/bpf": "bpf", "/proc": "proc",
+		"/sys": "sysfs", "/dev": "devtmpfs", "/sys/kernel/tracing": "tracefs", "/sys/fs/cgroup": "cgroup2",
+	} {
+		if mounts[dir] != fstype {
+			t.Errorf("%s: mounted %q, want %s", dir, mounts[dir], fstype)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/proc/mounts:\n%s", r.stdout)
+	}
+}
+
+func TestRunDirAndEnv(t *testing.T) {
+	needVM(t)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runGuest(t, context.Background(), Options{Dir: wd, Env: []string{"NKTEST=a b=c"}}, "env", "NKTEST")
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	if want := wd + "\na b=c\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+}
+
+func TestRunNetkit(t *testing.T) {
+	ki := needVM(t)
+	if !ki.Netkit {
+		t.Fatalf("default kernel %s: CONFIG_NETKIT=y not found in %q", ki.Version, ki.Config)
+	}
+	r := runGuest(t, context.Background(), Options{}, "netkit")
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	if want := "nk1 netkit\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+}
+
+// The default kernel has veth as a module; creating a veth pair makes the
+// kernel call the guest's module loader.
+func TestRunLoadsModulesOnDemand(t *testing.T) {
+	needVM(t)
+	r := runGuest(t, context.Background(), Options{}, "veth")
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	if want := "v1 veth\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+}
+
+func TestRunGoPanic(t *testing.T) {
+	needVM(t)
+	r := runGuest(t, context.Background(), Options{}, "panic")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.code != 2 {
+		t.Errorf("exit code %d, want 2", r.code)
+	}
+	if !strings.HasPrefix(r.stderr, "panic: boom\n") {
+		t.Errorf("stderr %q, want a panic message", r.stderr)
+	}
+}
+
+func TestRunKernelPanic(t *testing.T) {
+	needVM(t)
+	r := runGuest(t, context.Background(), Options{}, "kpanic")
+	if !errors.Is(r.err, ErrKernelPanic) {
+		t.Fatalf("err %v, want ErrKernelPanic", r.err)
+	}
+	if !strings.Contains(r.err.Error(), "sysrq") {
+		t.Errorf("error does not show the console: %v", r.err)
+	}
+	assertNoQemu(t)
+}
+
+func TestRunVerbose(t *testing.T) {
+	needVM(t)
+	r := runGuest(t, context.Background(), Options{Verbose: true}, "write", "out\n", "err\n", "0")
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v", r.code, r.err)
+	}
+	if r.stdout != "out\n" {
+		t.Errorf("stdout %q, want %q", r.stdout, "out\n")
+	}
+	if !strings.Contains(r.stderr, "Linux version "+DefaultKernelRelease) || !strings.Contains(r.stderr, "err\n") {
+		t.Errorf("stderr lacks the kernel console or the program's stderr: %q", r.stderr)
+	}
+}
+
+func TestRunBootTimeout(t *testing.T) {
+	needVM(t)
+	r := runGuest(t, context.Background(), Options{BootTimeout: time.Millisecond}, "true")
+	if !errors.Is(r.err, ErrBootTimeout) {
+		t.Fatalf("err %v, want ErrBootTimeout", r.err)
+	}
+	assertNoQemu(t)
+}
+
+// cancelOn cancels a context when a line is written to it.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	line   string
+	cancel func()
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.line+"\n") {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+func TestRunCancel(t *testing.T) {
+	needVM(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelOn{line: "sleeping", cancel: cancel}
+	_, err := Run(ctx, Options{Binary: testGuest(t), Args: []string{"sleep"}, Stdout: out})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if !strings.Contains(out.buf.String(), "sleeping\n") {
+		t.Fatalf("cancelled before the guest ran: stdout %q", out.buf.String())
+	}
+	assertNoQemu(t)
+}
+
+const helperEnv = "NKSCRIPT_VM_TEST_HELPER"
+
+// TestQemuDiesWithCaller kills a process running Run with SIGKILL, which it
+// cannot handle, and checks that its qemu dies too.
+func TestQemuDiesWithCaller(t *testing.T) {
+	needVM(t)
+	// Become the reaper of orphaned descendants, so that the helper's qemu
+	// is reparented to us rather than to PID 1.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+testGuest(t))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if line != "sleeping\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper said %q (%v), stderr: %s", line, err, stderr.String())
+	}
+	qemus := qemuChildren(t, cmd.Process.Pid)
+	if len(qemus) != 1 {
+		t.Fatalf("helper has qemu children %v, want one", qemus)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	// qemu, orphaned, is now our child (we are a subreaper): wait for the
+	// SIGKILL the kernel sends it as its parent dies. Without it, this
+	// blocks until the test times out.
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(qemus[0], &ws, 0, nil); err != nil {
+		t.Fatalf("wait for qemu: %v", err)
+	}
+	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("qemu ended with %v, want SIGKILL", ws)
+	}
+}
+
+// assertNoQemu fails the test if a qemu child of this process is left.
+func assertNoQemu(t *testing.T) {
+	t.Helper()
+	for _, pid := range qemuChildren(t, os.Getpid()) {
+		t.Errorf("qemu (pid %d) still running", pid)
+	}
+}
+
+// qemuChildren returns the live qemu processes whose parent is ppid.
+func qemuChildren(t *testing.T, ppid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		comm := s[strings.IndexByte(s, '(')+1 : i]
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(ppid) && strings.HasPrefix(comm, "qemu") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func TestRunMissingKernel(t *testing.T) {
+	needVM(t)
+	r := runGuest(t, context.Background(), Options{Kernel: filepath.Join(t.TempDir(), "bzImage")}, "true")
+	if !errors.Is(r.err, os.ErrNotExist) {
+		t.Fatalf("err %v, want a missing file error", r.err)
+	}
+}
+
+func TestRunDynamicBinary(t *testing.T) {
+	needVM(t)
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip(err)
+	}
+	_, err = Run(context.Background(), Options{Binary: sh})
+	if err == nil || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
+		t.Fatalf("err %v, want a hint to build with CGO_ENABLED=0", err)
+	}
+}
+
+func TestNoQemu(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	if err := HostCanRunVM(); !errors.Is(err, ErrNoQemu) {
+		t.Fatalf("HostCanRunVM: %v, want ErrNoQemu", err)
+	}
+	if _, err := Run(context.Background(), Options{}); !errors.Is(err, ErrNoQemu) {
+		t.Fatalf("Run: %v, want ErrNoQemu", err)
+	}
+	if !strings.Contains(ErrNoQemu.Error(), "qemu-system-x86") {
+		t.Errorf("ErrNoQemu does not name the package: %v", ErrNoQemu)
+	}
+}
+
+func TestAccel(t *testing.T) {
+	a := Accel()
+	if a != "kvm" && a != "tcg" {
+		t.Fatalf("Accel() = %q", a)
+	}
+	if os.Getenv("NKSCRIPT_ACCEL") == "" && !cpuHasVirt() && a != "tcg" {
+		t.Errorf("Accel() = %q on a CPU without vmx/svm", a)
+	}
+	t.Logf("accel %s", a)
+}
+
+func TestListKernels(t *testing.T) {
+	needVM(t)
+	ks, err := ListKernels()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *KernelInfo
+	for i := range ks {
+		t.Logf("%+v", ks[i])
+		if ks[i].Version == DefaultKernelRelease {
+			found = &ks[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("default kernel %s not listed", DefaultKernelRelease)
+	}
+	if !found.Netkit || found.Config == "" || found.Modules == "" || found.Vmlinux == "" {
+		t.Errorf("default kernel incomplete: %+v", *found)
+	}
+}
+
+func TestInspectKernel(t *testing.T) {
+	ki := needVM(t)
+	// A copy without a config beside it: netkit support unknown.
+	dir := t.TempDir()
+	bz := filepath.Join(dir, "bzImage")
+	if err := copyFile(ki.Path, bz); err != nil {
+		t.Fatal(err)
+	}
+	got, err := InspectKernel(bz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != DefaultKernelRelease || got.Config != "" || got.Netkit || got.Modules != "" || got.Vmlinux != "" {
+		t.Errorf("InspectKernel(copy) = %+v", got)
+	}
+	// With a config beside it.
+	if err := os.WriteFile(filepath.Join(dir, "config-"+DefaultKernelRelease), []byte("# x\nCONFIG_NETKIT=y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = InspectKernel(bz); err != nil || !got.Netkit {
+		t.Errorf("InspectKernel with config = %+v, %v", got, err)
+	}
+	// Not a kernel.
+	if _, err := InspectKernel(filepath.Join(dir, "config-"+DefaultKernelRelease)); err == nil {
+		t.Error("InspectKernel accepted a text file")
+	}
+}
+
+func TestStripModuleSignature(t *testing.T) {
+	body := []byte("\x7fELF module body")
+	sig := bytes.Repeat([]byte{0xaa}, 300)
+	info := []byte{0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x2c} // sig_len 300
+	signed := append(append(append(append([]byte{}, body...), sig...), info...), moduleSigMagic...)
+	if got := stripModuleSignature(signed); !bytes.Equal(got, body) {
+		t.Errorf("stripped %q, want %q", got, body)
+	}
+	if got := stripModuleSignature(body); !bytes.Equal(got, body) {
+		t.Errorf("unsigned module changed: %q", got)
+	}
+}

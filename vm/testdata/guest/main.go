@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 
 	"github.com/vishvananda/netlink"
@@ -83,6 +84,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s %s\n", l.Attrs().Name, l.Type())
 		return 0
+	case "exec": // exec PROG ARG...: run a host program, sharing stdout and stderr
+		cmd := exec.Command(args[1], args[2:]...)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	case "spew": // spew N: N pattern bytes to stdout, N/4 to stderr, at once
+		n, _ := strconv.Atoi(args[1])
+		done := make(chan struct{})
+		go func() { stderr.Write(pattern(n / 4)); close(done) }()
+		stdout.Write(pattern(n))
+		<-done
+		return 0
 	case "panic":
 		panic("boom")
 	case "kpanic": // crash the guest kernel
@@ -98,4 +114,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n", args[0])
 	return 64
+}
+
+// pattern returns n bytes of lines of letters; the tests make the same.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		if i%64 == 63 {
+			b[i] = '\n'
+		} else {
+			b[i] = byte('a' + i%26)
+		}
+	}
+	return b
 }

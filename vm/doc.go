@@ -1,0 +1,28 @@
+// Package vm runs a program inside a throwaway microVM whose kernel has
+// what the host's may lack (netkit).
+//
+// Run boots qemu-system-x86_64 (KVM when the host has it, TCG otherwise)
+// with a pinned Debian kernel (EnsureKernel) and an initramfs holding a
+// static executable — by default the running one — as /init. The guest
+// side, Guest, shares the host's root filesystem read-only over 9p at the
+// same paths, mounts fresh tmpfs on /run and /tmp, proc, sysfs, devtmpfs,
+// bpffs, debugfs, tracefs and cgroup2, then calls the program's main with
+// the host's arguments, environment and working directory. The program's
+// stdout and stderr travel over their own virtio-serial ports, the kernel
+// console over the serial port (kept for error messages, or copied to
+// stderr when verbose), and a control port carries the request and the
+// exit code. Kernel modules (veth, qdiscs, ...) are loaded on demand by the
+// guest's own module loader, which is the same executable.
+//
+// A program that may be booted this way starts with:
+//
+//	func main() {
+//		if vm.IsGuest() {
+//			vm.Guest(realMain)
+//		}
+//		os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+//	}
+//
+// It must be built with CGO_ENABLED=0. Host paths under /tmp and /run are
+// not visible in the guest, which has its own.
+package vm
