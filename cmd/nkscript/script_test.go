@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/vm"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -30,17 +31,22 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nkbin := nkscriptBinary(t)
 	testscript.Run(t, testscript.Params{
 		Dir:           filepath.Join(repo, "testdata", "script"),
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("REPO", repo)
+			// A static nkscript, for runs that boot it in the microVM.
+			env.Setenv("NKBIN", nkbin)
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "netkit":
 				return datapath.HaveNetkit() == nil, nil
+			case "vm":
+				return canBootNetkitVM(), nil
 			case "bpftool":
 				_, err := exec.LookPath("bpftool")
 				return err == nil, nil
@@ -48,4 +54,22 @@ func TestScripts(t *testing.T) {
 			return false, nil
 		},
 	})
+}
+
+// canBootNetkitVM reports whether --vm can run here: qemu is installed and
+// a kernel with netkit is cached (make kernel).
+func canBootNetkitVM() bool {
+	if vm.HostCanRunVM() != nil {
+		return false
+	}
+	ks, err := vm.ListKernels()
+	if err != nil {
+		return false
+	}
+	for _, k := range ks {
+		if k.Netkit {
+			return true
+		}
+	}
+	return false
 }
