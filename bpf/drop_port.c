@@ -3,14 +3,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * drop_port: drops TCP and UDP packets, over IPv4 or IPv6, whose source or
- * destination port equals the constant `port`; lets everything else through.
+ * destination port equals the constant `port`; hands everything else on to
+ * the next program on the hook (VERDICT_NEXT, see stats.h), so that it
+ * composes with other programs in a chain.
  *
  * Headers are read relative to the network header and the L3 protocol comes
- * from skb->protocol, so the program works whether the packet has an
- * Ethernet header (veth, netkit in l2 mode) or starts at the IP header
- * (netkit in l3 mode). IPv6 extension headers are not walked: only a TCP or
- * UDP header directly after the fixed header is matched. Non-first IPv4
- * fragments carry no ports and are let through.
+ * from skb->protocol, so the program does not depend on the link-layer
+ * header in front: it works on devices whose hooks see an Ethernet header
+ * (veth, netkit in l2 and in l3 mode alike: netkit's hooks see 14 bytes of
+ * link-layer header in both modes) and on those whose packets start at the
+ * IP header (tun, wireguard). IPv6 extension headers are not walked: only a
+ * TCP or UDP header directly after the fixed header is matched. Non-first
+ * IPv4 fragments carry no ports and are handed on.
  */
 
 #include <linux/bpf.h>
@@ -48,11 +52,11 @@ int drop_port(struct __sk_buff *skb)
 		struct iphdr ip;
 
 		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
-			return verdict_pass();
+			return verdict_next();
 		if (ip.version != 4 || ip.ihl < 5)
-			return verdict_pass();
+			return verdict_next();
 		if (ip.frag_off & bpf_htons(IPV4_FRAG_OFFSET))
-			return verdict_pass();
+			return verdict_next();
 		proto = ip.protocol;
 		l4_off = ip.ihl * 4;
 		break;
@@ -61,22 +65,22 @@ int drop_port(struct __sk_buff *skb)
 		struct ipv6hdr ip6;
 
 		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
-			return verdict_pass();
+			return verdict_next();
 		if (ip6.version != 6)
-			return verdict_pass();
+			return verdict_next();
 		proto = ip6.nexthdr;
 		l4_off = sizeof(ip6);
 		break;
 	}
 	default:
-		return verdict_pass();
+		return verdict_next();
 	}
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return verdict_pass();
+		return verdict_next();
 	if (bpf_skb_load_bytes_relative(skb, l4_off, &ports, sizeof(ports), BPF_HDR_START_NET))
-		return verdict_pass();
+		return verdict_next();
 	if (bpf_ntohs(ports.source) == port || bpf_ntohs(ports.dest) == port)
 		return verdict_drop();
-	return verdict_pass();
+	return verdict_next();
 }

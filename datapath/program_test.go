@@ -29,11 +29,28 @@ var (
 	badObject      = filepath.Join("..", "bpf", "testdata", "bad_bpfel.o")
 )
 
-// Verdicts the bundled programs return.
+// Verdicts the bundled programs return, as BPF_PROG_TEST_RUN reports them:
+// the program's 32-bit return value, unsigned.
 const (
-	verdictPass = 0 // TC_ACT_OK, NETKIT_PASS
-	verdictDrop = 2 // TC_ACT_SHOT, NETKIT_DROP
+	// verdictNext is -1 (TCX_NEXT, NETKIT_NEXT, TC_ACT_UNSPEC): the program
+	// does not drop the packet and hands it on to the next program.
+	verdictNext uint32 = 0xffffffff
+	// verdictDrop is TC_ACT_SHOT (TCX_DROP, NETKIT_DROP).
+	verdictDrop uint32 = 2
 )
+
+// verdictString names a verdict for messages.
+func verdictString(v uint32) string {
+	switch v {
+	case verdictNext:
+		return "next (-1)"
+	case verdictDrop:
+		return "drop (2)"
+	case 0:
+		return "pass (0)"
+	}
+	return fmt.Sprintf("%d", int32(v))
+}
 
 // progTestSafety bounds how long a test waits for packets before failing instead
 // of hanging. No assertion depends on it.
@@ -199,20 +216,20 @@ func TestProgramDropPort(t *testing.T) {
 		{"v6 udp dst", pktEther(etherTypeIPv6, pktIPv6(protoUDP, pktUDP(40000, port, nil))), verdictDrop},
 		{"v6 udp src", pktEther(etherTypeIPv6, pktIPv6(protoUDP, pktUDP(port, 40000, []byte("payload")))), verdictDrop},
 
-		{"v4 tcp other", pktEther(etherTypeIPv4, pktIPv4(protoTCP, nil, 0, pktTCP(40000, port+1))), verdictPass},
-		{"v4 udp byte-swapped port", pktEther(etherTypeIPv4, pktIPv4(protoUDP, nil, 0, pktUDP(0x9210, 0x9210, nil))), verdictPass},
-		{"v4 port only in options", pktEther(etherTypeIPv4, pktIPv4(protoUDP, portOption, 0, pktUDP(53, 53, nil))), verdictPass},
-		{"v4 icmp", pktEther(etherTypeIPv4, pktIPv4(protoICMP, nil, 0, pktUDP(port, port, nil))), verdictPass},
-		{"v4 later fragment", pktEther(etherTypeIPv4, pktIPv4(protoUDP, nil, 0x0010, pktUDP(port, port, nil))), verdictPass},
-		{"v4 truncated l4", pktEther(etherTypeIPv4, pktIPv4(protoTCP, nil, 0, []byte{0x10})), verdictPass},
-		{"v6 udp other", pktEther(etherTypeIPv6, pktIPv6(protoUDP, pktUDP(53, 40000, nil))), verdictPass},
-		{"v6 extension header", pktEther(etherTypeIPv6, pktIPv6(protoHopByHop, pktUDP(port, port, nil))), verdictPass},
-		{"arp", pktEther(etherTypeARP, make([]byte, 28)), verdictPass},
+		{"v4 tcp other", pktEther(etherTypeIPv4, pktIPv4(protoTCP, nil, 0, pktTCP(40000, port+1))), verdictNext},
+		{"v4 udp byte-swapped port", pktEther(etherTypeIPv4, pktIPv4(protoUDP, nil, 0, pktUDP(0x9210, 0x9210, nil))), verdictNext},
+		{"v4 port only in options", pktEther(etherTypeIPv4, pktIPv4(protoUDP, portOption, 0, pktUDP(53, 53, nil))), verdictNext},
+		{"v4 icmp", pktEther(etherTypeIPv4, pktIPv4(protoICMP, nil, 0, pktUDP(port, port, nil))), verdictNext},
+		{"v4 later fragment", pktEther(etherTypeIPv4, pktIPv4(protoUDP, nil, 0x0010, pktUDP(port, port, nil))), verdictNext},
+		{"v4 truncated l4", pktEther(etherTypeIPv4, pktIPv4(protoTCP, nil, 0, []byte{0x10})), verdictNext},
+		{"v6 udp other", pktEther(etherTypeIPv6, pktIPv6(protoUDP, pktUDP(53, 40000, nil))), verdictNext},
+		{"v6 extension header", pktEther(etherTypeIPv6, pktIPv6(protoHopByHop, pktUDP(port, port, nil))), verdictNext},
+		{"arp", pktEther(etherTypeARP, make([]byte, 28)), verdictNext},
 	}
 	var want Stats
 	for _, c := range cases {
 		if got := runProg(t, p, c.pkt); got != c.want {
-			t.Errorf("%s: verdict %d, want %d", c.name, got, c.want)
+			t.Errorf("%s: verdict %s, want %s", c.name, verdictString(got), verdictString(c.want))
 		}
 		if c.want == verdictDrop {
 			want.Dropped++
@@ -234,14 +251,14 @@ func TestProgramPass(t *testing.T) {
 		pktEther(etherTypeARP, make([]byte, 28)),
 	}
 	for _, pkt := range pkts {
-		if got := runProg(t, p, pkt); got != verdictPass {
-			t.Errorf("verdict %d, want %d", got, verdictPass)
+		if got := runProg(t, p, pkt); got != verdictNext {
+			t.Errorf("verdict %s, want %s", verdictString(got), verdictString(verdictNext))
 		}
 	}
 	const repeat = 7
 	ret, err := p.prog.Run(&ebpf.RunOptions{Data: pkts[0], Repeat: repeat})
-	if err != nil || ret != verdictPass {
-		t.Fatalf("repeated run: verdict %d, %v", ret, err)
+	if err != nil || ret != verdictNext {
+		t.Fatalf("repeated run: verdict %s, %v", verdictString(ret), err)
 	}
 	if got, want := progStats(t, p), (Stats{Passed: uint64(len(pkts) + repeat)}); got != want {
 		t.Errorf("stats %+v, want %+v", got, want)
@@ -261,7 +278,7 @@ func TestProgramConsts(t *testing.T) {
 	// The largest value fits.
 	p := loadProgram(t, ProgramSpec{Name: "drop_port", Consts: map[string]int64{"port": 65535}})
 	if got := runProg(t, p, pktEther(etherTypeIPv4, pktIPv4(protoUDP, nil, 0, pktUDP(1, 65535, nil)))); got != verdictDrop {
-		t.Errorf("port 65535: verdict %d, want drop", got)
+		t.Errorf("port 65535: verdict %s, want drop", verdictString(got))
 	}
 
 	// Every width and signedness, at the edges of its range. sum_consts
@@ -321,10 +338,10 @@ func TestProgramUserObject(t *testing.T) {
 			t.Errorf("section %q: name %q, want drop_port", section, p.Name())
 		}
 		if got := runProg(t, p, pktEther(etherTypeIPv6, pktIPv6(protoUDP, pktUDP(40000, 53, nil)))); got != verdictDrop {
-			t.Errorf("section %q: verdict %d, want drop", section, got)
+			t.Errorf("section %q: verdict %s, want drop", section, verdictString(got))
 		}
-		if got := runProg(t, p, pktEther(etherTypeIPv6, pktIPv6(protoUDP, pktUDP(40000, 54, nil)))); got != verdictPass {
-			t.Errorf("section %q: verdict %d, want pass", section, got)
+		if got := runProg(t, p, pktEther(etherTypeIPv6, pktIPv6(protoUDP, pktUDP(40000, 54, nil)))); got != verdictNext {
+			t.Errorf("section %q: verdict %s, want next", section, verdictString(got))
 		}
 		if got, want := progStats(t, p), (Stats{Passed: 1, Dropped: 1}); got != want {
 			t.Errorf("section %q: stats %+v, want %+v", section, got, want)
@@ -347,7 +364,7 @@ func TestProgramUserObject(t *testing.T) {
 		t.Errorf("name %q, want shoot", shoot.Name())
 	}
 	if got := runProg(t, shoot, pktEther(etherTypeARP, make([]byte, 28))); got != verdictDrop {
-		t.Errorf("shoot: verdict %d, want %d", got, verdictDrop)
+		t.Errorf("shoot: verdict %s, want %s", verdictString(got), verdictString(verdictDrop))
 	}
 	// multi's "stats" map has 32-bit values: not a stats map.
 	if _, err := shoot.Stats(); !errors.Is(err, ErrNoStats) {
@@ -894,8 +911,10 @@ func tunReadUDP(tb testing.TB, f *os.File) (uint16, string) {
 }
 
 // TestProgramL3Traffic runs drop_port on a device without link-layer
-// headers, as netkit in l3 mode is: a tun device, on tcx egress (packets
-// the namespace sends into the tun) and ingress (packets written to it).
+// headers, whose packets start at the IP header at the hooks: a tun device,
+// on tcx egress (packets the namespace sends into the tun) and ingress
+// (packets written to it). Netkit is not such a device: its hooks see 14
+// bytes of link-layer header in l3 mode too (TestNetkitModes checks it).
 func TestProgramL3Traffic(t *testing.T) {
 	requireTCX(t)
 	ns := testNetns(t)
@@ -1040,8 +1059,8 @@ func TestProgramAttachNetkit(t *testing.T) {
 		t.Errorf("bpftool: attached %v, want %v", got, want)
 	}
 
-	// Packets the peer sends (b to a) meet drop_port; packets without an
-	// Ethernet header in l3 mode.
+	// Packets the peer sends (b to a) meet drop_port. In l3 mode too, the
+	// hook sees them with 14 bytes of link-layer header in front.
 	sender := udpSocket(t, b, "10.9.0.2:0")
 	dropSock := udpSocket(t, a, fmt.Sprintf("10.9.0.1:%d", dropped))
 	okSock := udpSocket(t, a, fmt.Sprintf("10.9.0.1:%d", allowed))
