@@ -117,6 +117,19 @@ func cleanupNetns(e Entry, log io.Writer) error {
 		return fmt.Errorf("netns %s: %w", e.Name, err)
 	}
 	if id != e.NS {
+		// The run claimed the name and was killed before mounting the
+		// namespace there: the placeholder is an empty file, which
+		// nobody else can have claimed since (names are claimed with
+		// O_EXCL). Anything else is not the run's.
+		var st unix.Statfs_t
+		if fi, err := os.Lstat(e.Path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 &&
+			unix.Statfs(e.Path, &st) == nil && st.Type != unix.NSFS_MAGIC {
+			if err := os.Remove(e.Path); err != nil {
+				return fmt.Errorf("netns %s: %w", e.Name, err)
+			}
+			fmt.Fprintf(log, "  removed the unmounted name %s\n", e.Path)
+			return nil
+		}
 		fmt.Fprintf(log, "  left netns %s: it is another namespace now\n", e.Name)
 		return nil
 	}

@@ -169,14 +169,16 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	if err := l.fault("netns " + name); err != nil {
 		return nil, err
 	}
-	ns, err := createNamedNetns(name)
+	var seq int
+	ns, err := createNamedNetns(name, func(path string, id NsID) error {
+		var err error
+		seq, err = l.journal.Append(Entry{Op: "netns", Name: name, Path: path, NS: id})
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	seq, err := l.journal.Append(Entry{Op: "netns", Name: name, Path: ns.path, NS: ns.id})
-	if err != nil {
-		ns.Close()
-		unmountNetns(ns.path)
+		if seq != 0 {
+			l.journal.Undone(seq)
+		}
 		return nil, err
 	}
 	l.owned[ns.id] = ns

@@ -269,7 +269,7 @@ func TestCleanupStaleJournal(t *testing.T) {
 	// A lab whose process "died": write its journal by hand, as a run
 	// killed right after creating its namespace would have left it.
 	name := uniqueName("nkt-k")
-	ns, err := createNamedNetns(name)
+	ns, err := createNamedNetns(name, func(string, NsID) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,13 +290,21 @@ func TestCleanupStaleJournal(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", other).Run() })
 	enc.Encode(Entry{Op: "netns", Name: other, Path: NetnsDir + "/" + other, NS: NsID{Dev: 1, Ino: 1}})
+	// A run killed after claiming a name and before mounting there leaves
+	// an empty placeholder file: that is removed.
+	claimed := uniqueName("nkt-c")
+	if err := os.WriteFile(NetnsDir+"/"+claimed, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(NetnsDir + "/" + claimed) })
+	enc.Encode(Entry{Op: "netns", Name: claimed, Path: NetnsDir + "/" + claimed, NS: NsID{Dev: 2, Ino: 2}})
 	f.Close()
 
 	runs, err := StaleRuns(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 1 || runs[0].Script != "killed.star" || len(runs[0].Entries) != 2 {
+	if len(runs) != 1 || runs[0].Script != "killed.star" || len(runs[0].Entries) != 3 {
 		t.Fatalf("stale runs %+v", runs)
 	}
 	var log strings.Builder
@@ -311,6 +319,9 @@ func TestCleanupStaleJournal(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/1-1.journal"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("journal survived cleanup")
+	}
+	if _, err := os.Stat(NetnsDir + "/" + claimed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("placeholder %s survived cleanup", claimed)
 	}
 	if !strings.Contains(log.String(), "deleted netns "+name) || !strings.Contains(log.String(), "left netns "+other) {
 		t.Errorf("cleanup log:\n%s", log.String())

@@ -166,39 +166,56 @@ func (n *Netns) Do(fn func() error) error {
 // createNamedNetns creates a new network namespace and bind-mounts it at
 // NetnsDir/name, like `ip netns add`. The mount point must not exist: an
 // existing namespace is never adopted. The new namespace's loopback is up.
-func createNamedNetns(name string) (*Netns, error) {
+//
+// record is called with the new namespace's identity after the mount
+// point is claimed and before the namespace is mounted there, so that a
+// process killed at any point leaves either nothing visible, or a journal
+// entry naming what it claimed. If record fails, nothing is left behind.
+func createNamedNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
 	if err := ensureNetnsDir(); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(NetnsDir, name)
-	// O_EXCL makes the name ours, or fails if another run or user has it.
+
+	// The namespace is anonymous until it is mounted: it dies with the
+	// process, so nothing leaks before the journal knows about it.
+	var f *os.File
+	err := runLocked(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		var err error
+		f, err = os.Open("/proc/thread-self/ns/net")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create netns %q: %w", name, err)
+	}
+	id, err := statNs(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("create netns %q: %w", name, err)
+	}
+	// O_EXCL makes the name ours, or fails if another run or user has it;
+	// iproute2 claims names the same way.
 	mp, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
+		f.Close()
 		if errors.Is(err, os.ErrExist) {
 			return nil, exists("netns %q exists already and is not this run's; pick another name (nkscript never adopts an existing namespace), or delete it with `ip netns del %s` if it is a leftover of yours", name, name)
 		}
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	mp.Close()
-
-	var f *os.File
-	err = runLocked(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare: %w", err)
-		}
-		var err error
-		f, err = os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			return err
-		}
-		return unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
-	})
-	if err != nil {
-		if f != nil {
-			f.Close()
-		}
+	if err := record(path, id); err != nil {
+		f.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("create netns %q: %w", name, err)
+		return nil, err
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), path, "none", unix.MS_BIND, ""); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("create netns %q: mount: %w", name, err)
 	}
 	ns, err := newNetns(name, path, f, false)
 	if err != nil {
