@@ -179,15 +179,7 @@ func createNamedNetns(name string, record func(path string, id NsID) error) (*Ne
 
 	// The namespace is anonymous until it is mounted: it dies with the
 	// process, so nothing leaks before the journal knows about it.
-	var f *os.File
-	err := runLocked(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare: %w", err)
-		}
-		var err error
-		f, err = os.Open("/proc/thread-self/ns/net")
-		return err
-	})
+	f, err := unshareNetns()
 	if err != nil {
 		return nil, fmt.Errorf("create netns %q: %w", name, err)
 	}
@@ -228,6 +220,22 @@ func createNamedNetns(name string, record func(path string, id NsID) error) (*Ne
 		return nil, err
 	}
 	return ns, nil
+}
+
+// unshareNetns creates a network namespace on a throwaway thread and
+// returns a file referring to it; the namespace lives while the file is
+// open (or mounted).
+func unshareNetns() (*os.File, error) {
+	var f *os.File
+	err := runLocked(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		var err error
+		f, err = os.Open("/proc/thread-self/ns/net")
+		return err
+	})
+	return f, err
 }
 
 // runLocked runs fn on a fresh locked thread that is thrown away afterwards,
@@ -276,15 +284,7 @@ func unmountNetns(path string) error {
 // NewAnonNetns creates a network namespace that has no name and lives only
 // as long as the returned handle is open. Tests use it for isolation.
 func NewAnonNetns() (*Netns, error) {
-	var f *os.File
-	err := runLocked(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare: %w", err)
-		}
-		var err error
-		f, err = os.Open("/proc/thread-self/ns/net")
-		return err
-	})
+	f, err := unshareNetns()
 	if err != nil {
 		return nil, fmt.Errorf("create anonymous netns: %w", err)
 	}

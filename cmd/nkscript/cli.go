@@ -226,15 +226,7 @@ func execScript(ctx context.Context, lab *datapath.Lab, script string, scriptArg
 			code = exitFail
 		}
 	}()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			thread.Cancel(cancelReason(ctx))
-		case <-done:
-		}
-	}()
+	defer cancelThreadOnDone(ctx, thread)()
 	if _, err := r.ExecFile(thread, script, nil); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "%s: %s; cleaning up\n", script, cancelReason(ctx))
@@ -244,6 +236,20 @@ func execScript(ctx context.Context, lab *datapath.Lab, script string, scriptArg
 		return exitFail
 	}
 	return exitOK
+}
+
+// cancelThreadOnDone stops the Starlark thread when ctx ends (Ctrl-C,
+// SIGTERM, --timeout); call the returned function when the thread is done.
+func cancelThreadOnDone(ctx context.Context, thread *starlark.Thread) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			thread.Cancel(cancelReason(ctx))
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
 }
 
 func cancelReason(ctx context.Context) string {

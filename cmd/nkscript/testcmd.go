@@ -653,15 +653,7 @@ func (tr *tester) runOnce(ctx context.Context, path, fn string) (res runResult) 
 	}()
 	r := builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: &out, Argv: []string{path}})
 	thread := r.Thread(path)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			thread.Cancel(cancelReason(ctx))
-		case <-done:
-		}
-	}()
+	defer cancelThreadOnDone(ctx, thread)()
 	failed := func(err error) {
 		if ctx.Err() != nil {
 			name := path
