@@ -1,11 +1,13 @@
 package builtins
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
@@ -194,10 +196,23 @@ func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 			return nil, fmt.Errorf("%s: by=%s: %w", b.Name(), byProg, err)
 		}
 	}
-	res, err := datapath.Probe(r.ctx, datapath.ProbeOptions{
+	ctx := r.ctx
+	var droppedEarly func() bool
+	if byProg != nil {
+		// Once the program has dropped a packet of the exchange and it
+		// still has not arrived, waiting out the timeout proves nothing
+		// more: stop early.
+		var stop func()
+		ctx, droppedEarly, stop = watchDrops(r.ctx, byProg.p, before.Dropped)
+		defer stop()
+	}
+	res, err := datapath.Probe(ctx, datapath.ProbeOptions{
 		Proto: proto, Src: src.ns, DstNs: dstNs, Dst: addr, Port: port, Timeout: to,
 		Message: "nkscript " + flow,
 	})
+	if err != nil && droppedEarly != nil && droppedEarly() && r.ctx.Err() == nil {
+		res, err = datapath.ProbeResult{Reason: "dropped by " + byProg.p.Name()}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", b.Name(), flow, err)
 	}
@@ -279,4 +294,41 @@ func execFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return starlark.String(out), nil
+}
+
+// dropGrace is how long a probe may still complete after the watched
+// program dropped one of its packets; TCP retransmits only after 1 s.
+const dropGrace = 50 * time.Millisecond
+
+// watchDrops returns a context that is cancelled dropGrace after prog's
+// drop counter rises above before, and a function that reports whether
+// that happened.
+func watchDrops(parent context.Context, prog *datapath.Program, before uint64) (context.Context, func() bool, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	var fired atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if s, err := prog.Stats(); err == nil && s.Dropped > before {
+				select {
+				case <-done:
+					return
+				case <-time.After(dropGrace):
+				}
+				fired.Store(true)
+				cancel()
+				return
+			}
+		}
+	}()
+	return ctx, fired.Load, func() { close(done); cancel() }
 }
