@@ -5,9 +5,12 @@
 // with a pinned Debian kernel (EnsureKernel) and an initramfs holding a
 // static executable — by default the running one — as /init. The guest
 // side, Guest, shares the host's root filesystem read-only over 9p at the
-// same paths, mounts fresh tmpfs on /run and /tmp, proc, sysfs, devtmpfs,
-// bpffs, debugfs, tracefs and cgroup2, then calls the program's main with
-// the host's arguments, environment and working directory. The program's
+// same paths, shows the host's /tmp at /tmp under an overlay that keeps the
+// guest's writes in the guest's memory, mounts a fresh tmpfs on /run, proc,
+// sysfs, devtmpfs, bpffs, debugfs, tracefs and cgroup2, sets the host's
+// environment and working directory, then executes the program again so
+// that the Go runtime and package inits start in that finished guest, and
+// calls the program's main with the host's arguments. The program's
 // stdout and stderr travel over their own virtio-serial ports, the kernel
 // console over the serial port (kept for error messages, or copied to
 // stderr when verbose), and a control port carries the request and the
@@ -23,6 +26,7 @@
 //		os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 //	}
 //
-// It must be built with CGO_ENABLED=0. Host paths under /tmp and /run are
-// not visible in the guest, which has its own.
+// It must be built with CGO_ENABLED=0. The guest never writes to the host:
+// what it writes under /tmp stays in the guest, and it has its own /run, in
+// which the host's files are not visible.
 package vm

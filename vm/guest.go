@@ -27,20 +27,29 @@ func IsGuest() bool {
 		_, err := os.Stat(guestModulesDir)
 		return err == nil
 	}
-	return os.Getpid() == 1 && os.Getenv(guestEnvMarker) == "1"
+	if os.Getpid() != 1 {
+		return false
+	}
+	v := os.Getenv(guestEnvMarker)
+	return v == guestStage1 || v == guestStage2
 }
 
 // Guest is the guest side of Run. It mounts the guest's filesystems (the
-// host's root read-only at the same paths, tmpfs on /run and /tmp, proc,
-// sysfs, devtmpfs, bpffs, debugfs, tracefs, cgroup2), brings loopback up,
-// changes to the host's working directory, sets the host's environment and
-// calls main with the arguments given to Run. main's stdout and stderr (also
-// file descriptors 1 and 2, inherited by child processes) reach Run's
-// Stdout and Stderr. When main returns, or panics (exit code 2), Guest
-// kills what main left running, reports the exit code to the host once all
-// output has reached it, syncs and ends the VM. The guest boots without
-// ACPI (it boots faster), so the VM ends by a reset, which qemu, started
-// with -no-reboot, takes as its cue to exit.
+// host's root read-only at the same paths, the host's /tmp behind a
+// writable overlay that keeps the guest's writes in memory, a fresh tmpfs
+// on /run, proc, sysfs, devtmpfs, bpffs, debugfs, tracefs, cgroup2), brings
+// loopback up, changes to the host's working directory and sets the host's
+// environment. Then it executes the program again, still as PID 1, so that
+// the Go runtime and every package's init run in that finished guest (with
+// /proc, the host's files and environment) rather than in the bare
+// initramfs the kernel started them in; the second time, Guest calls main
+// with the arguments given to Run. main's stdout and stderr (also file
+// descriptors 1 and 2, inherited by child processes) reach Run's Stdout and
+// Stderr; so does what package inits write to them. When main returns, or
+// panics (exit code 2), Guest kills what main left running, reports the
+// exit code to the host once all output has reached it, syncs and ends the
+// VM. The guest boots without ACPI (it boots faster), so the VM ends by a
+// reset, which qemu, started with -no-reboot, takes as its cue to exit.
 //
 // Guest never returns. It refuses to run outside the guest: if IsGuest is
 // false it panics.
@@ -52,7 +61,11 @@ func Guest(main func(args []string, stdout, stderr io.Writer) int) {
 		panic("vm.Guest called outside an nkscript guest")
 	}
 	g := &guest{}
-	g.run(main)
+	if os.Getenv(guestEnvMarker) == guestStage2 {
+		g.runMainStage(main)
+	} else {
+		g.run()
+	}
 }
 
 type guest struct {
@@ -81,7 +94,9 @@ func (g *guest) send(m message) error {
 	return err
 }
 
-func (g *guest) run(main func(args []string, stdout, stderr io.Writer) int) {
+// run is the first stage: it sets the guest up and executes the program
+// again for the second stage, runMainStage.
+func (g *guest) run() {
 	defer powerOff()
 	g.console, _ = os.OpenFile("/dev/console", os.O_WRONLY, 0)
 
@@ -101,8 +116,99 @@ func (g *guest) run(main func(args []string, stdout, stderr io.Writer) int) {
 		g.fail(err)
 		return
 	}
+	g.fail(g.reexec(&req))
+}
+
+// stage2 is what the first stage hands the second: the open ports and
+// what is left of the request. It travels in guestStage2File.
+type stage2 struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	// File descriptors of the ports, inherited across execve.
+	Ctl    int `json:"ctl"`
+	Stdout int `json:"stdout"`
+	Stderr int `json:"stderr"`
+}
+
+// reexec executes the running program again as PID 1, with the guest set
+// up, its environment and working directory those of the host, stdin on
+// /dev/null and stdout and stderr on the ports, so that whatever package
+// inits print reaches the host, and so does a crash before main. It returns
+// only if that fails.
+func (g *guest) reexec(req *request) error {
+	st := stage2{Args: req.Args, Env: os.Environ()}
+	for _, p := range []struct {
+		f  *os.File
+		fd *int
+	}{{g.ctl, &st.Ctl}, {g.stdout, &st.Stdout}, {g.stderr, &st.Stderr}} {
+		*p.fd = int(p.f.Fd()) // now in blocking mode, which the next stage keeps
+		if _, err := unix.FcntlInt(uintptr(*p.fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("re-exec: %w", err)
+		}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("re-exec: %w", err)
+	}
+	if err := os.WriteFile(guestStage2File, b, 0o600); err != nil {
+		return fmt.Errorf("re-exec: %w", err)
+	}
+	if null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+		unix.Dup2(null, 0)
+		unix.Close(null)
+	}
+	if err := unix.Dup2(st.Stdout, 1); err != nil {
+		return fmt.Errorf("re-exec: %w", err)
+	}
+	if err := unix.Dup2(st.Stderr, 2); err != nil {
+		return fmt.Errorf("re-exec: %w", err)
+	}
+	env := []string{guestEnvMarker + "=" + guestStage2}
+	for _, kv := range st.Env {
+		if k, _, _ := strings.Cut(kv, "="); k != guestEnvMarker {
+			env = append(env, kv)
+		}
+	}
+	err = unix.Exec("/proc/self/exe", os.Args, env)
+	return fmt.Errorf("re-exec %s: %w", os.Args[0], err)
+}
+
+// runMainStage is the second stage: it takes over the ports, restores the
+// host's environment exactly (without the stage marker), runs main and ends
+// the VM.
+func (g *guest) runMainStage(main func(args []string, stdout, stderr io.Writer) int) {
+	defer powerOff()
+	g.console, _ = os.OpenFile("/dev/console", os.O_WRONLY, 0)
+	var st stage2
+	b, err := os.ReadFile(guestStage2File)
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		// The host reports the console's last lines.
+		g.logf("second stage: %v", err)
+		return
+	}
+	os.Remove(guestStage2File)
+	for _, fd := range []int{st.Ctl, st.Stdout, st.Stderr} {
+		unix.CloseOnExec(fd) // not for main's children
+	}
+	g.ctl = os.NewFile(uintptr(st.Ctl), "control")
+	g.ctlr = bufio.NewReader(g.ctl)
+	g.stdout = os.NewFile(uintptr(st.Stdout), "stdout")
+	g.stderr = os.NewFile(uintptr(st.Stderr), "stderr")
+	// A crash outside main (an unrecovered panic in another goroutine)
+	// kills PID 1 and so panics the kernel; show its trace to the user.
+	debug.SetCrashOutput(g.stderr, debug.CrashOptions{})
+	os.Clearenv()
+	for _, kv := range st.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
+
 	g.send(message{Type: "start"})
-	code, outN, errN := g.runMain(main, req.Args)
+	code, outN, errN := g.runMain(main, st.Args)
 	if err := g.send(message{Type: "exit", Code: code, Stdout: outN, Stderr: errN}); err != nil {
 		g.logf("send exit: %v", err)
 		return
@@ -241,7 +347,7 @@ func mount(src, dst, fstype string, flags uintptr, data string) error {
 }
 
 // setup makes the guest look like the host: the host's root read-only at
-// the same paths, writable tmpfs where programs expect to write.
+// the same paths, writable /tmp and /run where programs expect to write.
 func (g *guest) setup(req *request) error {
 	if err := loadBootModules(); err != nil {
 		return err
@@ -289,7 +395,6 @@ func (g *guest) setup(req *request) error {
 		optional               bool
 	}{
 		{"tmpfs", "/run", "tmpfs", "mode=0755", false},
-		{"tmpfs", "/tmp", "tmpfs", "mode=1777", false},
 		{"bpffs", "/sys/fs/bpf", "bpf", "mode=0700", false},
 		{"debugfs", "/sys/kernel/debug", "debugfs", "", true},
 		{"tracefs", "/sys/kernel/tracing", "tracefs", "", true},
@@ -318,6 +423,9 @@ func (g *guest) setup(req *request) error {
 			return fmt.Errorf("set modprobe path: %w", err)
 		}
 	}
+	if err := g.mountTmp(); err != nil {
+		return err
+	}
 	if err := loopbackUp(); err != nil {
 		return err
 	}
@@ -332,8 +440,60 @@ func (g *guest) setup(req *request) error {
 	}
 	if req.Dir != "" {
 		if err := os.Chdir(req.Dir); err != nil {
-			return fmt.Errorf("working directory: %w (the guest has a fresh /tmp and /run; the host's are not shared)", err)
+			if req.Dir == "/run" || strings.HasPrefix(req.Dir, "/run/") {
+				return fmt.Errorf("working directory: %w (the guest has its own /run; the host's is not shared)", err)
+			}
+			return fmt.Errorf("working directory: %w", err)
 		}
+	}
+	return nil
+}
+
+// mountTmp mounts the guest's /tmp: an overlay of a tmpfs on the host's
+// /tmp, so that the guest sees the host's files there and writes to its own
+// memory. Without overlayfs it mounts a plain tmpfs and warns on stderr.
+// The initramfs carries the overlay module when the kernel has it as one.
+func (g *guest) mountTmp() error {
+	err := mountTmpOverlay()
+	if err == nil {
+		return nil
+	}
+	g.logf("%v", err)
+	fmt.Fprintf(g.stderr, "nkscript: warning: the host's /tmp is not visible in the VM, which has an empty one: %v\n", err)
+	return mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+}
+
+func mountTmpOverlay() error {
+	lower := filepath.Join(guestHostRoot, "tmp")
+	fi, err := os.Stat(lower)
+	if err != nil {
+		return fmt.Errorf("host /tmp: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("host /tmp: not a directory")
+	}
+	if err := mount("tmpfs", guestTmpDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		return err
+	}
+	upper, work := filepath.Join(guestTmpDir, "upper"), filepath.Join(guestTmpDir, "work")
+	err = os.Mkdir(upper, 0o700)
+	if err == nil {
+		// The overlay's root takes the upper directory's mode: the host's.
+		err = os.Chmod(upper, fi.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetgid))
+	}
+	if err == nil {
+		err = os.Mkdir(work, 0o700)
+	}
+	if err == nil {
+		// Without index, xino, redirect_dir and metacopy: the lower layer is
+		// 9p, which has no file handles, and they bring nothing here.
+		err = mount("overlay", "/tmp", "overlay", unix.MS_NOSUID|unix.MS_NODEV,
+			"lowerdir="+lower+",upperdir="+upper+",workdir="+work+
+				",index=off,xino=off,redirect_dir=off,metacopy=off")
+	}
+	if err != nil {
+		unix.Unmount(guestTmpDir, unix.MNT_DETACH)
+		return err
 	}
 	return nil
 }
@@ -411,7 +571,8 @@ func (g *guest) runMain(main func(args []string, stdout, stderr io.Writer) int, 
 }
 
 // loadBootModules loads the modules the initramfs carries (those needed to
-// mount the host's root), in the order listed in its "order" file.
+// mount the host's root and the overlay on /tmp) as its "order" file says:
+// one chain of modules per line, each in order, the chains concurrently.
 func loadBootModules() error {
 	b, err := os.ReadFile(filepath.Join(guestBootMods, "order"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -420,12 +581,22 @@ func loadBootModules() error {
 	if err != nil {
 		return err
 	}
-	for _, name := range strings.Fields(string(b)) {
-		if err := loadModule(filepath.Join(guestBootMods, name)); err != nil {
-			return err
-		}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	errs := make([]error, len(lines))
+	var wg sync.WaitGroup
+	for i, line := range lines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, name := range strings.Fields(line) {
+				if errs[i] = loadModule(filepath.Join(guestBootMods, name)); errs[i] != nil {
+					return
+				}
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func loadModule(path string) error {

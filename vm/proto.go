@@ -33,8 +33,15 @@ const (
 )
 
 // guestEnvMarker is a kernel command line parameter; the kernel hands
-// unknown name=value parameters to init as environment variables.
-const guestEnvMarker = "NKSCRIPT_VM"
+// unknown name=value parameters to init as environment variables. Its value
+// tells the guest's stages apart: the kernel starts the first, which sets
+// the guest up and executes the program again, with the marker changed, for
+// the second, which runs main.
+const (
+	guestEnvMarker = "NKSCRIPT_VM"
+	guestStage1    = "1"
+	guestStage2    = "2"
+)
 
 // modprobeName is the base name of the path the guest kernel runs as its
 // module loader (/proc/sys/kernel/modprobe): a symlink to /init.
@@ -47,5 +54,7 @@ const (
 	guestBootMods     = guestStateDir + "/modules" // modules needed to mount it
 	guestModprobePath = guestStateDir + "/" + modprobeName
 	guestModulesDir   = guestStateDir + "/kmod" // symlink to the kernel's module directory
+	guestTmpDir       = guestStateDir + "/tmp"  // tmpfs holding the guest's writes to /tmp
+	guestStage2File   = guestStateDir + "/stage2.json"
 	hostRootTag       = "nkroot"
 )

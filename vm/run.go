@@ -244,7 +244,7 @@ func (r *runner) qemuArgs(initrd string) []string {
 	// and a panic resets at once.
 	cmdline := []string{"console=ttyS0", "panic=-1", "oops=panic", "reboot=t", "acpi=off",
 		"mitigations=off", "no_timer_check", "tsc=reliable", "audit=0", "lsm=bpf", "cryptomgr.notests",
-		"i8042.noaux", "i8042.nokbd", "i8042.nopnp", guestEnvMarker + "=1"}
+		"i8042.noaux", "i8042.nokbd", "i8042.nopnp", guestEnvMarker + "=" + guestStage1}
 	if !r.o.Verbose {
 		cmdline = append(cmdline, "quiet")
 	}
@@ -502,7 +502,7 @@ func (b *ringBuffer) String() string {
 }
 
 // initramfs returns an uncompressed cpio archive with bin as /init plus the
-// kernel modules needed to mount the host's root, cached under
+// kernel modules needed to mount the host's root and /tmp, cached under
 // ~/.cache/nkscript/initramfs/ by the hash of both.
 func initramfs(bin string, ki KernelInfo) (string, error) {
 	if err := checkStatic(bin); err != nil {
@@ -526,8 +526,8 @@ func initramfs(bin string, ki KernelInfo) (string, error) {
 		return "", err
 	}
 	fmt.Fprintf(h, "\x00initramfs v1\x00%s\x00", ki.Version)
-	for _, m := range mods {
-		fmt.Fprintf(h, "%s\x00", m)
+	for _, chain := range mods {
+		fmt.Fprintf(h, "%s\x00", strings.Join(chain, "\x01"))
 	}
 	cache, err := cacheDir()
 	if err != nil {
@@ -561,18 +561,24 @@ func initramfs(bin string, ki KernelInfo) (string, error) {
 	if err := w.File("init", 0o755, st.Size(), f); err != nil {
 		return "", err
 	}
-	var order []string
-	for i, m := range mods {
-		data, err := os.ReadFile(m)
-		if err != nil {
-			return "", err
+	var order []string // one line per chain
+	i := 0
+	for _, chain := range mods {
+		var line []string
+		for _, m := range chain {
+			data, err := os.ReadFile(m)
+			if err != nil {
+				return "", err
+			}
+			data = stripModuleSignature(data)
+			base := fmt.Sprintf("%02d-%s", i, filepath.Base(m))
+			i++
+			if err := w.File(guestBootMods[1:]+"/"+base, 0o644, int64(len(data)), bytes.NewReader(data)); err != nil {
+				return "", err
+			}
+			line = append(line, base)
 		}
-		data = stripModuleSignature(data)
-		base := fmt.Sprintf("%02d-%s", i, filepath.Base(m))
-		if err := w.File(guestBootMods[1:]+"/"+base, 0o644, int64(len(data)), bytes.NewReader(data)); err != nil {
-			return "", err
-		}
-		order = append(order, base)
+		order = append(order, strings.Join(line, " "))
 	}
 	if len(order) > 0 {
 		o := strings.Join(order, "\n") + "\n"
@@ -612,10 +618,11 @@ func pruneInitramfs(dir string, keep int) {
 	}
 }
 
-// bootModules returns the module files, in load order, the guest needs to
-// mount the host's root over 9p: none if the kernel has 9p built in or
-// comes without modules.
-func bootModules(ki KernelInfo) ([]string, error) {
+// bootModules returns the module files the guest needs to mount the host's
+// root over 9p and the overlay on /tmp, none if the kernel has them built in
+// or comes without modules, as chains: each chain in load order, the chains
+// independent of each other, so that the guest loads them concurrently.
+func bootModules(ki KernelInfo) ([][]string, error) {
 	if ki.Modules == "" {
 		return nil, nil
 	}
@@ -627,20 +634,41 @@ func bootModules(ki KernelInfo) ([]string, error) {
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fmt.Errorf("%s: %w", moduleIndexFile, err)
 	}
-	var out []string
-	for _, want := range []string{"9pnet_virtio", "9p"} {
+	var chains [][]string
+	for _, want := range []string{"9pnet_virtio", "9p", "overlay"} {
 		e, ok := idx.Modules[want]
 		if !ok {
 			continue // built in, or not available
 		}
-		for _, m := range append(e.Deps, want) {
-			p := filepath.Join(ki.Modules, idx.Modules[m].Path)
-			if !contains(out, p) {
-				out = append(out, p)
+		need := append(append([]string(nil), e.Deps...), want)
+		// One chain for this module and every chain holding one of its
+		// dependencies, in order.
+		var chain []string
+		rest := chains[:0:0]
+		for _, c := range chains {
+			shared := false
+			for _, m := range need {
+				shared = shared || contains(c, m)
+			}
+			if shared {
+				chain = append(chain, c...)
+			} else {
+				rest = append(rest, c)
 			}
 		}
+		for _, m := range need {
+			if !contains(chain, m) {
+				chain = append(chain, m)
+			}
+		}
+		chains = append(rest, chain)
 	}
-	return out, nil
+	for _, chain := range chains {
+		for i, m := range chain {
+			chain[i] = filepath.Join(ki.Modules, idx.Modules[m].Path)
+		}
+	}
+	return chains, nil
 }
 
 // checkStatic makes sure bin can run as /init in a guest with no shared

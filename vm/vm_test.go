@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -213,7 +214,7 @@ func TestRunMounts(t *testing.T) {
 		}
 	}
 	for dir, fstype := range map[string]string{
-		"/usr": "9p", "/tmp": "tmpfs", "/run": "tmpfs", "/sys/fs/bpf": "bpf", "/proc": "proc",
+		"/usr": "9p", "/tmp": "overlay", "/run": "tmpfs", "/sys/fs/bpf": "bpf", "/proc": "proc",
 		"/sys": "sysfs", "/dev": "devtmpfs", "/sys/kernel/tracing": "tracefs", "/sys/fs/cgroup": "cgroup2",
 	} {
 		if mounts[dir] != fstype {
@@ -237,6 +238,88 @@ func TestRunDirAndEnv(t *testing.T) {
 	}
 	if want := wd + "\na b=c\n"; r.stdout != want {
 		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+}
+
+// parseMountinfo maps mount points to filesystem types.
+func parseMountinfo(s string) map[string]string {
+	mounts := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+		f := strings.Fields(line)
+		for i := 5; i+1 < len(f); i++ {
+			if f[i] == "-" {
+				mounts[f[4]] = f[i+1]
+				break
+			}
+		}
+	}
+	return mounts
+}
+
+// Package inits run in a guest that is set up: with /proc and the other
+// mounts, the host's environment and working directory.
+func TestRunPackageInit(t *testing.T) {
+	needVM(t)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runGuest(t, context.Background(), Options{Dir: wd, Env: []string{"NKTEST=set at init"}}, "init")
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	env, rest, _ := strings.Cut(r.stdout, "\n")
+	initWd, mountinfo, _ := strings.Cut(rest, "\n")
+	if env != "set at init" {
+		t.Errorf("$NKTEST at init: %q, want %q", env, "set at init")
+	}
+	if initWd != wd {
+		t.Errorf("working directory at init: %q, want %q", initWd, wd)
+	}
+	mounts := parseMountinfo(mountinfo)
+	for dir, fstype := range map[string]string{
+		"/proc": "proc", "/sys": "sysfs", "/dev": "devtmpfs", "/sys/fs/bpf": "bpf", "/usr": "9p", "/tmp": "overlay",
+	} {
+		if mounts[dir] != fstype {
+			t.Errorf("%s at init: mounted %q, want %s", dir, mounts[dir], fstype)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/proc/self/mountinfo at init:\n%s", mountinfo)
+	}
+}
+
+// The guest sees the host's /tmp, may work in it and write to it, and its
+// writes stay in the guest.
+func TestRunHostTmp(t *testing.T) {
+	needVM(t)
+	dir, err := os.MkdirTemp("/tmp", "nkscript-vm-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.WriteFile(filepath.Join(dir, "host.txt"), []byte("from the host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	guestFile := filepath.Join(dir, "guest.txt")
+	r := runGuest(t, context.Background(), Options{Dir: dir}, "tmp", "host.txt", guestFile)
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("code %d, err %v, stderr %q", r.code, r.err, r.stderr)
+	}
+	want := fmt.Sprintf("host.txt: %q\n%s: %q\nhost.txt: %q\n%s: %q\n",
+		"from the host", guestFile, "", "from the guest", guestFile, "from the guest")
+	if r.stdout != want {
+		t.Errorf("guest said\n%s\nwant\n%s", r.stdout, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "host.txt")); err != nil || string(b) != "from the host" {
+		t.Errorf("host.txt on the host: %q, %v; want it unchanged", b, err)
+	}
+	if _, err := os.Lstat(guestFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s, written by the guest, is on the host (%v)", guestFile, err)
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr %q", r.stderr)
 	}
 }
 
@@ -540,5 +623,51 @@ func TestStripModuleSignature(t *testing.T) {
 	}
 	if got := stripModuleSignature(body); !bytes.Equal(got, body) {
 		t.Errorf("unsigned module changed: %q", got)
+	}
+}
+
+// The initramfs's modules come in chains the guest loads concurrently: a
+// module shares the chain of each of its dependencies.
+func TestBootModulesChains(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		overlayDeps []string
+		want        [][]string
+	}{
+		{"independent", nil, [][]string{{"netfs", "9pnet", "9pnet_virtio", "9p"}, {"overlay"}}},
+		{"shared dependency", []string{"netfs"}, [][]string{{"netfs", "9pnet", "9pnet_virtio", "9p", "overlay"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			idx := moduleIndex{Modules: map[string]moduleEntry{
+				"netfs":        {Path: "netfs.ko"},
+				"9pnet":        {Path: "9pnet.ko", Deps: []string{"netfs"}},
+				"9pnet_virtio": {Path: "9pnet_virtio.ko", Deps: []string{"netfs", "9pnet"}},
+				"9p":           {Path: "9p.ko", Deps: []string{"netfs", "9pnet"}},
+				"overlay":      {Path: "overlay.ko", Deps: tc.overlayDeps},
+			}}
+			b, err := json.Marshal(idx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, moduleIndexFile), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			chains, err := bootModules(KernelInfo{Modules: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][]string
+			for _, c := range chains {
+				var names []string
+				for _, p := range c {
+					names = append(names, strings.TrimSuffix(filepath.Base(p), ".ko"))
+				}
+				got = append(got, names)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("chains %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -15,6 +15,23 @@ import (
 	"github.com/nkscript/nkscript/vm"
 )
 
+// atInit is what the program saw of its environment while package inits
+// ran: Guest runs them only once the guest is set up.
+var atInit = func() (s struct {
+	mountinfo string // /proc/self/mountinfo, or the error reading it
+	env, wd   string
+}) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		s.mountinfo = err.Error()
+	} else {
+		s.mountinfo = string(b)
+	}
+	s.env = os.Getenv("NKTEST")
+	s.wd, _ = os.Getwd()
+	return s
+}()
+
 func main() {
 	if vm.IsGuest() {
 		vm.Guest(run)
@@ -46,6 +63,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "env": // env NAME: print the working directory and $NAME
 		wd, _ := os.Getwd()
 		fmt.Fprintf(stdout, "%s\n%s\n", wd, os.Getenv(args[1]))
+		return 0
+	case "init": // what package inits saw: mountinfo, $NKTEST, working directory
+		fmt.Fprintf(stdout, "%s\n%s\n%s", atInit.env, atInit.wd, atInit.mountinfo)
+		return 0
+	case "tmp": // tmp READ WRITE: print READ, then write READ and WRITE and print them
+		for _, f := range args[1:] {
+			b, err := os.ReadFile(f)
+			if err != nil && !os.IsNotExist(err) {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "%s: %q\n", f, b)
+		}
+		for _, f := range args[1:] {
+			if err := os.WriteFile(f, []byte("from the guest"), 0o644); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "%s: %q\n", f, b)
+		}
 		return 0
 	case "netkit":
 		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
