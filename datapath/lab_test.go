@@ -338,3 +338,25 @@ func TestLiveRunIsNotStale(t *testing.T) {
 		t.Fatalf("the running test's own journal is reported stale: %+v", runs)
 	}
 }
+
+// TestProcessStaysInHostNetns checks that creating namespaces never moves
+// the process's main thread (and so /proc/self/ns/net) out of the host
+// namespace: goroutines that switch namespaces may be scheduled on it.
+func TestProcessStaysInHostNetns(t *testing.T) {
+	requireRoot(t)
+	host, err := HostNetns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	for i := 0; i < 300; i++ {
+		ns, err := NewAnonNetns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Close()
+		if id, err := statNsPath("/proc/self/ns/net"); err != nil || id != host.ID() {
+			t.Fatalf("after %d namespaces /proc/self/ns/net is %v (%v), want the host's %v", i+1, id, err, host.ID())
+		}
+	}
+}

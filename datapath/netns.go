@@ -53,14 +53,22 @@ func statNsPath(path string) (NsID, error) {
 	return NsID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
 }
 
-// HostNetns returns a handle to the network namespace of the calling
-// process. The caller must Close it.
+// startNetns is the namespace the process started in, opened while the
+// package initialises: init runs on the main thread before any goroutine
+// can have moved a thread elsewhere.
+var startNetns, startNetnsErr = os.Open("/proc/thread-self/ns/net")
+
+// HostNetns returns a handle to the network namespace the process started
+// in. The caller must Close it.
 func HostNetns() (*Netns, error) {
-	f, err := os.Open("/proc/self/ns/net")
+	if startNetnsErr != nil {
+		return nil, fmt.Errorf("open host netns: %w", startNetnsErr)
+	}
+	fd, err := unix.FcntlInt(startNetns.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open host netns: %w", err)
 	}
-	return newNetns("host", "", f, true)
+	return newNetns("host", "", os.NewFile(uintptr(fd), "host-netns"), true)
 }
 
 func newNetns(name, path string, f *os.File, host bool) (*Netns, error) {
@@ -222,7 +230,7 @@ func createNamedNetns(name string, record func(path string, id NsID) error) (*Ne
 	return ns, nil
 }
 
-// unshareNetns creates a network namespace on a throwaway thread and
+// unshareNetns creates a network namespace on a locked thread and
 // returns a file referring to it; the namespace lives while the file is
 // open (or mounted).
 func unshareNetns() (*os.File, error) {
@@ -238,14 +246,31 @@ func unshareNetns() (*os.File, error) {
 	return f, err
 }
 
-// runLocked runs fn on a fresh locked thread that is thrown away afterwards,
-// so that whatever fn does to the thread's namespaces dies with it.
+// runLocked runs fn on a locked OS thread and then moves the thread back
+// to the namespace it came from. If that fails, the thread stays locked
+// and is discarded when the goroutine exits, so no other goroutine ever
+// runs in a namespace fn left it in. (Go never discards the main thread:
+// a goroutine that happened to run on it would otherwise leave the
+// process's /proc/self/ns/net pointing into fn's namespace.)
 func runLocked(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// No UnlockOSThread: the thread exits with the goroutine.
-		done <- fn()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("open current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		err = fn()
+		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
+			// Stay locked: the thread exits with the goroutine.
+			done <- errors.Join(err, fmt.Errorf("restore netns: %w", rerr))
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- err
 	}()
 	return <-done
 }

@@ -21,10 +21,16 @@ var (
 )
 
 // nkscriptBinary builds the command once per test binary, static as the
-// Makefile builds it.
+// Makefile builds it, or returns $NKSCRIPT_BIN.
 func nkscriptBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		// The in-guest suites (vmtest) pass a prebuilt binary: the guest
+		// has no Go toolchain.
+		if p := os.Getenv("NKSCRIPT_BIN"); p != "" {
+			binPath = p
+			return
+		}
 		dir, err := os.MkdirTemp("", "nkscript-bin")
 		if err != nil {
 			buildErr = err

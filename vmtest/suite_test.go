@@ -1,0 +1,119 @@
+// Package vmtest runs the test suites that need netkit inside a microVM
+// whose kernel has it, so that `go test ./...` exercises real netkit on
+// hosts (and CI runners) without it. One guest boots for the whole batch.
+package vmtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nkscript/nkscript/vm"
+)
+
+// requireVM skips when the host cannot boot the guest, unless
+// NKSCRIPT_REQUIRE_VM=1 (set by `make test`) turns that into a failure.
+func requireVM(t *testing.T) vm.KernelInfo {
+	t.Helper()
+	fail := t.Skipf
+	if os.Getenv("NKSCRIPT_REQUIRE_VM") == "1" {
+		fail = t.Fatalf
+	}
+	if os.Geteuid() != 0 {
+		fail("needs root")
+	}
+	if err := vm.HostCanRunVM(); err != nil {
+		fail("cannot boot the microVM: %v", err)
+	}
+	ks, err := vm.ListKernels()
+	if err != nil {
+		fail("list kernels: %v", err)
+	}
+	for _, k := range ks {
+		if k.Netkit {
+			return k
+		}
+	}
+	fail("no cached kernel with netkit; run `make kernel`")
+	return vm.KernelInfo{}
+}
+
+// build compiles a static binary (go build or go test -c) into dir, which
+// must be visible inside the guest (not /tmp: the guest has its own).
+func build(t *testing.T, dir, out string, args ...string) string {
+	t.Helper()
+	path := filepath.Join(dir, out)
+	cmd := exec.Command("go", append([]string{args[0], "-o", path}, args[1:]...)...)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return path
+}
+
+// TestNetkitSuitesInGuest runs the netkit integration tests of datapath
+// and builtins, and the CLI golden tests (among them the netkit tutorial),
+// inside one guest.
+func TestNetkitSuitesInGuest(t *testing.T) {
+	kernel := requireVM(t)
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "nkscript-vmtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	guest := build(t, dir, "guest", "build", "./vmtest/guest")
+	datapathTest := build(t, dir, "datapath.test", "test", "-c", "./datapath")
+	builtinsTest := build(t, dir, "builtins.test", "test", "-c", "./builtins")
+	cliTest := build(t, dir, "nkscript.test", "test", "-c", "./cmd/nkscript")
+	nkscript := build(t, dir, "nkscript", "build", "./cmd/nkscript")
+
+	// Each suite runs in its package directory, as go test runs it.
+	script := fmt.Sprintf(`set -u
+status=0
+run() { dir=$1; shift; echo "=== guest: $dir $*"; (cd %[1]s/$dir && "$@") || status=1; }
+run datapath %[2]s -test.run 'Netkit|Program|Lab' -test.count=1 -test.v
+run builtins %[3]s -test.count=1 -test.v
+run cmd/nkscript %[4]s -test.run 'TestScripts' -test.count=1 -test.v
+exit $status
+`, repo, datapathTest, builtinsTest, cliTest)
+	var stdout, stderr strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	code, err := vm.Run(ctx, vm.Options{
+		Kernel: kernel.Path,
+		Binary: guest,
+		Args:   []string{"/bin/sh", "-c", script},
+		Dir:    repo,
+		Env: []string{
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"HOME=/root", "TMPDIR=/tmp", "NKSCRIPT_BIN=" + nkscript,
+		},
+		Stdout: &stdout,
+		Stderr: &stderr,
+		Memory: "2G",
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("the suites failed in the guest (kernel %s, exit %d, %v):\n%s\n%s", kernel.Version, code, err, stdout.String(), stderr.String())
+	}
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		if strings.HasPrefix(l, "=== guest:") || strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "PASS") || strings.Contains(l, "SKIP:") {
+			t.Log(l)
+		}
+	}
+	// The suites must really have run netkit, not skipped it.
+	for _, want := range []string{"--- PASS: TestNetkitPairInPlace", "--- PASS: TestNetkitPair ", "--- PASS: TestScripts/tutorial "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("guest output lacks %q: netkit tests skipped or missing", want)
+		}
+	}
+}
