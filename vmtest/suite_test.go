@@ -111,9 +111,16 @@ exit $status
 		}
 	}
 	// The suites must really have run netkit, not skipped it.
-	for _, want := range []string{"--- PASS: TestNetkitPairInPlace", "--- PASS: TestNetkitPair ", "--- PASS: TestScripts/tutorial "} {
+	for _, want := range []string{
+		"--- PASS: TestNetkitPairInPlace", "--- PASS: TestNetkitMultiProg", "--- PASS: TestNetkitPair ",
+		"--- PASS: TestScripts/tutorials ",
+		"> [netkit] cmp stdout $REPO/scripts/tutorial.golden\n",
+	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("guest output lacks %q: netkit tests skipped or missing", want)
 		}
+	}
+	if t.Failed() {
+		t.Logf("guest output:\n%s", stdout.String())
 	}
 }
