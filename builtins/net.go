@@ -135,7 +135,7 @@ func makePair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 func parsePrefix(fn, what, s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		if _, aerr := netip.ParseAddr(s); aerr == nil {
+		if _, aerr := netip.ParseAddr(s); aerr == nil && !strings.Contains(s, "%") {
 			return netip.Prefix{}, fmt.Errorf("%s: %s %q has no prefix length; write it like \"%s/24\"", fn, what, s, s)
 		}
 		return netip.Prefix{}, fmt.Errorf("%s: %s %q is not a valid CIDR address; write it like \"10.0.0.1/24\" or \"fd00::1/64\"", fn, what, s)

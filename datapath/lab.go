@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/vishvananda/netlink"
 )
@@ -129,6 +130,8 @@ func CheckNetnsName(name string) error {
 		return fmt.Errorf("namespace name %q is not a valid file name", name)
 	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fmt.Errorf("namespace name %q contains spaces or control characters", name)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("namespace name %q is not valid UTF-8", name)
 	}
 	return nil
 }
@@ -140,10 +143,15 @@ func CheckIfName(name string) error {
 		return errors.New("interface name is empty")
 	case len(name) > 15:
 		return fmt.Errorf("interface name %q is %d bytes; Linux allows at most 15", name, len(name))
-	case name == "." || name == "..":
-		return fmt.Errorf("interface name %q is not allowed", name)
-	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || r <= ' ' || r == 0x7f }):
-		return fmt.Errorf("interface name %q contains '/', ':', spaces or control characters", name)
+	case name == "." || name == ".." || name == "all" || name == "default":
+		// "all" and "default" are the per-protocol settings directories
+		// in /proc/sys/net/*/conf.
+		return fmt.Errorf("interface name %q is reserved by the kernel; pick another name", name)
+	case strings.Contains(name, "%"):
+		// The kernel takes "v%d" as a template and picks a free number.
+		return fmt.Errorf("interface name %q contains '%%', which the kernel treats as a template; pick a literal name", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || r <= ' ' || r >= 0x7f }):
+		return fmt.Errorf("interface name %q may only use printable ASCII without '/', ':' or spaces", name)
 	}
 	return nil
 }
@@ -385,11 +393,16 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	}
 	primIdx := dev.Attrs().Index
 	peerDev, err := o.PeerNs.nl.LinkByName(o.Peer)
-	if err != nil || primIdx == 0 {
+	if err == nil && primIdx == 0 {
+		err = fmt.Errorf("no device named %q in %s", o.Primary, o.PrimaryNs.name)
+	}
+	if err != nil {
 		// The pair exists but we cannot name it: remove it by the name we
 		// just created it under, before anyone else can reuse it.
-		o.PrimaryNs.nl.LinkDel(dev)
-		return nil, fmt.Errorf("create %s pair %s/%s: look up new devices: %v", o.Kind, o.Primary, o.Peer, err)
+		if derr := o.PrimaryNs.nl.LinkDel(dev); derr != nil {
+			err = errors.Join(err, fmt.Errorf("remove it: %w", derr))
+		}
+		return nil, fmt.Errorf("create %s pair %s/%s: look up new devices: %w", o.Kind, o.Primary, o.Peer, err)
 	}
 	pair.Primary = &Link{ns: o.PrimaryNs, index: primIdx, name: o.Primary, pair: pair, prim: true}
 	pair.Peer = &Link{ns: o.PeerNs, index: peerDev.Attrs().Index, name: o.Peer, pair: pair}

@@ -113,7 +113,26 @@ func sysctlPath(key string) (string, error) {
 	if !strings.HasPrefix(key, "net.") && !strings.HasPrefix(key, "net/") {
 		return "", fmt.Errorf("sysctl key %q: only network (net.*) settings belong to a namespace", key)
 	}
-	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/")), nil
+	// As sysctl(8) reads keys: when the first separator is '/', dots are
+	// literal (net/ipv4/conf/v0.1/forwarding); otherwise '.' and '/'
+	// swap roles (net.ipv4.conf.v0/1.forwarding).
+	orig := key
+	if i := strings.IndexAny(key, "./"); key[i] == '.' {
+		key = strings.Map(func(r rune) rune {
+			switch r {
+			case '.':
+				return '/'
+			case '/':
+				return '.'
+			}
+			return r
+		}, key)
+	}
+	path := filepath.Join("/proc/sys", key)
+	if !strings.HasPrefix(path, "/proc/sys/net/") {
+		return "", fmt.Errorf("sysctl key %q is not valid; write it like net.ipv4.ip_forward", orig)
+	}
+	return path, nil
 }
 
 // ReadSysctl reads a network sysctl as seen from ns.

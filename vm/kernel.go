@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -434,9 +433,9 @@ func checkPVH(vmlinux string) error {
 }
 
 func configHas(config []byte, line string) bool {
-	s := bufio.NewScanner(bytes.NewReader(config))
-	for s.Scan() {
-		if strings.TrimSpace(s.Text()) == line {
+	// No bufio.Scanner: it gives up at the first line over 64 KiB.
+	for l := range bytes.SplitSeq(config, []byte("\n")) {
+		if strings.TrimSpace(string(l)) == line {
 			return true
 		}
 	}
