@@ -72,6 +72,7 @@ type Run struct {
 	netns   map[*datapath.Netns]*Netns
 	modules map[string]*loadEntry
 	argv    starlark.Tuple
+	report  Report
 }
 
 type loadEntry struct {
@@ -109,7 +110,7 @@ func NewRun(o Options) *Run {
 func (r *Run) Globals() starlark.StringDict {
 	g := starlark.StringDict{"host": r.host, "argv": r.argv}
 	for name, fn := range universe {
-		g[name] = starlark.NewBuiltin(name, fn)
+		g[name] = starlark.NewBuiltin(name, suggestKeywords(fn))
 	}
 	return g
 }
@@ -125,6 +126,9 @@ func (r *Run) Thread(name string) *starlark.Thread {
 	t.SetLocal(runKey, r)
 	return t
 }
+
+// Report returns the run's report of every expectation checked so far.
+func (r *Run) Report() *Report { return &r.report }
 
 // ExecFile runs the script at path, returning its globals.
 func (r *Run) ExecFile(thread *starlark.Thread, path string, src any) (starlark.StringDict, error) {

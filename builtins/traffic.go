@@ -28,8 +28,8 @@ func toDuration(fn, param string, v starlark.Value, def time.Duration) (time.Dur
 		}
 	case starlark.Int:
 		n, ok := x.Int64()
-		if !ok || n > 86400 {
-			return 0, fmt.Errorf("%s: %s=%s seconds is too long", fn, param, x)
+		if !ok || n > 86400 || n < -86400 {
+			return 0, fmt.Errorf("%s: %s=%s seconds is out of range; use up to 86400", fn, param, x)
 		}
 		d = time.Duration(n) * time.Second
 	case starlark.Float:
@@ -41,7 +41,7 @@ func toDuration(fn, param string, v starlark.Value, def time.Duration) (time.Dur
 		return 0, fmt.Errorf("%s: %s must be a duration string like \"1s\", not %s", fn, param, describeValue(v))
 	}
 	if d <= 0 {
-		return 0, fmt.Errorf("%s: %s must be positive", fn, param)
+		return 0, fmt.Errorf("%s: %s=%s must be positive", fn, param, v)
 	}
 	return d, nil
 }
@@ -187,6 +187,8 @@ func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	flow := flowString(proto, src, addr, port)
+	rec := newExpectation(thread, b, proto, src, addr, port, wantPass, byProg)
+	defer rec.record(&r.report)
 	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
@@ -217,12 +219,14 @@ func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return nil, fmt.Errorf("%s: %s: %w", b.Name(), flow, err)
 	}
 	if wantPass {
+		rec.outcome(res.Delivered, res.Delivered, reasonOr(res.Reason, "delivered"))
 		if !res.Delivered {
 			return nil, fmt.Errorf("%s: %s was not delivered: %s", b.Name(), flow, res.Reason)
 		}
 		r.printf("ok: %s passed", flow)
 		return starlark.None, nil
 	}
+	rec.outcome(res.Delivered, !res.Delivered, reasonOr(res.Reason, "delivered, but it should have been dropped"))
 	if res.Delivered {
 		return nil, fmt.Errorf("%s: %s was delivered, but it should have been dropped", b.Name(), flow)
 	}
@@ -232,6 +236,7 @@ func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 			return nil, fmt.Errorf("%s: by=%s: %w", b.Name(), byProg, err)
 		}
 		if after.Dropped <= before.Dropped {
+			rec.outcome(false, false, fmt.Sprintf("%s, but %s dropped nothing (drop counter stayed at %d): something else lost it", res.Reason, byProg.p.Name(), after.Dropped))
 			return nil, fmt.Errorf("%s: %s was not delivered (%s), but %s dropped nothing (drop counter stayed at %d): something else lost it", b.Name(), flow, res.Reason, byProg.p.Name(), after.Dropped)
 		}
 		r.printf("ok: %s dropped by %s", flow, byProg.p.Name())

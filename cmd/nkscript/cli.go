@@ -17,7 +17,6 @@ import (
 	"github.com/nkscript/nkscript/datapath"
 	"github.com/nkscript/nkscript/vm"
 	"github.com/spf13/pflag"
-	"go.starlark.net/repl"
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -50,6 +49,7 @@ type options struct {
 	kernel     string
 	timeout    time.Duration
 	journalDir string
+	json       bool
 	help       bool
 	version    bool
 }
@@ -62,6 +62,7 @@ Usage:
   nkscript test [flags] [PATH...]        run *.star tests against their NAME.golden files (see test --help)
   nkscript cleanup                       remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned one)
+  nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
   nkscript version                       print the version
 
 Exit codes: 0 success, 1 script error or failed expectation, 2 usage error.
@@ -79,6 +80,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.kernel, "kernel", "", "bzImage to boot for --vm (default: the cached pinned Debian kernel)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop the run after this long, cleaning up (0: no limit)")
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
+	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.BoolVar(&o.version, "version", false, "print the version")
 	fs.Usage = func() {
@@ -122,6 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdVersion(stdout)
 	case "cleanup":
 		return cmdCleanup(&o, rest[1:], stdout, stderr)
+	case "doc":
+		return cmdDoc(rest[1:], stdout, stderr)
 	case "kernels":
 		return cmdKernels(rest[1:], stdout, stderr)
 	case "test":
@@ -182,8 +186,9 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
 		return exitFail
 	}
+	ctx, stdout, rep := setupJSON(ctx, o.json, script, stdout, stderr)
 	code := execScript(ctx, lab, script, scriptArgs, stdout, stderr)
-	return finish(o, lab, code, stderr)
+	return rep.emit(finish(o, lab, code, stderr))
 }
 
 // finish cleans the lab up (or keeps it with --keep) and returns the
@@ -219,6 +224,7 @@ func printKeep(lab *datapath.Lab, w io.Writer) {
 // the caller cleans up.
 func execScript(ctx context.Context, lab *datapath.Lab, script string, scriptArgs []string, stdout, stderr io.Writer) (code int) {
 	r := builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: stdout, Argv: append([]string{script}, scriptArgs...)})
+	jsonRun(ctx, r)
 	thread := r.Thread(script)
 	defer func() {
 		if p := recover(); p != nil {
@@ -228,6 +234,7 @@ func execScript(ctx context.Context, lab *datapath.Lab, script string, scriptArg
 	}()
 	defer cancelThreadOnDone(ctx, thread)()
 	if _, err := r.ExecFile(thread, script, nil); err != nil {
+		jsonFail(ctx, err)
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "%s: %s; cleaning up\n", script, cancelReason(ctx))
 			return exitFail
@@ -300,28 +307,6 @@ func printError(w io.Writer, err error) {
 	default:
 		fmt.Fprintf(w, "error: %v\n", err)
 	}
-}
-
-func runREPL(o *options, stdout, stderr io.Writer) int {
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: "<repl>"})
-	if err != nil {
-		fmt.Fprintf(stderr, "nkscript: %v\n", err)
-		return exitFail
-	}
-	code := func() (code int) {
-		defer func() {
-			if p := recover(); p != nil {
-				fmt.Fprintf(stderr, "nkscript: internal error: %v\n%s", p, debug.Stack())
-				code = exitFail
-			}
-		}()
-		r := builtins.NewRun(builtins.Options{Lab: lab, Stdout: stdout})
-		thread := r.Thread("<stdin>")
-		fmt.Fprintln(stdout, "nkscript REPL: builtins are", strings.Join(builtins.Names(), ", ")+". Ctrl-D leaves and cleans up.")
-		repl.REPLOptions(builtins.FileOptions, thread, r.Globals())
-		return exitOK
-	}()
-	return finish(o, lab, code, stderr)
 }
 
 func cmdCleanup(o *options, args []string, stdout, stderr io.Writer) int {

@@ -88,6 +88,9 @@ func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
 	if o.timeout > 0 {
 		guestArgs = append(guestArgs, "--timeout="+o.timeout.String())
 	}
+	if o.json {
+		guestArgs = append(guestArgs, "--json")
+	}
 	fs := newFlags(&options{}, io.Discard)
 	fs.Parse(allArgs)
 	guestArgs = append(guestArgs, fs.Args()...)

@@ -1,0 +1,551 @@
+package builtins
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+)
+
+// Kind says what a documented name is.
+type Kind int
+
+// Kinds of Entry.
+const (
+	// KindFunc is a builtin function.
+	KindFunc Kind = iota
+	// KindValue is a predeclared value (host, argv).
+	KindValue
+	// KindType is a type of value that builtins return.
+	KindType
+	// KindMethod is a method of a value type, named "type.method".
+	KindMethod
+)
+
+// Attr documents one attribute or method of a value.
+type Attr struct {
+	// Name is the attribute's name, without the dot.
+	Name string
+	// Doc says what it is, in one line.
+	Doc string
+}
+
+// Entry documents one builtin, predeclared value, value type or method.
+type Entry struct {
+	// Name is what `nkscript doc NAME` looks up: "netkit_pair", "link",
+	// "link.addr".
+	Name string
+	// Kind says what Name is.
+	Kind Kind
+	// Signature is how it is called, with every keyword the builtin
+	// accepts and its default, and what it returns. For values and
+	// types it is the name alone.
+	Signature string
+	// Doc is one paragraph of description.
+	Doc string
+	// Attrs are the attributes of the value the builtin returns (or of
+	// the type), as AttrNames lists them.
+	Attrs []Attr
+	// Example is a short script fragment.
+	Example string
+}
+
+// Docs is the builtin reference, in the order it is printed: the one
+// source of `nkscript doc`, help() in the REPL and the README's
+// reference section.
+var Docs = []Entry{
+	{
+		Name: "netns", Kind: KindFunc,
+		Signature: `netns(name) -> netns`,
+		Doc: "Creates a named network namespace, visible to `ip netns exec NAME` while the script " +
+			"runs, and deletes it when the script ends. A name that exists already is an error, never " +
+			"adopted; `host` is reserved. Pass the returned value (not the name) wherever a namespace " +
+			"is wanted: `peer_ns=`, `ns=`, `src=`.",
+		Attrs: []Attr{{"name", "the namespace's name"}},
+		Example: `task = netns("task_netns")
+print(task.name)`,
+	},
+	{
+		Name: "host", Kind: KindValue,
+		Signature: `host`,
+		Doc: "The network namespace nkscript started in, a netns value. It is the default of every " +
+			"`ns=`, `src=` and `primary_ns=` parameter; nkscript never deletes it, and sysctls it " +
+			"changes there are restored when the script ends.",
+		Attrs:   []Attr{{"name", `"host"`}},
+		Example: `sysctl("net.ipv4.ip_forward", 1, ns = host)`,
+	},
+	{
+		Name: "netkit_pair", Kind: KindFunc,
+		Signature: `netkit_pair(primary, peer, mode="l3", primary_ns=host, peer_ns=None, policy="forward", peer_policy="forward", mtu=None) -> netkit_pair`,
+		Doc: "Creates a netkit pair, each end directly in its namespace (`peer_ns` defaults to " +
+			"`primary_ns`). `mode` is `\"l3\"` or `\"l2\"`; `policy` and `peer_policy` are " +
+			"`\"forward\"` or `\"blackhole\"`, the verdict when no program is attached; `mtu` is " +
+			"68..65535. On a kernel without netkit the error names CONFIG_NETKIT, the kernel version " +
+			"and `--vm`. Returns a pair (see `pair`).",
+		Example: `task = netns("task_netns")
+nk = netkit_pair("nk0", "task_nk", peer_ns = task)
+nk.peer.addr("10.0.0.2/24").up()
+nk.primary.addr("10.0.0.1/24").up()`,
+	},
+	{
+		Name: "veth_pair", Kind: KindFunc,
+		Signature: `veth_pair(primary, peer, primary_ns=host, peer_ns=None, mtu=None) -> veth_pair`,
+		Doc: "Creates a veth pair, each end directly in its namespace (`peer_ns` defaults to " +
+			"`primary_ns`); the same shape as netkit_pair, for kernels without netkit. Programs " +
+			"attach to its ends with the tcx hooks `\"ingress\"` and `\"egress\"`. Returns a pair " +
+			"(see `pair`).",
+		Example: `task = netns("task_netns")
+v = veth_pair("veth0", "task_veth", peer_ns = task, mtu = 1400)`,
+	},
+	{
+		Name: "pair", Kind: KindType,
+		Signature: `pair`,
+		Doc: "What netkit_pair and veth_pair return (its type is `netkit_pair` or `veth_pair`): the two " +
+			"ends as links. Give the pair itself to attach() for the netkit hooks `\"primary\"` and " +
+			"`\"peer\"`.",
+		Attrs: []Attr{
+			{"kind", `"netkit" or "veth"`},
+			{"mode", `the netkit mode, "l3" or "l2"; None for veth`},
+			{"peer", "the peer end (a link)"},
+			{"primary", "the primary end (a link)"},
+		},
+		Example: `nk = netkit_pair("nk0", "task_nk", peer_ns = task)
+print(nk.kind, nk.primary.name, nk.peer.ns)`,
+	},
+	{
+		Name: "link", Kind: KindType,
+		Signature: `link`,
+		Doc: "One end of a pair. `addr`, `up` and `down` change it and return the link, so calls " +
+			"chain; the other attributes describe it as it is now.",
+		Attrs: []Attr{
+			{"addr", "method: addr(cidr) adds an address"},
+			{"addrs", `the addresses, like ["10.0.0.1/24"]`},
+			{"down", "method: down() sets the link down"},
+			{"ifindex", "the interface index in its namespace"},
+			{"mac", "the MAC address; None for an l3 netkit device"},
+			{"name", "the interface name"},
+			{"ns", "the namespace it is in"},
+			{"pair", "the pair it belongs to"},
+			{"up", "method: up() sets the link up"},
+		},
+		Example: `nk.peer.addr("10.0.0.2/24").up()
+print(nk.peer.addrs, nk.peer.ifindex)`,
+	},
+	{
+		Name: "link.addr", Kind: KindMethod,
+		Signature: `link.addr(cidr) -> link`,
+		Doc: "Adds an address with its prefix length, IPv4 or IPv6, like `\"10.0.0.1/24\"` or " +
+			"`\"fd00::1/64\"`; the host bits stay, they are the link's address.",
+		Example: `nk.primary.addr("10.0.0.1/24").addr("fd00::1/64").up()`,
+	},
+	{
+		Name: "link.up", Kind: KindMethod,
+		Signature: `link.up() -> link`,
+		Doc: "Sets the link up. Traffic builtins wait until every link of the lab that is up is " +
+			"operationally up, so first packets are not lost.",
+		Example: `nk.peer.up()`,
+	},
+	{
+		Name: "link.down", Kind: KindMethod,
+		Signature: `link.down() -> link`,
+		Doc:       "Sets the link down.",
+		Example:   `nk.peer.down()`,
+	},
+	{
+		Name: "route", Kind: KindFunc,
+		Signature: `route(dst, via=None, dev=None, ns=host) -> None`,
+		Doc: "Adds a route in `ns`. `dst` is a prefix like `\"10.1.0.0/24\"`, an address, or " +
+			"`\"default\"`; give `via` (a gateway address on a connected network) and/or `dev` " +
+			"(a link in `ns`).",
+		Example: `route("default", via = "10.0.0.1", ns = task)
+route("10.2.0.0/24", dev = nk.primary)`,
+	},
+	{
+		Name: "sysctl", Kind: KindFunc,
+		Signature: `sysctl(key, value, ns=host) -> None`,
+		Doc: "Sets a network (`net.*`) sysctl in a namespace; `value` is a string, an int or a bool. A host sysctl is " +
+			"restored when the script ends, unless something else changed it since.",
+		Example: `sysctl("net.ipv4.conf.all.rp_filter", 0, ns = task)`,
+	},
+	{
+		Name: "forwarding", Kind: KindFunc,
+		Signature: `forwarding(ns=host) -> None`,
+		Doc:       "Turns IPv4 and IPv6 forwarding on in a namespace (IPv6 only where it is enabled).",
+		Example:   `forwarding(ns = router)`,
+	},
+	{
+		Name: "program", Kind: KindFunc,
+		Signature: `program(name, section=None, **consts) -> program`,
+		Doc: "Loads a BPF program; `name`, the one positional argument, is a bundled program — " +
+			"`pass` (counts packets) or `drop_port` (drops TCP/UDP with source or destination port " +
+			"`port`) — or the path of your ELF object (relative to the script), whose program is " +
+			"chosen by `section` (section or function name). Other keyword arguments set the " +
+			"program's constants (ints or bools) at load time. It is unloaded when the script ends.",
+		Attrs: []Attr{
+			{"id", "the kernel's program ID"},
+			{"name", "the program's name"},
+		},
+		Example: `drop = program("drop_port", port = 12345)
+mine = program("bpf/filter.o", section = "tcx/ingress")`,
+	},
+	{
+		Name: "attach", Kind: KindFunc,
+		Signature: `attach(prog, target, hook) -> attachment`,
+		Doc: "Attaches a program. `hook` is `\"primary\"` or `\"peer\"` (netkit; `target` is the " +
+			"pair or either end) or `\"ingress\"` or `\"egress\"` (tcx; `target` is a link). Programs " +
+			"on one hook run in the order attached.",
+		Example: `att = attach(drop, nk, "peer")
+attach(program("pass"), v.primary, "ingress")`,
+	},
+	{
+		Name: "attachment", Kind: KindType,
+		Signature: `attachment`,
+		Doc:       "What attach() returns; detached when the script ends, or earlier with `detach()`.",
+		Attrs: []Attr{
+			{"detach", "method: detach() removes the program from the hook"},
+			{"hook", "the hook name"},
+			{"program", "the attached program"},
+			{"target", "the link it is attached to (for netkit hooks, the primary)"},
+		},
+		Example: `att = attach(drop, nk, "peer")
+print(att.hook, att.program.name)`,
+	},
+	{
+		Name: "attachment.detach", Kind: KindMethod,
+		Signature: `attachment.detach() -> None`,
+		Doc:       "Removes the program from the hook; the program stays loaded.",
+		Example:   `att.detach()`,
+	},
+	{
+		Name: "stats", Kind: KindFunc,
+		Signature: `stats(prog) -> stats`,
+		Doc: "Reads the counters of a program that has a `stats` map, as the bundled programs do. " +
+			"The counters count since the program was loaded.",
+		Attrs: []Attr{
+			{"dropped", "packets dropped"},
+			{"passed", "packets handed on"},
+			{"redirected", "packets redirected"},
+		},
+		Example: `print(stats(drop).dropped)`,
+	},
+	{
+		Name: "ping", Kind: KindFunc,
+		Signature: `ping(dst, src=host, count=3, timeout="1s") -> ping_result`,
+		Doc: "Sends `count` ICMP echo requests from inside `src` to the address `dst`, natively (no " +
+			"ping binary), waiting up to `timeout` for each reply (a duration like `\"250ms\"` or " +
+			"seconds). Returns a ping_result, which is true when any reply came; it prints " +
+			"without round-trip times, so output stays deterministic.",
+		Example: `print(ping("10.0.0.2", count = 6))
+if not ping("10.0.0.2", src = task).ok:
+    fail("no route back")`,
+	},
+	{
+		Name: "ping_result", Kind: KindType,
+		Signature: `ping_result`,
+		Doc:       "What ping() returns.",
+		Attrs: []Attr{
+			{"loss", "the percentage of requests without reply"},
+			{"ok", "every request got its reply"},
+			{"received", "the number of replies"},
+			{"rtts", "round-trip times in milliseconds (never printed)"},
+			{"sent", "the number of requests"},
+		},
+		Example: `r = ping("10.0.0.2")
+print(r.sent, r.received, r.loss)`,
+	},
+	{
+		Name: "expect_pass", Kind: KindFunc,
+		Signature: `expect_pass(dst, port=None, proto="tcp", src=host, timeout="1s") -> None`,
+		Doc: "Starts a listener in the namespace that owns the address `dst`, connects from `src` " +
+			"and exchanges a message; prints `ok: ...` when it arrives, and otherwise fails the " +
+			"script with file:line:col and the reason. `proto` is `\"tcp\"`, `\"udp\"` (both need " +
+			"`port`) or `\"icmp\"`.",
+		Example: `expect_pass("10.0.0.2", port = 12345)
+expect_pass("10.0.0.1", proto = "icmp", src = task)`,
+	},
+	{
+		Name: "expect_drop", Kind: KindFunc,
+		Signature: `expect_drop(dst, port=None, proto="tcp", src=host, timeout="1s", by=None) -> None`,
+		Doc: "The opposite of expect_pass: the message must not arrive within `timeout`. With " +
+			"`by=prog`, that program's drop counter must rise too, and the wait ends as soon as it " +
+			"drops the packet.",
+		Example: `drop = program("drop_port", port = 12345)
+attach(drop, nk, "peer")
+expect_drop("10.0.0.2", port = 12345, by = drop)`,
+	},
+	{
+		Name: "exec", Kind: KindFunc,
+		Signature: `exec(ns, cmd) -> string`,
+		Doc: "Runs a host command inside a namespace and returns its standard output; a string is " +
+			"run by `/bin/sh -c`, a list is the argv. A non-zero exit fails the script with the " +
+			"command's error output.",
+		Example: `print(exec(task, "ip -br addr"))
+exec(task, ["ip", "link", "set", "lo", "up"])`,
+	},
+	{
+		Name: "fail", Kind: KindFunc,
+		Signature: `fail(msg="failed")`,
+		Doc:       "Stops the script with an error, `fail: MSG`, at the caller's file:line:col.",
+		Example: `if ping("10.0.0.2").loss > 0:
+    fail("lost pings")`,
+	},
+	{
+		Name: "argv", Kind: KindValue,
+		Signature: `argv`,
+		Doc:       "A tuple of strings: the script's path and the arguments after it on the command line.",
+		Example:   `count = int(argv[1]) if len(argv) > 1 else 3`,
+	},
+}
+
+// entry returns the entry called name.
+func entry(name string) (*Entry, bool) {
+	for i := range Docs {
+		if Docs[i].Name == name {
+			return &Docs[i], true
+		}
+	}
+	return nil, false
+}
+
+// Doc returns the plain-text documentation of name ("netkit_pair",
+// "link", "link.addr"), as `nkscript doc NAME` and help() print it.
+func Doc(name string) (string, bool) {
+	e, ok := entry(name)
+	if !ok {
+		return "", false
+	}
+	return e.Text(), true
+}
+
+// DocNames lists the documented names in reference order.
+func DocNames() []string {
+	names := make([]string, len(Docs))
+	for i, e := range Docs {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// Params returns the parameter names of a function or method entry, in
+// signature order, without defaults and stars; nil for values and types.
+func (e *Entry) Params() []string {
+	open := strings.IndexByte(e.Signature, '(')
+	end := strings.LastIndexByte(e.Signature, ')')
+	if open < 0 || end < open {
+		return nil
+	}
+	var params []string
+	for _, p := range strings.Split(e.Signature[open+1:end], ",") {
+		p = strings.TrimSpace(p)
+		p, _, _ = strings.Cut(p, "=")
+		p = strings.TrimLeft(p, "*")
+		if p != "" {
+			params = append(params, p)
+		}
+	}
+	return params
+}
+
+// funcName is the name a function's or method's errors start with.
+func (e *Entry) funcName() string {
+	if e.Kind != KindFunc && e.Kind != KindMethod {
+		return ""
+	}
+	name := e.Name
+	if _, m, ok := strings.Cut(name, "."); ok {
+		name = m
+	}
+	return name
+}
+
+// Text renders the entry as plain text for a terminal.
+func (e *Entry) Text() string {
+	var b strings.Builder
+	b.WriteString(e.Signature + "\n\n")
+	b.WriteString(wrap(e.Doc, 80) + "\n")
+	if len(e.Attrs) > 0 {
+		b.WriteString("\nAttributes:\n")
+		for _, a := range e.Attrs {
+			fmt.Fprintf(&b, "  .%-10s %s\n", a.Name, a.Doc)
+		}
+	}
+	if e.Example != "" {
+		b.WriteString("\nExample:\n")
+		for _, l := range strings.Split(e.Example, "\n") {
+			b.WriteString("  " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// Markdown renders the entry as a section of the reference.
+func (e *Entry) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### `%s`\n\n```python\n%s\n```\n\n%s\n", e.Name, e.Signature, e.Doc)
+	if len(e.Attrs) > 0 {
+		b.WriteString("\n| attribute | |\n|---|---|\n")
+		for _, a := range e.Attrs {
+			fmt.Fprintf(&b, "| `.%s` | %s |\n", a.Name, a.Doc)
+		}
+	}
+	if e.Example != "" {
+		fmt.Fprintf(&b, "\nExample:\n\n```python\n%s\n```\n", e.Example)
+	}
+	return b.String()
+}
+
+// Reference renders the whole reference as Markdown: what `nkscript doc`
+// prints and what the README's reference section holds.
+func Reference() string {
+	var b strings.Builder
+	b.WriteString("Every builtin with the parameters it takes (by position, or by keyword as named " +
+		"here) and its defaults. `nkscript doc NAME` prints one entry, `help(x)` in the REPL " +
+		"does the same.\n")
+	for i := range Docs {
+		b.WriteString("\n" + Docs[i].Markdown())
+	}
+	return b.String()
+}
+
+// HelpText returns the documentation of a builtin function, a method or
+// a value of an nkscript type, or "" when v is none of those.
+func HelpText(v starlark.Value) string {
+	name := ""
+	switch v := v.(type) {
+	case *starlark.Builtin:
+		switch v.Receiver().(type) {
+		case nil:
+			name = v.Name()
+		case *Link:
+			name = "link." + v.Name()
+		case *Attachment:
+			name = "attachment." + v.Name()
+		}
+	case *Netns:
+		name = "netns"
+		if v.isHost {
+			name = "host"
+		}
+	case *Pair:
+		name = "pair"
+	case *Link:
+		name = "link"
+	case *Program:
+		name = "program"
+	case *Attachment:
+		name = "attachment"
+	case *PingResult:
+		name = "ping_result"
+	case *starlarkstruct.Struct:
+		if v.Constructor() == starlark.String("stats") {
+			name = "stats"
+		}
+	}
+	e, ok := entry(name)
+	if !ok {
+		return ""
+	}
+	return e.Text()
+}
+
+// wrap breaks s into lines of at most width bytes at spaces.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 {
+			if n+1+len(w) > width {
+				b.WriteByte('\n')
+				n = 0
+			} else {
+				b.WriteByte(' ')
+				n++
+			}
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
+
+// unexpectedKeyword matches starlark.UnpackArgs's error for an unknown
+// keyword, with the hint Starlark itself may add (its distance misjudges
+// prefixes: it suggests "peer" for "peer_nss").
+var unexpectedKeyword = regexp.MustCompile(`^((\w+): unexpected keyword argument "(\w+)")(?: \(did you mean \w+\?\))?$`)
+
+// SuggestKeyword adds a suggestion to the error a builtin or method
+// reports for an unknown keyword argument, like
+// `netkit_pair: unexpected keyword argument "peer_nss" (did you mean "peer_ns"?)`,
+// choosing the closest documented parameter. Other errors, and unknown
+// keywords close to no parameter, are returned unchanged. A suggestion
+// Starlark made already is replaced.
+func SuggestKeyword(err error) error {
+	if err == nil {
+		return nil
+	}
+	m := unexpectedKeyword.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	msg, fn, kw := m[1], m[2], m[3]
+	best, bestDist := "", len(kw)/2+1
+	for i := range Docs {
+		if Docs[i].funcName() != fn {
+			continue
+		}
+		for _, p := range Docs[i].Params() {
+			if d := editDistance(strings.ToLower(kw), strings.ToLower(p)); d < bestDist {
+				best, bestDist = p, d
+			}
+		}
+	}
+	if best == "" {
+		return err
+	}
+	return &suggestError{err: err, msg: fmt.Sprintf("%s (did you mean %q?)", msg, best)}
+}
+
+// suggestError is an unknown-keyword error with a better suggestion.
+type suggestError struct {
+	err error
+	msg string
+}
+
+func (e *suggestError) Error() string { return e.msg }
+
+func (e *suggestError) Unwrap() error { return e.err }
+
+// suggestKeywords wraps a builtin so that its unknown-keyword errors carry
+// a suggestion.
+func suggestKeywords(fn builtinFn) builtinFn {
+	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		v, err := fn(thread, b, args, kwargs)
+		if err != nil {
+			return v, SuggestKeyword(err)
+		}
+		return v, nil
+	}
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
