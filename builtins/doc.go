@@ -490,17 +490,13 @@ func SuggestKeyword(err error) error {
 		return err
 	}
 	msg, fn, kw := m[1], m[2], m[3]
-	best, bestDist := "", len(kw)/2+1
+	var params []string
 	for i := range Docs {
-		if Docs[i].funcName() != fn {
-			continue
-		}
-		for _, p := range Docs[i].Params() {
-			if d := editDistance(strings.ToLower(kw), strings.ToLower(p)); d < bestDist {
-				best, bestDist = p, d
-			}
+		if Docs[i].funcName() == fn {
+			params = append(params, Docs[i].Params()...)
 		}
 	}
+	best := Nearest(kw, params)
 	if best == "" {
 		return err
 	}
@@ -527,6 +523,19 @@ func suggestKeywords(fn builtinFn) builtinFn {
 		}
 		return v, nil
 	}
+}
+
+// Nearest returns the candidate closest to name (case-insensitive edit
+// distance), or "" when none is within half of name's length: the
+// "did you mean" of every suggestion nkscript makes.
+func Nearest(name string, candidates []string) string {
+	best, bestDist := "", len(name)/2+1
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(name), strings.ToLower(c)); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
 }
 
 // editDistance is the Levenshtein distance between a and b.

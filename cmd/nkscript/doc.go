@@ -44,14 +44,11 @@ const docUsage = `Usage:
 // suggestDoc returns the documented name closest to name, or "". A bare
 // method name ("addr") finds its entry ("link.addr").
 func suggestDoc(name string) string {
-	best, bestDist := "", len(name)/2+1
-	for _, n := range builtins.DocNames() {
+	names := builtins.DocNames()
+	for _, n := range names {
 		if _, m, ok := strings.Cut(n, "."); ok && strings.EqualFold(m, name) {
 			return n
 		}
-		if d := editDistance(strings.ToLower(name), strings.ToLower(n)); d < bestDist {
-			best, bestDist = n, d
-		}
 	}
-	return best
+	return builtins.Nearest(name, names)
 }
