@@ -3,6 +3,7 @@ package builtins
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -54,8 +55,12 @@ type Entry struct {
 
 // Docs is the builtin reference, in the order it is printed: the one
 // source of `nkscript doc`, help() in the REPL and the README's
-// reference section.
-var Docs = []Entry{
+// reference section. Each area of builtins keeps its entries in its own
+// file.
+var Docs = slices.Concat(coreDocs, topologyDocs, attachDocs, mapDocs, policyDocs, uxDocs, limitDocs)
+
+// coreDocs documents the foundation's builtins.
+var coreDocs = []Entry{
 	{
 		Name: "netns", Kind: KindFunc,
 		Signature: `netns(name) -> netns`,

@@ -12,26 +12,24 @@ import (
 
 type builtinFn = func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
 
-// universe holds every builtin function by name.
-var universe map[string]builtinFn
-
-func init() {
-	universe = map[string]builtinFn{
-		"netns":       netnsFn,
-		"netkit_pair": netkitPair,
-		"veth_pair":   vethPair,
-		"route":       routeFn,
-		"sysctl":      sysctlFn,
-		"forwarding":  forwardingFn,
-		"program":     programFn,
-		"attach":      attachFn,
-		"stats":       statsFn,
-		"ping":        pingFn,
-		"expect_pass": expectPass,
-		"expect_drop": expectDrop,
-		"exec":        execFn,
-		"fail":        failFn,
-	}
+// universe holds every builtin function by name. Files that add an area
+// of builtins register theirs in an init function; package-level
+// variables are initialized before any init runs.
+var universe = map[string]builtinFn{
+	"netns":       netnsFn,
+	"netkit_pair": netkitPair,
+	"veth_pair":   vethPair,
+	"route":       routeFn,
+	"sysctl":      sysctlFn,
+	"forwarding":  forwardingFn,
+	"program":     programFn,
+	"attach":      attachFn,
+	"stats":       statsFn,
+	"ping":        pingFn,
+	"expect_pass": expectPass,
+	"expect_drop": expectDrop,
+	"exec":        execFn,
+	"fail":        failFn,
 }
 
 // Names lists the builtins, for help and completion.

@@ -1,0 +1,4 @@
+package builtins
+
+// attachDocs documents the program attachment order, chains, XDP and tracing.
+var attachDocs []Entry

@@ -1,0 +1,4 @@
+package builtins
+
+// limitDocs documents the run bounds.
+var limitDocs []Entry

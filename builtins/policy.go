@@ -1,0 +1,4 @@
+package builtins
+
+// policyDocs documents the source-based policy routing.
+var policyDocs []Entry
