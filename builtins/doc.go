@@ -302,6 +302,20 @@ exec(task, ["ip", "link", "set", "lo", "up"])`,
 		Doc:       "A tuple of strings: the script's path and the arguments after it on the command line.",
 		Example:   `count = int(argv[1]) if len(argv) > 1 else 3`,
 	},
+	{
+		Name: "kernel", Kind: KindValue,
+		Signature: `kernel`,
+		Doc: "What the running kernel offers, for labs that adapt to it: a lab written for netkit " +
+			"can fall back to veth pairs and tcx (or legacy tc) where `kernel.netkit` is False. " +
+			"The feature attributes probe the kernel once, on first use.",
+		Attrs: []Attr{
+			{"netkit", "True if netkit devices can be created (CONFIG_NETKIT, Linux 6.7+)"},
+			{"release", "the kernel release, as uname -r prints it"},
+			{"tcx", "True if programs attach to ingress/egress through tcx links (Linux 6.6+)"},
+		},
+		Example: `pair = netkit_pair if kernel.netkit else veth_pair
+print(kernel.release)`,
+	},
 }
 
 // entry returns the entry called name.

@@ -67,6 +67,7 @@ func TestDocsAttrs(t *testing.T) {
 		"attachment":  &Attachment{},
 		"ping_result": &PingResult{},
 		"stats":       statsValue(datapath.Stats{}),
+		"kernel":      &Kernel{},
 	} {
 		e, ok := entry(name)
 		if !ok {

@@ -34,7 +34,7 @@ var universe = map[string]builtinFn{
 
 // Names lists the builtins, for help and completion.
 func Names() []string {
-	names := []string{"argv", "host"}
+	names := []string{"argv", "host", "kernel"}
 	for n := range universe {
 		names = append(names, n)
 	}

@@ -108,7 +108,7 @@ func NewRun(o Options) *Run {
 
 // Globals returns the predeclared names of a script: the builtins and host.
 func (r *Run) Globals() starlark.StringDict {
-	g := starlark.StringDict{"host": r.host, "argv": r.argv}
+	g := starlark.StringDict{"host": r.host, "argv": r.argv, "kernel": &Kernel{}}
 	for name, fn := range universe {
 		g[name] = starlark.NewBuiltin(name, suggestKeywords(fn))
 	}
