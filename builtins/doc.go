@@ -57,7 +57,7 @@ type Entry struct {
 // source of `nkscript doc`, help() in the REPL and the README's
 // reference section. Each area of builtins keeps its entries in its own
 // file.
-var Docs = slices.Concat(coreDocs, topologyDocs, attachDocs, mapDocs, policyDocs, uxDocs, limitDocs)
+var Docs = slices.Concat(coreDocs, serviceDocs, topologyDocs, attachDocs, mapDocs, policyDocs, uxDocs, limitDocs)
 
 // coreDocs documents the foundation's builtins.
 var coreDocs = []Entry{
@@ -68,7 +68,10 @@ var coreDocs = []Entry{
 			"runs, and deletes it when the script ends. A name that exists already is an error, never " +
 			"adopted; `host` is reserved. Pass the returned value (not the name) wherever a namespace " +
 			"is wanted: `peer_ns=`, `ns=`, `src=`.",
-		Attrs: []Attr{{"name", "the namespace's name"}},
+		Attrs: []Attr{
+			{"lo", "the namespace's loopback device, a link: give it addresses such as a service's virtual IP"},
+			{"name", "the namespace's name"},
+		},
 		Example: `task = netns("task_netns")
 print(task.name)`,
 	},

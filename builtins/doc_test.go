@@ -59,15 +59,18 @@ func TestDocsCoverUniverse(t *testing.T) {
 // the ones it has, and that every method has its own entry.
 func TestDocsAttrs(t *testing.T) {
 	for name, v := range map[string]starlark.HasAttrs{
-		"netns":       &Netns{},
-		"host":        &Netns{isHost: true},
-		"pair":        &Pair{},
-		"link":        &Link{},
-		"program":     &Program{},
-		"attachment":  &Attachment{},
-		"ping_result": &PingResult{},
-		"stats":       statsValue(datapath.Stats{}),
-		"kernel":      &Kernel{},
+		"netns":          &Netns{},
+		"host":           &Netns{isHost: true},
+		"pair":           &Pair{},
+		"link":           &Link{},
+		"program":        &Program{},
+		"attachment":     &Attachment{},
+		"ping_result":    &PingResult{},
+		"stats":          statsValue(datapath.Stats{}),
+		"kernel":         &Kernel{},
+		"server":         &Server{},
+		"capture":        &Capture{},
+		"connect_result": &ConnectResult{},
 	} {
 		e, ok := entry(name)
 		if !ok {
@@ -137,7 +140,7 @@ func TestDocsKeywords(t *testing.T) {
 			callables[name] = c
 		}
 	}
-	receivers := map[string]starlark.HasAttrs{"link": &Link{}, "attachment": &Attachment{}}
+	receivers := map[string]starlark.HasAttrs{"link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}}
 	for _, e := range Docs {
 		if e.Kind != KindMethod {
 			continue

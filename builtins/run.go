@@ -70,6 +70,7 @@ type Run struct {
 	ready   time.Duration
 	host    *Netns
 	netns   map[*datapath.Netns]*Netns
+	links   map[*datapath.Link]*Link
 	modules map[string]*loadEntry
 	argv    starlark.Tuple
 	report  Report
@@ -97,6 +98,7 @@ func NewRun(o Options) *Run {
 		out:     o.Stdout,
 		ready:   o.ReadyTimeout,
 		netns:   map[*datapath.Netns]*Netns{},
+		links:   map[*datapath.Link]*Link{},
 		modules: map[string]*loadEntry{},
 	}
 	r.host = r.wrapNetns(o.Lab.Host())

@@ -32,6 +32,7 @@ type Netns struct {
 	object
 	ns     *datapath.Netns
 	isHost bool
+	run    *Run
 }
 
 var _ starlark.HasAttrs = (*Netns)(nil)
@@ -40,7 +41,7 @@ func (r *Run) wrapNetns(ns *datapath.Netns) *Netns {
 	if v, ok := r.netns[ns]; ok {
 		return v
 	}
-	v := &Netns{ns: ns, isHost: ns == r.lab.Host()}
+	v := &Netns{ns: ns, isHost: ns == r.lab.Host(), run: r}
 	r.netns[ns] = v
 	return v
 }
@@ -53,8 +54,22 @@ func (n *Netns) String() string {
 }
 func (n *Netns) Type() string          { return "netns" }
 func (n *Netns) Hash() (uint32, error) { return starlark.String(n.ns.Name()).Hash() }
-func (n *Netns) AttrNames() []string   { return []string{"name"} }
+func (n *Netns) AttrNames() []string {
+	if n.isHost {
+		return []string{"name"}
+	}
+	return []string{"lo", "name"}
+}
 func (n *Netns) Attr(name string) (starlark.Value, error) {
+	if name == "lo" {
+		if n.isHost {
+			return nil, fmt.Errorf("host.lo: the host's loopback is not the lab's to change; put the address on a link, or on the lo of a namespace the script creates")
+		}
+		if n.run == nil {
+			return nil, nil
+		}
+		return n.loopback(n.run)
+	}
 	if name == "name" {
 		if n.isHost {
 			return starlark.String("host"), nil
@@ -128,6 +143,9 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 	case "ns":
 		return k.run.wrapNetns(k.l.Netns()), nil
 	case "pair":
+		if k.pair == nil {
+			return starlark.None, nil
+		}
 		return k.pair, nil
 	case "ifindex":
 		return starlark.MakeInt(k.l.Index()), nil

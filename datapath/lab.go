@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -33,6 +34,8 @@ type Lab struct {
 	attached []*Attachment
 	faultAt  int // test hook: fail the faultAt-th kernel-changing operation
 	ops      int
+	closers  []io.Closer      // servers and captures, closed first
+	lo       map[*Netns]*Link // loopback devices handed out
 }
 
 type undoStep struct {
@@ -239,6 +242,7 @@ type Link struct {
 	name  string
 	pair  *Pair
 	prim  bool
+	loop  bool // the namespace's loopback device
 	mu    sync.Mutex
 	addrs []netip.Prefix
 	up    bool

@@ -309,7 +309,10 @@ func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
 		pending = append(pending, k)
 		// A link whose partner is down has no carrier and never will
 		// until the script brings the partner up: nothing to wait for.
-		if k.partner().IsUp() {
+		if k.loop {
+			continue
+		}
+		if k.pair == nil || k.partner().IsUp() {
 			byNs[k.ns] = append(byNs[k.ns], k.index)
 		}
 	}
@@ -400,6 +403,11 @@ func (l *Lab) Close() error {
 	l.mu.Unlock()
 
 	var errs []error
+	for i := len(l.closers) - 1; i >= 0; i-- {
+		if err := l.closers[i].Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(l.attached) - 1; i >= 0; i-- {
 		if err := l.attached[i].Detach(); err != nil {
 			errs = append(errs, err)
