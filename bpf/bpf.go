@@ -40,6 +40,7 @@ type program struct {
 var programs = map[string]program{
 	"pass":      {loadPass, passProgPass},
 	"drop_port": {loadDropPort, dropPortProgDropPort},
+	"drop_flow": {loadDropFlow, dropFlowProgDropFlow},
 }
 
 // Names returns the names of the bundled programs, sorted.

@@ -187,15 +187,18 @@ route("10.2.0.0/24", dev = nk.primary)`,
 		Name: "program", Kind: KindFunc,
 		Signature: `program(name, section=None, **consts) -> program`,
 		Doc: "Loads a BPF program; `name`, the one positional argument, is a bundled program — " +
-			"`pass` (counts packets) or `drop_port` (drops TCP/UDP with source or destination port " +
-			"`port`) — or the path of your ELF object (relative to the script), whose program is " +
-			"chosen by `section` (section or function name). Other keyword arguments set the " +
-			"program's constants (ints or bools) at load time. It is unloaded when the script ends.",
+			"`pass` (counts packets), `drop_port` (drops TCP/UDP with source or destination port " +
+			"`port`), `drop_flow` (drops IPv4 packets matching `src`/`src_len`, `dst`/`dst_len`, " +
+			"`proto` and `port`, each optional) — or the path of your ELF object (relative to the " +
+			"script), whose program is chosen by `section` (section or function name). Other keyword " +
+			"arguments set the program's constants at load time: ints, bools, or IP address strings " +
+			"for constants that are 4- or 16-byte arrays. It is unloaded when the script ends.",
 		Attrs: []Attr{
 			{"id", "the kernel's program ID"},
 			{"name", "the program's name"},
 		},
 		Example: `drop = program("drop_port", port = 12345)
+tcp_only = program("drop_flow", src = "10.0.1.0", src_len = 24, proto = 6)
 mine = program("bpf/filter.o", section = "tcx/ingress")`,
 	},
 	{

@@ -3,6 +3,7 @@ package builtins
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 
@@ -25,7 +26,7 @@ func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if !ok {
 		return nil, fmt.Errorf("%s: name must be a string, not %s", b.Name(), describeValue(args[0]))
 	}
-	spec := datapath.ProgramSpec{Consts: map[string]int64{}}
+	spec := datapath.ProgramSpec{Consts: map[string]int64{}, AddrConsts: map[string]netip.Addr{}}
 	for _, kv := range kwargs {
 		k := string(kv[0].(starlark.String))
 		if k == "section" {
@@ -48,8 +49,15 @@ func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 			if x {
 				v = 1
 			}
+		case starlark.String:
+			a, err := netip.ParseAddr(string(x))
+			if err != nil {
+				return nil, fmt.Errorf("%s: constant %s=%q: a string constant must be an IP address, like \"10.0.1.0\"", b.Name(), k, string(x))
+			}
+			spec.AddrConsts[k] = a
+			continue
 		default:
-			return nil, fmt.Errorf("%s: constant %s must be an int, not %s", b.Name(), k, describeValue(kv[1]))
+			return nil, fmt.Errorf("%s: constant %s must be an int, a bool or an IP address string, not %s", b.Name(), k, describeValue(kv[1]))
 		}
 		spec.Consts[k] = v
 	}

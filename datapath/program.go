@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -46,6 +47,10 @@ type ProgramSpec struct {
 	// Consts sets `volatile const` globals before loading, by name. Each
 	// value must fit the variable's type as described by its BTF.
 	Consts map[string]int64
+	// AddrConsts sets constants that hold an IP address: a 4-byte array
+	// or __be32 takes an IPv4 address, a 16-byte array an IPv6 one, in
+	// network byte order.
+	AddrConsts map[string]netip.Addr
 }
 
 // Stats are a program's packet counters, summed over all CPUs.
@@ -96,6 +101,9 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 		if name != fn {
 			delete(coll.Programs, name)
 		}
+	}
+	if err := setAddrConsts(coll, spec.AddrConsts); err != nil {
+		return nil, fmt.Errorf("load program %s: %w", label, err)
 	}
 	if err := setConsts(coll, spec.Consts); err != nil {
 		return nil, fmt.Errorf("load program %s: %w", label, err)
@@ -260,6 +268,50 @@ func setConsts(coll *ebpf.CollectionSpec, consts map[string]int64) error {
 		}
 		if err := setConst(v, consts[name], coll.ByteOrder); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// setAddrConsts writes IP addresses into constant globals typed as a
+// 4- or 16-byte array (or a 4-byte integer for IPv4), in network order.
+func setAddrConsts(coll *ebpf.CollectionSpec, consts map[string]netip.Addr) error {
+	names := make([]string, 0, len(consts))
+	for name := range consts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		v := coll.Variables[name]
+		if v == nil || !v.Constant() {
+			return fmt.Errorf("unknown constant %q: %s", name, validConsts(coll))
+		}
+		if v.Type == nil {
+			return fmt.Errorf("constant %q: the object has no BTF for it (compile with -g)", name)
+		}
+		addr := consts[name].Unmap()
+		var size uint32
+		switch t := btf.UnderlyingType(v.Type.Type).(type) {
+		case *btf.Array:
+			if it, ok := btf.UnderlyingType(t.Type).(*btf.Int); ok && it.Size == 1 {
+				size = t.Nelems
+			}
+		case *btf.Int:
+			if t.Size == 4 {
+				size = 4
+			}
+		}
+		switch {
+		case size == 4 && addr.Is4(), size == 16 && addr.Is6():
+			v.Value = addr.AsSlice()
+		case size == 4 || size == 16:
+			want := "an IPv4"
+			if size == 16 {
+				want = "an IPv6"
+			}
+			return fmt.Errorf("constant %q holds %s address, not %s", name, want, addr)
+		default:
+			return fmt.Errorf("constant %q is not an address (a 4- or 16-byte array): give it an integer", name)
 		}
 	}
 	return nil
