@@ -38,9 +38,12 @@ type program struct {
 }
 
 var programs = map[string]program{
-	"pass":      {loadPass, passProgPass},
-	"drop_port": {loadDropPort, dropPortProgDropPort},
-	"drop_flow": {loadDropFlow, dropFlowProgDropFlow},
+	"pass":          {loadPass, passProgPass},
+	"drop_port":     {loadDropPort, dropPortProgDropPort},
+	"drop_flow":     {loadDropFlow, dropFlowProgDropFlow},
+	"policy_router": {loadPolicyRouter, policyRouterProgPolicyRouter},
+	"lb":            {loadLb, lbProgLb},
+	"mirror":        {loadMirror, mirrorProgMirror},
 }
 
 // Names returns the names of the bundled programs, sorted.

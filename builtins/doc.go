@@ -195,6 +195,7 @@ route("10.2.0.0/24", dev = nk.primary)`,
 			"for constants that are 4- or 16-byte arrays. It is unloaded when the script ends.",
 		Attrs: []Attr{
 			{"id", "the kernel's program ID"},
+			{"maps", "the program's BPF maps by name: `prog.maps[\"backends\"]` is a map value"},
 			{"name", "the program's name"},
 		},
 		Example: `drop = program("drop_port", port = 12345)

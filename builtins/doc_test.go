@@ -71,6 +71,8 @@ func TestDocsAttrs(t *testing.T) {
 		"server":         &Server{},
 		"capture":        &Capture{},
 		"connect_result": &ConnectResult{},
+		"map":            &Map{},
+		"policy":         &Policy{},
 	} {
 		e, ok := entry(name)
 		if !ok {
@@ -140,7 +142,7 @@ func TestDocsKeywords(t *testing.T) {
 			callables[name] = c
 		}
 	}
-	receivers := map[string]starlark.HasAttrs{"link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}}
+	receivers := map[string]starlark.HasAttrs{"link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}, "map": &Map{}, "policy": &Policy{}}
 	for _, e := range Docs {
 		if e.Kind != KindMethod {
 			continue

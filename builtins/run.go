@@ -64,16 +64,19 @@ type Options struct {
 
 // Run is the state of one script run, shared by every thread of the run.
 type Run struct {
-	lab     *datapath.Lab
-	ctx     context.Context
-	out     io.Writer
-	ready   time.Duration
-	host    *Netns
-	netns   map[*datapath.Netns]*Netns
-	links   map[*datapath.Link]*Link
-	modules map[string]*loadEntry
-	argv    starlark.Tuple
-	report  Report
+	lab   *datapath.Lab
+	ctx   context.Context
+	out   io.Writer
+	ready time.Duration
+	host  *Netns
+	netns map[*datapath.Netns]*Netns
+	links map[*datapath.Link]*Link
+	// policyVia remembers the link of each policy the script installed,
+	// by router and source prefix, so that policies() can name it.
+	policyVia map[string]*Link
+	modules   map[string]*loadEntry
+	argv      starlark.Tuple
+	report    Report
 }
 
 type loadEntry struct {
@@ -93,13 +96,14 @@ func NewRun(o Options) *Run {
 		o.ReadyTimeout = 10 * time.Second
 	}
 	r := &Run{
-		lab:     o.Lab,
-		ctx:     o.Context,
-		out:     o.Stdout,
-		ready:   o.ReadyTimeout,
-		netns:   map[*datapath.Netns]*Netns{},
-		links:   map[*datapath.Link]*Link{},
-		modules: map[string]*loadEntry{},
+		lab:       o.Lab,
+		ctx:       o.Context,
+		out:       o.Stdout,
+		ready:     o.ReadyTimeout,
+		netns:     map[*datapath.Netns]*Netns{},
+		links:     map[*datapath.Link]*Link{},
+		policyVia: map[string]*Link{},
+		modules:   map[string]*loadEntry{},
 	}
 	r.host = r.wrapNetns(o.Lab.Host())
 	for _, a := range o.Argv {

@@ -189,9 +189,11 @@ type Program struct {
 func (p *Program) String() string        { return fmt.Sprintf("program(%q)", p.p.Name()) }
 func (p *Program) Type() string          { return "program" }
 func (p *Program) Hash() (uint32, error) { return starlark.MakeUint(uint(p.p.ID())).Hash() }
-func (p *Program) AttrNames() []string   { return []string{"id", "name"} }
+func (p *Program) AttrNames() []string   { return []string{"id", "maps", "name"} }
 func (p *Program) Attr(name string) (starlark.Value, error) {
 	switch name {
+	case "maps":
+		return p.mapsAttr(), nil
 	case "name":
 		return starlark.String(p.p.Name()), nil
 	case "id":

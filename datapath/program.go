@@ -72,6 +72,7 @@ type Program struct {
 	coll  *ebpf.Collection
 	prog  *ebpf.Program
 	stats *ebpf.Map // nil if the object has no compatible stats map
+	specs map[string]*ebpf.MapSpec
 }
 
 // removeMemlock lifts RLIMIT_MEMLOCK on kernels that still charge BPF
@@ -123,7 +124,7 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 		}
 		return nil, fmt.Errorf("load program %s: %w", label, err)
 	}
-	p := &Program{name: name, typ: ps.Type, coll: c, prog: c.Programs[fn]}
+	p := &Program{name: name, typ: ps.Type, coll: c, prog: c.Programs[fn], specs: coll.Maps}
 	info, err := p.prog.Info()
 	if err != nil {
 		c.Close()
