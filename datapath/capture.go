@@ -193,4 +193,3 @@ func (c *Capture) Close() error {
 	c.wg.Wait()
 	return unix.Close(c.fd)
 }
-

@@ -146,7 +146,7 @@ type ConnectResult struct {
 	// Reply is what the server sent back; empty if nothing arrived.
 	Reply string
 	// Reason says why no reply arrived ("connection refused", "timed out
-// after 1s"); empty if one did.
+	// after 1s"); empty if one did.
 	Reason string
 }
 
