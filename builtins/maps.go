@@ -101,7 +101,12 @@ func (m *Map) Get(k starlark.Value) (starlark.Value, bool, error) {
 }
 
 // SetKey implements m[k] = v.
-func (m *Map) SetKey(k, v starlark.Value) error {
+func (m *Map) SetKey(k, v starlark.Value) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: internal error: %v (this is a bug in nkscript; please report it)", m, p)
+		}
+	}()
 	gk, err := m.key(k)
 	if err != nil {
 		return err
@@ -139,7 +144,7 @@ func (m *Map) Attr(name string) (starlark.Value, error) {
 }
 
 func (m *Map) method(name string, fn func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)) *starlark.Builtin {
-	return starlark.NewBuiltin(name, fn).BindReceiver(m)
+	return newMethod(m, name, fn)
 }
 
 func (m *Map) get(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -56,7 +56,7 @@ func (p *Policy) Attr(name string) (starlark.Value, error) {
 		}
 		return starlark.String(p.nextHop.String()), nil
 	case "remove":
-		return starlark.NewBuiltin("remove", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return newMethodFn("remove", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 				return nil, err
 			}

@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -60,7 +61,18 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Argv is the script's path and arguments, predeclared as argv.
 	Argv []string
+	// MaxSteps bounds the Starlark computation of each thread (not the
+	// time spent in builtins); 0 means DefaultMaxSteps.
+	MaxSteps uint64
+	// AllowPaths are directories load() may read from besides the main
+	// script's directory (the current directory without a script).
+	AllowPaths []string
 }
+
+// DefaultMaxSteps is the default execution-step limit: far beyond any
+// lab (a lab of 1000 namespaces takes about a million steps), small
+// enough that a runaway loop stops within seconds.
+const DefaultMaxSteps = 100_000_000
 
 // Run is the state of one script run, shared by every thread of the run.
 type Run struct {
@@ -68,6 +80,8 @@ type Run struct {
 	ctx   context.Context
 	out   io.Writer
 	ready time.Duration
+	steps uint64
+	roots []string // directories load() may read
 	host  *Netns
 	netns map[*datapath.Netns]*Netns
 	links map[*datapath.Link]*Link
@@ -105,6 +119,22 @@ func NewRun(o Options) *Run {
 		policyVia: map[string]*Link{},
 		modules:   map[string]*loadEntry{},
 	}
+	r.steps = o.MaxSteps
+	if r.steps == 0 {
+		r.steps = DefaultMaxSteps
+	}
+	root := "."
+	if len(o.Argv) > 0 && o.Argv[0] != "" {
+		root = filepath.Dir(o.Argv[0])
+	}
+	for _, d := range append([]string{root}, o.AllowPaths...) {
+		if abs, err := filepath.Abs(d); err == nil {
+			if real, err := filepath.EvalSymlinks(abs); err == nil {
+				abs = real
+			}
+			r.roots = append(r.roots, abs)
+		}
+	}
 	r.host = r.wrapNetns(o.Lab.Host())
 	for _, a := range o.Argv {
 		r.argv = append(r.argv, starlark.String(a))
@@ -116,7 +146,7 @@ func NewRun(o Options) *Run {
 func (r *Run) Globals() starlark.StringDict {
 	g := starlark.StringDict{"host": r.host, "argv": r.argv, "kernel": &Kernel{}}
 	for name, fn := range universe {
-		g[name] = starlark.NewBuiltin(name, suggestKeywords(fn))
+		g[name] = starlark.NewBuiltin(name, recoverPanics(suggestKeywords(fn)))
 	}
 	return g
 }
@@ -130,7 +160,27 @@ func (r *Run) Thread(name string) *starlark.Thread {
 		Load:  r.load,
 	}
 	t.SetLocal(runKey, r)
+	t.SetMaxExecutionSteps(r.steps)
 	return t
+}
+
+// allowed reports whether load() may read path: it must lie under the
+// main script's directory or an --allow-path directory, after symlinks.
+func (r *Run) allowed(path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return false
+	}
+	for _, root := range r.roots {
+		if rel, err := filepath.Rel(root, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return true
+		}
+	}
+	return false
 }
 
 // Report returns the run's report of every expectation checked so far.
@@ -159,12 +209,29 @@ func (r *Run) load(thread *starlark.Thread, module string) (starlark.StringDict,
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("load(%q): %s does not exist; the path is relative to %s", module, path, filepath.Dir(from))
 	}
+	if !r.allowed(path) {
+		return nil, fmt.Errorf("load(%q): %s is outside the script's directory %s; scripts load only files under it unless the run allows more with --allow-path DIR", module, absPath(path), r.roots[0])
+	}
 	r.modules[path] = nil
 	child := r.Thread(path)
 	child.SetLocal(runKey, r)
 	globals, err := r.ExecFile(child, path, nil)
 	r.modules[path] = &loadEntry{globals, err}
 	return globals, err
+}
+
+// recoverPanics turns a panic inside a builtin into an error at the
+// builtin's call, so that the script stops there, with its position, and
+// the run cleans up as after any other error.
+func recoverPanics(fn builtinFn) builtinFn {
+	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (v starlark.Value, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				v, err = nil, fmt.Errorf("%s: internal error: %v (this is a bug in nkscript; please report it with this trace)\n%s", b.Name(), p, debug.Stack())
+			}
+		}()
+		return fn(thread, b, args, kwargs)
+	}
 }
 
 func runOf(thread *starlark.Thread) *Run {
@@ -199,4 +266,22 @@ func quoteList(choices []string) string {
 		return strings.Join(q, "")
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// newMethodFn makes the builtin behind a method, with panics turned into
+// errors at the call as for every builtin.
+func newMethodFn(name string, fn builtinFn) *starlark.Builtin {
+	return starlark.NewBuiltin(name, recoverPanics(fn))
+}
+
+// newMethod makes a method of recv.
+func newMethod(recv starlark.Value, name string, fn builtinFn) *starlark.Builtin {
+	return newMethodFn(name, fn).BindReceiver(recv)
+}
+
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }

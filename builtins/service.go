@@ -44,7 +44,7 @@ func (s *Server) Attr(name string) (starlark.Value, error) {
 	case "served":
 		return starlark.MakeInt(s.s.Served()), nil
 	case "stop":
-		return starlark.NewBuiltin("stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return newMethodFn("stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 				return nil, err
 			}
@@ -198,9 +198,9 @@ func (c *Capture) Attr(name string) (starlark.Value, error) {
 	case "link":
 		return c.link, nil
 	case "count":
-		return starlark.NewBuiltin("count", c.count).BindReceiver(c), nil
+		return newMethod(c, "count", c.count), nil
 	case "stop":
-		return starlark.NewBuiltin("stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return newMethodFn("stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 				return nil, err
 			}

@@ -175,7 +175,7 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 }
 
 func (k *Link) method(name string, fn func(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)) *starlark.Builtin {
-	return starlark.NewBuiltin(name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	return newMethodFn(name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		return fn(k, thread, b, args, kwargs)
 	}).BindReceiver(k)
 }
@@ -226,7 +226,7 @@ func (a *Attachment) Attr(name string) (starlark.Value, error) {
 	case "hook":
 		return starlark.String(a.hook.String()), nil
 	case "detach":
-		return starlark.NewBuiltin("detach", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return newMethodFn("detach", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 				return nil, err
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // FaultEnv names the environment variable that tests set to make the k-th
@@ -11,12 +12,18 @@ import (
 // any point still cleans up. It is a test hook; users never set it.
 const FaultEnv = "NKSCRIPT_TEST_FAULT"
 
-func faultFromEnv() int {
-	k, err := strconv.Atoi(os.Getenv(FaultEnv))
-	if err != nil || k < 1 {
-		return 0
+// faultFromEnv reads the test hook: "K" fails the K-th operation,
+// "panic:K" panics in it (a bug in nkscript, as the run sees it).
+func faultFromEnv() (k int, panics bool) {
+	v := os.Getenv(FaultEnv)
+	if rest, ok := strings.CutPrefix(v, "panic:"); ok {
+		v, panics = rest, true
 	}
-	return k
+	k, err := strconv.Atoi(v)
+	if err != nil || k < 1 {
+		return 0, false
+	}
+	return k, panics
 }
 
 // fault counts one kernel-changing operation and fails it if it is the
@@ -25,6 +32,9 @@ func faultFromEnv() int {
 func (l *Lab) fault(op string) error {
 	l.ops++
 	if l.faultAt != 0 && l.ops == l.faultAt {
+		if l.faultPanics {
+			panic(fmt.Sprintf("%s: injected panic at operation %d (%s)", op, l.ops, FaultEnv))
+		}
 		return fmt.Errorf("%s: injected fault at operation %d (%s)", op, l.ops, FaultEnv)
 	}
 	return nil

@@ -19,23 +19,24 @@ import (
 // Close undoes all of them in reverse order. A Lab never modifies or
 // removes anything it did not create.
 type Lab struct {
-	mu       sync.Mutex
-	host     *Netns
-	ownHost  bool
-	journal  *Journal
-	owned    map[NsID]*Netns // namespaces this lab created, by identity
-	byName   map[string]*Netns
-	undo     []undoStep
-	links    []*Link
-	pendUp   map[*Link]bool // links set up since the last WaitReady
-	closed   bool
-	nslist   []*Netns
-	progs    []*Program
-	attached []*Attachment
-	faultAt  int // test hook: fail the faultAt-th kernel-changing operation
-	ops      int
-	closers  []io.Closer      // servers and captures, closed first
-	lo       map[*Netns]*Link // loopback devices handed out
+	mu          sync.Mutex
+	host        *Netns
+	ownHost     bool
+	journal     *Journal
+	owned       map[NsID]*Netns // namespaces this lab created, by identity
+	byName      map[string]*Netns
+	undo        []undoStep
+	links       []*Link
+	pendUp      map[*Link]bool // links set up since the last WaitReady
+	closed      bool
+	nslist      []*Netns
+	progs       []*Program
+	attached    []*Attachment
+	faultAt     int  // test hook: fail the faultAt-th kernel-changing operation
+	faultPanics bool // test hook: panic instead
+	ops         int
+	closers     []io.Closer      // servers and captures, closed first
+	lo          map[*Netns]*Link // loopback devices handed out
 }
 
 type undoStep struct {
@@ -80,14 +81,16 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 		}
 		return nil, err
 	}
+	faultAt, faultPanics := faultFromEnv()
 	return &Lab{
-		host:    host,
-		ownHost: ownHost,
-		journal: j,
-		owned:   map[NsID]*Netns{},
-		byName:  map[string]*Netns{},
-		pendUp:  map[*Link]bool{},
-		faultAt: faultFromEnv(),
+		faultAt:     faultAt,
+		faultPanics: faultPanics,
+		host:        host,
+		ownHost:     ownHost,
+		journal:     j,
+		owned:       map[NsID]*Netns{},
+		byName:      map[string]*Netns{},
+		pendUp:      map[*Link]bool{},
 	}, nil
 }
 

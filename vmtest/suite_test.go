@@ -83,7 +83,7 @@ func TestNetkitSuitesInGuest(t *testing.T) {
 	// NKSCRIPT_VMTEST_RUN narrows every suite to the tests it matches,
 	// for a quick run of one test in the guest while developing.
 	only := os.Getenv("NKSCRIPT_VMTEST_RUN")
-	dpRun, bRun, cliRun := "Netkit|Program|Lab", ".", "TestScripts"
+	dpRun, bRun, cliRun := "Netkit|Program|Lab", ".", "TestScripts|TestFaultSweep"
 	if only != "" {
 		dpRun, bRun, cliRun = only, only, only
 	}
@@ -128,6 +128,7 @@ exit $status
 		"--- PASS: TestNetkitPairInPlace", "--- PASS: TestNetkitMultiProg", "--- PASS: TestNetkitPair ",
 		"--- PASS: TestScripts/tutorials ",
 		"> [netkit] cmp stdout $REPO/scripts/tutorial.golden\n",
+		"--- PASS: TestFaultSweep/tutorial.star ",
 	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("guest output lacks %q: netkit tests skipped or missing", want)

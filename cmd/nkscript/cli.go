@@ -50,6 +50,8 @@ type options struct {
 	timeout    time.Duration
 	journalDir string
 	json       bool
+	maxSteps   uint64
+	allowPaths []string
 	help       bool
 	version    bool
 }
@@ -81,6 +83,8 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop the run after this long, cleaning up (0: no limit)")
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
+	fs.Uint64Var(&o.maxSteps, "max-steps", builtins.DefaultMaxSteps, "stop a script after this many Starlark execution steps (runaway loops), cleaning up")
+	fs.StringArrayVar(&o.allowPaths, "allow-path", nil, "let load() read files under `DIR` too, not only under the script's directory (repeatable)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.BoolVar(&o.version, "version", false, "print the version")
 	fs.Usage = func() {
@@ -187,7 +191,7 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 		return exitFail
 	}
 	ctx, stdout, rep := setupJSON(ctx, o.json, script, stdout, stderr)
-	code := execScript(ctx, lab, script, scriptArgs, stdout, stderr)
+	code := execScript(ctx, o, lab, script, scriptArgs, stdout, stderr)
 	return rep.emit(finish(o, lab, code, stderr))
 }
 
@@ -197,6 +201,10 @@ func finish(o *options, lab *datapath.Lab, code int, stderr io.Writer) int {
 	// A second Ctrl-C must not interrupt cleanup.
 	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	defer signal.Reset(os.Interrupt, syscall.SIGTERM)
+	if os.Getenv(datapath.FaultEnv) == "count" {
+		// Test hook: how many operations a fault sweep has to cover.
+		fmt.Fprintf(stderr, "nkscript: test: %d kernel-changing operations\n", lab.Ops())
+	}
 	if o.keep {
 		printKeep(lab, stderr)
 		if err := lab.Keep(); err != nil {
@@ -222,8 +230,9 @@ func printKeep(lab *datapath.Lab, w io.Writer) {
 
 // execScript runs the script with panics and signals turned into errors;
 // the caller cleans up.
-func execScript(ctx context.Context, lab *datapath.Lab, script string, scriptArgs []string, stdout, stderr io.Writer) (code int) {
-	r := builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: stdout, Argv: append([]string{script}, scriptArgs...)})
+func execScript(ctx context.Context, o *options, lab *datapath.Lab, script string, scriptArgs []string, stdout, stderr io.Writer) (code int) {
+	r := builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: stdout, Argv: append([]string{script}, scriptArgs...),
+		MaxSteps: o.maxSteps, AllowPaths: o.allowPaths})
 	jsonRun(ctx, r)
 	thread := r.Thread(script)
 	defer func() {
@@ -240,6 +249,9 @@ func execScript(ctx context.Context, lab *datapath.Lab, script string, scriptArg
 			return exitFail
 		}
 		printError(stderr, err)
+		if strings.Contains(err.Error(), "too many steps") {
+			fmt.Fprintf(stderr, "nkscript: the script ran more than %d Starlark steps (a runaway loop?); raise the limit with --max-steps\n", o.maxSteps)
+		}
 		return exitFail
 	}
 	return exitOK

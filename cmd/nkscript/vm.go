@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/nkscript/nkscript/builtins"
 	"io"
 	"os"
 	"os/signal"
@@ -87,6 +88,14 @@ func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
 	guestArgs := []string{"--vm=never"}
 	if o.timeout > 0 {
 		guestArgs = append(guestArgs, "--timeout="+o.timeout.String())
+	}
+	if o.maxSteps != builtins.DefaultMaxSteps {
+		guestArgs = append(guestArgs, fmt.Sprintf("--max-steps=%d", o.maxSteps))
+	}
+	for _, p := range o.allowPaths {
+		if abs, err := filepath.Abs(p); err == nil {
+			guestArgs = append(guestArgs, "--allow-path="+abs)
+		}
 	}
 	if o.json {
 		guestArgs = append(guestArgs, "--json")
