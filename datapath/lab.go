@@ -34,6 +34,7 @@ type Lab struct {
 	attached    []*Attachment
 	faultAt     int  // test hook: fail the faultAt-th kernel-changing operation
 	faultPanics bool // test hook: panic instead
+	prefix      string
 	ops         int
 	closers     []io.Closer      // servers and captures, closed first
 	lo          map[*Netns]*Link // loopback devices handed out
@@ -55,6 +56,10 @@ type LabConfig struct {
 	// an anonymous namespace), renaming it "host"; nil means the caller's
 	// namespace. The lab does not close it.
 	Host *Netns
+	// Prefix is put in front of the names of the namespaces the lab
+	// creates and of the links it creates in namespaces it did not create
+	// (the host), so that two runs of one script do not clash.
+	Prefix string
 }
 
 // NewLab starts an empty lab in the calling process's namespace and
@@ -83,6 +88,7 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 	}
 	faultAt, faultPanics := faultFromEnv()
 	return &Lab{
+		prefix:      cfg.Prefix,
 		faultAt:     faultAt,
 		faultPanics: faultPanics,
 		host:        host,
@@ -174,11 +180,18 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	if err := CheckNetnsName(name); err != nil {
 		return nil, err
 	}
-	if name == "host" {
+	script := name
+	if l.prefix != "" {
+		name = l.prefix + name
+		if err := CheckNetnsName(name); err != nil {
+			return nil, fmt.Errorf("with --prefix %q: %w", l.prefix, err)
+		}
+	}
+	if script == "host" {
 		return nil, exists("namespace name %q is reserved for the namespace nkscript runs in; pick another name", name)
 	}
-	if _, ok := l.byName[name]; ok {
-		return nil, exists("this script already created netns %q; use the value that call returned, or pick another name", name)
+	if _, ok := l.byName[script]; ok {
+		return nil, exists("this script already created netns %q; use the value that call returned, or pick another name", script)
 	}
 	if err := l.fault("netns " + name); err != nil {
 		return nil, err
@@ -196,7 +209,7 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 		return nil, err
 	}
 	l.owned[ns.id] = ns
-	l.byName[name] = ns
+	l.byName[script] = ns
 	l.nslist = append(l.nslist, ns)
 	l.push("netns "+name, seq, func() error {
 		ns.Close()
@@ -312,6 +325,24 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	}
 	if o.PeerNs == nil {
 		o.PeerNs = o.PrimaryNs
+	}
+	if l.prefix != "" {
+		// Links in the lab's own namespaces cannot clash with another
+		// run's; those in the host can.
+		l.mu.Lock()
+		for _, end := range []struct {
+			name *string
+			ns   *Netns
+		}{{&o.Primary, o.PrimaryNs}, {&o.Peer, o.PeerNs}} {
+			if l.owned[end.ns.id] != end.ns {
+				*end.name = l.prefix + *end.name
+				if len(*end.name) > 15 {
+					l.mu.Unlock()
+					return nil, fmt.Errorf("link name %q (with --prefix %q) is longer than the kernel's 15 bytes; use a shorter prefix or link name", *end.name, l.prefix)
+				}
+			}
+		}
+		l.mu.Unlock()
 	}
 	if err := CheckIfName(o.Primary); err != nil {
 		return nil, err

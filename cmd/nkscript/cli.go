@@ -51,6 +51,7 @@ type options struct {
 	journalDir string
 	json       bool
 	maxSteps   uint64
+	prefix     string
 	allowPaths []string
 	help       bool
 	version    bool
@@ -84,6 +85,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
 	fs.Uint64Var(&o.maxSteps, "max-steps", builtins.DefaultMaxSteps, "stop a script after this many Starlark execution steps (runaway loops), cleaning up")
+	fs.StringVar(&o.prefix, "prefix", "", "put `P` in front of the names of the namespaces the script creates and of its links in the host, so that runs of one script can share a machine")
 	fs.StringArrayVar(&o.allowPaths, "allow-path", nil, "let load() read files under `DIR` too, not only under the script's directory (repeatable)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.BoolVar(&o.version, "version", false, "print the version")
@@ -185,7 +187,7 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	}
 
 	abs, _ := filepath.Abs(script)
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs})
+	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix})
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
 		return exitFail

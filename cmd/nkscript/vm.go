@@ -97,6 +97,9 @@ func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
 			guestArgs = append(guestArgs, "--allow-path="+abs)
 		}
 	}
+	if o.prefix != "" {
+		guestArgs = append(guestArgs, "--prefix="+o.prefix)
+	}
 	if o.json {
 		guestArgs = append(guestArgs, "--json")
 	}
