@@ -12,7 +12,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 TESTFLAGS ?=
 
-.PHONY: all build demo setup kernel test check generate check-generate bench clean
+.PHONY: all build demo setup kernel test check generate check-generate bench reliability clean
 
 all: build
 
@@ -62,6 +62,12 @@ check-generate: generate
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+# The long version of the reliability tests `make test` runs short: a fault
+# sweep over every script, many random signals, every fuzz target for
+# FUZZTIME; writes docs/RELIABILITY.md.
+reliability: build
+	./hack/reliability.sh
 
 clean:
 	rm -rf bin

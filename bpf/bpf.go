@@ -96,3 +96,21 @@ func quoteList(names []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// Object returns the compiled ELF object of the named program, as
+// committed: what `nkscript --dry-run` hands to bpftool.
+func Object(name string) ([]byte, error) {
+	if _, err := lookup(name); err != nil {
+		return nil, err
+	}
+	return objects[name], nil
+}
+
+var objects = map[string][]byte{
+	"pass":          _PassBytes,
+	"drop_port":     _DropPortBytes,
+	"drop_flow":     _DropFlowBytes,
+	"policy_router": _PolicyRouterBytes,
+	"lb":            _LbBytes,
+	"mirror":        _MirrorBytes,
+}

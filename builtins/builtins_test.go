@@ -303,7 +303,7 @@ print(y)
 	}
 	defer lab.Close()
 	var out strings.Builder
-	r := NewRun(Options{Lab: lab, Stdout: &out})
+	r := NewRun(Options{Lab: lab, Stdout: &out, Argv: []string{dir + "/main.star"}})
 	if _, err := r.ExecFile(r.Thread(dir+"/main.star"), dir+"/main.star", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -112,6 +112,11 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err != nil {
 		return nil, err
 	}
+	if r.lab.DryRun() {
+		// A dry run cannot know: it writes the ping and assumes replies.
+		r.lab.DryPing(src.ns, addr, count)
+		return &PingResult{dst: addr, src: src, res: datapath.PingResult{Sent: count, Received: count}}, nil
+	}
 	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
@@ -187,6 +192,10 @@ func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	flow := flowString(proto, src, addr, port)
+	if r.lab.DryRun() {
+		r.lab.DryExpect(proto, src.ns, addr, port, wantPass)
+		return starlark.None, nil
+	}
 	rec := newExpectation(thread, b, proto, src, addr, port, wantPass, byProg)
 	defer rec.record(&r.report)
 	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {

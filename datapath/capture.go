@@ -43,6 +43,10 @@ func (l *Lab) Capture(k *Link) (*Capture, error) {
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
+	if l.sh != nil {
+		l.Shell("# capture on %s in %s (tcpdump -i %s)", k.name, k.ns.name, k.name)
+		return &Capture{link: k, fd: -1, stopped: true}, nil
+	}
 	c, err := StartCapture(k)
 	if err != nil {
 		return nil, err
@@ -191,5 +195,8 @@ func (c *Capture) Close() error {
 	c.stopped = true
 	c.mu.Unlock()
 	c.wg.Wait()
+	if c.fd < 0 {
+		return nil
+	}
 	return unix.Close(c.fd)
 }

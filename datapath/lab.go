@@ -35,6 +35,7 @@ type Lab struct {
 	faultAt     int  // test hook: fail the faultAt-th kernel-changing operation
 	faultPanics bool // test hook: panic instead
 	prefix      string
+	sh          *shell // dry run: write shell commands instead
 	ops         int
 	closers     []io.Closer      // servers and captures, closed first
 	lo          map[*Netns]*Link // loopback devices handed out
@@ -60,11 +61,17 @@ type LabConfig struct {
 	// creates and of the links it creates in namespaces it did not create
 	// (the host), so that two runs of one script do not clash.
 	Prefix string
+	// DryRun, if set, makes a lab that changes nothing and writes the
+	// shell commands that would build it there instead.
+	DryRun io.Writer
 }
 
 // NewLab starts an empty lab in the calling process's namespace and
 // creates its journal.
 func NewLab(cfg LabConfig) (*Lab, error) {
+	if cfg.DryRun != nil {
+		return newDryLab(cfg)
+	}
 	host, ownHost := cfg.Host, false
 	if host != nil {
 		host.name = "host"
@@ -196,6 +203,13 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	if err := l.fault("netns " + name); err != nil {
 		return nil, err
 	}
+	if l.sh != nil {
+		ns := l.dryNetns(name)
+		l.owned[ns.id] = ns
+		l.byName[script] = ns
+		l.nslist = append(l.nslist, ns)
+		return ns, nil
+	}
 	var seq int
 	ns, err := createNamedNetns(name, func(path string, id NsID) error {
 		var err error
@@ -295,6 +309,9 @@ func (k *Link) IsUp() bool {
 
 // MAC returns the device's hardware address; netkit in l3 mode has none.
 func (k *Link) MAC() (net.HardwareAddr, error) {
+	if k.ns.nl == nil {
+		return nil, nil // a dry run's stand-in
+	}
 	nl, err := k.ns.nl.LinkByIndex(k.index)
 	if err != nil {
 		return nil, fmt.Errorf("link %s: %w", k.name, err)
@@ -365,7 +382,7 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	switch o.Kind {
 	case Veth:
 		v := &netlink.Veth{LinkAttrs: attrs, PeerName: o.Peer}
-		if o.PeerNs != o.PrimaryNs {
+		if o.PeerNs != o.PrimaryNs && l.sh == nil {
 			v.PeerNamespace = netlink.NsFd(o.PeerNs.Fd())
 		}
 		if o.MTU != 0 {
@@ -373,7 +390,7 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 		}
 		dev = v
 	case Netkit:
-		if err := HaveNetkit(); err != nil {
+		if err := HaveNetkit(); err != nil && l.sh == nil {
 			return nil, err
 		}
 		nk := &netlink.Netkit{
@@ -399,7 +416,7 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 			return nil, err
 		}
 		peer := netlink.LinkAttrs{Name: o.Peer, MTU: o.MTU}
-		if o.PeerNs != o.PrimaryNs {
+		if o.PeerNs != o.PrimaryNs && l.sh == nil {
 			peer.Namespace = netlink.NsFd(o.PeerNs.Fd())
 		}
 		nk.SetPeerAttrs(&peer)
@@ -420,6 +437,10 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	}
 	if err := l.fault(fmt.Sprintf("%s pair %s/%s", o.Kind, o.Primary, o.Peer)); err != nil {
 		return nil, err
+	}
+	if l.sh != nil {
+		l.dryPair(o, pair)
+		return pair, nil
 	}
 	if err := o.PrimaryNs.nl.LinkAdd(dev); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -497,6 +518,17 @@ func (l *Lab) AddAddr(k *Link, p netip.Prefix) error {
 	if err := l.fault(fmt.Sprintf("addr %s dev %s", p, k.name)); err != nil {
 		return err
 	}
+	if l.sh != nil {
+		nodad := ""
+		if p.Addr().Is6() {
+			nodad = " nodad"
+		}
+		l.Shell("%s addr add %s dev %s%s", ipn(k.ns), p, shq(k.name), nodad)
+		k.mu.Lock()
+		k.addrs = append(k.addrs, p)
+		k.mu.Unlock()
+		return nil
+	}
 	a := &netlink.Addr{IPNet: prefixToIPNet(p)}
 	if p.Addr().Is6() {
 		// The lab is ready when its links are: skip duplicate address
@@ -547,9 +579,12 @@ func (l *Lab) SetUp(k *Link, up bool) error {
 		return err
 	}
 	var err error
-	if up {
+	switch {
+	case l.sh != nil:
+		l.Shell("%s link set %s %s", ipn(k.ns), shq(k.name), state)
+	case up:
 		err = k.ns.nl.LinkSetUp(k.nlLink())
-	} else {
+	default:
 		err = k.ns.nl.LinkSetDown(k.nlLink())
 	}
 	if err != nil {

@@ -39,6 +39,10 @@ type Map struct {
 	m     *ebpf.Map
 	spec  *ebpf.MapSpec
 	order binary.ByteOrder
+
+	// In a dry run: the map's bpftool pin, and the lab to write to.
+	lab *Lab
+	pin string
 }
 
 // MapNames lists the program's maps, sorted; internal maps (.rodata,
@@ -58,6 +62,13 @@ func (p *Program) MapNames() []string {
 func (p *Program) Map(name string) (*Map, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dry {
+		spec := p.specs[name]
+		if spec == nil || strings.HasPrefix(name, ".") {
+			return nil, fmt.Errorf("program %s has no map %q; its maps are %s", p.name, name, quoteNames(p.MapNames()))
+		}
+		return &Map{prog: p.name, name: name, spec: spec, order: binary.NativeEndian, lab: p.lab, pin: dirOf(p.pin) + "/maps/" + name}, nil
+	}
 	if p.coll == nil {
 		return nil, fmt.Errorf("map %s of program %s: program is closed", name, p.name)
 	}
@@ -72,6 +83,13 @@ func (p *Program) Map(name string) (*Map, error) {
 	return &Map{prog: p.name, name: name, m: m, spec: spec, order: binary.NativeEndian}, nil
 }
 
+func dirOf(pin string) string {
+	if i := strings.LastIndexByte(pin, '/'); i >= 0 {
+		return pin[:i]
+	}
+	return pin
+}
+
 func quoteNames(names []string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
@@ -84,13 +102,13 @@ func quoteNames(names []string) string {
 func (m *Map) Name() string { return m.name }
 
 // Type is the map's type, e.g. "Hash", "LPMTrie".
-func (m *Map) Type() string { return m.m.Type().String() }
+func (m *Map) Type() string { return m.spec.Type.String() }
 
 // MaxEntries is the map's capacity.
-func (m *Map) MaxEntries() int { return int(m.m.MaxEntries()) }
+func (m *Map) MaxEntries() int { return int(m.spec.MaxEntries) }
 
 func (m *Map) perCPU() bool {
-	switch m.m.Type() {
+	switch m.spec.Type {
 	case ebpf.PerCPUArray, ebpf.PerCPUHash, ebpf.LRUCPUHash:
 		return true
 	}
@@ -103,7 +121,7 @@ func (m *Map) errorf(format string, args ...any) error {
 
 // KeyBytes encodes a key.
 func (m *Map) keyBytes(k any) ([]byte, error) {
-	b, err := encodeValue(m.spec.Key, int(m.m.KeySize()), k, "key", m.order)
+	b, err := encodeValue(m.spec.Key, int(m.spec.KeySize), k, "key", m.order)
 	if err != nil {
 		return nil, m.errorf("%v", err)
 	}
@@ -117,8 +135,8 @@ func (m *Map) Put(k, v any) error {
 	if err != nil {
 		return err
 	}
-	size := int(m.m.ValueSize())
-	if m.perCPU() {
+	size := int(m.spec.ValueSize)
+	if m.perCPU() && m.lab == nil {
 		n, err := ebpf.PossibleCPU()
 		if err != nil {
 			return m.errorf("%v", err)
@@ -142,9 +160,13 @@ func (m *Map) Put(k, v any) error {
 	if err != nil {
 		return m.errorf("%v", err)
 	}
+	if m.lab != nil {
+		m.dryUpdate(kb, vb)
+		return nil
+	}
 	if err := m.m.Put(kb, vb); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) || strings.Contains(err.Error(), "argument list too long") {
-			return m.errorf("key %v is out of range (the map holds %d entries)", k, m.m.MaxEntries())
+			return m.errorf("key %v is out of range (the map holds %d entries)", k, m.spec.MaxEntries)
 		}
 		return m.errorf("put: %v", err)
 	}
@@ -156,6 +178,9 @@ func (m *Map) Get(k any) (any, bool, error) {
 	kb, err := m.keyBytes(k)
 	if err != nil {
 		return nil, false, err
+	}
+	if m.lab != nil {
+		return nil, false, nil // a dry run knows no values
 	}
 	v, err := m.lookup(kb)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -179,7 +204,7 @@ func (m *Map) lookup(kb []byte) (any, error) {
 		}
 		return out, nil
 	}
-	vb := make([]byte, m.m.ValueSize())
+	vb := make([]byte, m.spec.ValueSize)
 	if err := m.m.Lookup(kb, &vb); err != nil {
 		return nil, err
 	}
@@ -193,9 +218,13 @@ func (m *Map) Delete(k any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	switch m.m.Type() {
+	if m.lab != nil {
+		m.dryDelete(kb)
+		return true, nil
+	}
+	switch m.spec.Type {
 	case ebpf.Array, ebpf.PerCPUArray:
-		var zero any = make([]byte, m.m.ValueSize())
+		var zero any = make([]byte, m.spec.ValueSize)
 		if m.perCPU() {
 			n, err := ebpf.PossibleCPU()
 			if err != nil {
@@ -203,12 +232,12 @@ func (m *Map) Delete(k any) (bool, error) {
 			}
 			zs := make([][]byte, n)
 			for i := range zs {
-				zs[i] = make([]byte, m.m.ValueSize())
+				zs[i] = make([]byte, m.spec.ValueSize)
 			}
 			zero = zs
 		}
 		if err := m.m.Put(kb, zero); err != nil {
-			return false, m.errorf("key %v is out of range (the map holds %d entries)", k, m.m.MaxEntries())
+			return false, m.errorf("key %v is out of range (the map holds %d entries)", k, m.spec.MaxEntries)
 		}
 		return true, nil
 	}
@@ -232,13 +261,16 @@ func (m *Map) Items() ([][2]any, error) {
 		v  any
 	}
 	var items []kv
+	if m.lab != nil {
+		return nil, nil
+	}
 	iter := m.m.Iterate()
-	kb := make([]byte, m.m.KeySize())
+	kb := make([]byte, m.spec.KeySize)
 	var raw any = new([]byte)
 	if m.perCPU() {
 		raw = new([][]byte)
 	}
-	isArray := m.m.Type() == ebpf.Array || m.m.Type() == ebpf.PerCPUArray
+	isArray := m.spec.Type == ebpf.Array || m.spec.Type == ebpf.PerCPUArray
 	for iter.Next(&kb, raw) {
 		var v any
 		zero := true
@@ -325,7 +357,7 @@ func (m *Map) Len() (int, error) {
 // Describe says what a key or value of the map looks like, for messages:
 // "struct backend {ifindex: __u32, addr: __u8[4]}".
 func (m *Map) Describe() (key, value string) {
-	return describeType(m.spec.Key, int(m.m.KeySize())), describeType(m.spec.Value, int(m.m.ValueSize()))
+	return describeType(m.spec.Key, int(m.spec.KeySize)), describeType(m.spec.Value, int(m.spec.ValueSize))
 }
 
 func describeType(t btf.Type, size int) string {

@@ -73,6 +73,10 @@ func (l *Lab) AddRoute(ns *Netns, r RouteSpec) error {
 	if err := l.fault("route " + r.String()); err != nil {
 		return err
 	}
+	if l.sh != nil {
+		l.dryRoute(ns, r)
+		return nil
+	}
 	nr := r.netlinkRoute()
 	if err := ns.nl.RouteAdd(nr); err != nil {
 		switch {
@@ -170,6 +174,16 @@ func (l *Lab) Sysctl(ns *Netns, key, value string) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if l.sh != nil {
+		if _, err := sysctlPath(key); err != nil {
+			return err
+		}
+		if err := l.fault(fmt.Sprintf("sysctl %s=%s", key, value)); err != nil {
+			return err
+		}
+		l.drySysctl(ns, key, value)
+		return nil
+	}
 	old, err := ReadSysctl(ns, key)
 	if err != nil {
 		return err
@@ -228,6 +242,9 @@ func (l *Lab) Forwarding(ns *Netns) error {
 	if err := l.Sysctl(ns, "net.ipv4.ip_forward", "1"); err != nil {
 		return err
 	}
+	if l.sh != nil {
+		return l.Sysctl(ns, "net.ipv6.conf.all.forwarding", "1")
+	}
 	if _, err := ReadSysctl(ns, "net.ipv6.conf.all.forwarding"); err != nil {
 		return nil // IPv6 disabled: nothing to forward
 	}
@@ -245,6 +262,9 @@ func (l *Lab) LoadProgram(spec ProgramSpec) (*Program, error) {
 	}
 	if err := l.fault("load program " + what); err != nil {
 		return nil, err
+	}
+	if l.sh != nil {
+		return l.dryProgram(spec)
 	}
 	p, err := LoadProgram(spec)
 	if err != nil {
@@ -272,6 +292,9 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook) (*Attachment, error) {
 	}
 	if err := l.fault(fmt.Sprintf("attach %s to %s %s", p.Name(), target.name, hook)); err != nil {
 		return nil, err
+	}
+	if l.sh != nil {
+		return l.dryAttach(p, target, hook), nil
 	}
 	a, err := AttachProgram(p, target.ns, target.index, hook)
 	if err != nil {
@@ -302,6 +325,9 @@ func (k *Link) kindName() string {
 // operationally up, so the first packets are not lost to a link that has
 // no carrier yet.
 func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
+	if l.sh != nil {
+		return nil
+	}
 	l.mu.Lock()
 	byNs := map[*Netns][]int{}
 	var pending []*Link
@@ -334,6 +360,9 @@ func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
 // NetnsOwning returns the namespace, among the host and the lab's own,
 // that has addr assigned to one of its interfaces.
 func (l *Lab) NetnsOwning(addr netip.Addr) (*Netns, error) {
+	if l.sh != nil {
+		return l.dryOwning(addr)
+	}
 	var found []*Netns
 	for _, ns := range append(l.Namespaces(), l.host) {
 		addrs, err := ns.nl.AddrList(nil, netlink.FAMILY_ALL)
@@ -363,6 +392,10 @@ func (l *Lab) NetnsOwning(addr netip.Addr) (*Netns, error) {
 // Exec runs argv inside ns and returns its standard output. A non-zero
 // exit is an error that carries the command's standard error.
 func (l *Lab) Exec(ctx context.Context, ns *Netns, argv []string) (string, error) {
+	if l.sh != nil {
+		l.DryExec(ns, argv)
+		return "", nil
+	}
 	if len(argv) == 0 {
 		return "", errors.New("exec: empty command")
 	}
@@ -401,6 +434,10 @@ func (l *Lab) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	if l.sh != nil {
+		l.host.Close()
+		return nil
+	}
 
 	var errs []error
 	for i := len(l.closers) - 1; i >= 0; i-- {
@@ -446,7 +483,7 @@ func (l *Lab) Close() error {
 func (l *Lab) Keep() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.closed || l.sh != nil {
 		return nil
 	}
 	l.closed = true

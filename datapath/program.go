@@ -73,6 +73,11 @@ type Program struct {
 	prog  *ebpf.Program
 	stats *ebpf.Map // nil if the object has no compatible stats map
 	specs map[string]*ebpf.MapSpec
+
+	// A dry run's stand-in: where bpftool pins it, and its lab.
+	dry bool
+	pin string
+	lab *Lab
 }
 
 // removeMemlock lifts RLIMIT_MEMLOCK on kernels that still charge BPF
@@ -457,6 +462,9 @@ func (p *Program) Type() string { return p.typ.String() }
 func (p *Program) Stats() (Stats, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dry {
+		return Stats{}, nil
+	}
 	if p.coll == nil {
 		return Stats{}, fmt.Errorf("stats of program %s: program is closed", p.name)
 	}
@@ -564,6 +572,8 @@ type Attachment struct {
 
 	mu   sync.Mutex
 	link link.Link
+	dev  *Link // set in dry runs, for Detach
+	dry  *Lab
 }
 
 // AttachProgram attaches p to hook on the device with ifindex in ns. The
@@ -653,6 +663,13 @@ func (a *Attachment) Hook() Hook { return a.hook }
 func (a *Attachment) Detach() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.dev != nil {
+		if a.hook == HookIngress || a.hook == HookEgress {
+			a.dry.Shell("%sbpftool net detach tcx_%s dev %s", inNs(a.dev.ns), a.hook, shq(a.dev.name))
+		}
+		a.dev = nil
+		return nil
+	}
 	if a.link == nil {
 		return nil
 	}

@@ -42,6 +42,10 @@ func (l *Lab) Serve(ns *Netns, proto string, port int, reply string) (*Server, e
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
+	if l.sh != nil {
+		l.Shell("# serve %s port %d in %s, answering %q (nkscript's own server)", proto, port, ns.name, reply)
+		return &Server{ns: ns, proto: proto, port: port, reply: []byte(reply), stop: make(chan struct{})}, nil
+	}
 	s, err := Serve(ns, proto, port, reply)
 	if err != nil {
 		return nil, err
@@ -129,6 +133,9 @@ func (s *Server) Served() int { return int(s.served.Load()) }
 // Close stops the server and waits for its goroutines. It is idempotent.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		if s.ln == nil && s.pc == nil {
+			return // a dry run's stand-in
+		}
 		close(s.stop)
 		if s.ln != nil {
 			s.ln.Close()
@@ -234,6 +241,14 @@ func (l *Lab) Loopback(ns *Netns) (*Link, error) {
 	}
 	if l.owned[ns.id] != ns {
 		return nil, fmt.Errorf("loopback of namespace %s: only the loopback of a namespace the lab created can be changed; add the address in a lab namespace", ns.Name())
+	}
+	if l.sh != nil {
+		k := &Link{ns: ns, index: 1, name: "lo", loop: true, up: true}
+		if l.lo == nil {
+			l.lo = map[*Netns]*Link{}
+		}
+		l.lo[ns] = k
+		return k, nil
 	}
 	nl, err := ns.nl.LinkByName("lo")
 	if err != nil {

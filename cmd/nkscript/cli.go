@@ -52,6 +52,7 @@ type options struct {
 	json       bool
 	maxSteps   uint64
 	prefix     string
+	dryRun     bool
 	allowPaths []string
 	help       bool
 	version    bool
@@ -85,6 +86,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
 	fs.Uint64Var(&o.maxSteps, "max-steps", builtins.DefaultMaxSteps, "stop a script after this many Starlark execution steps (runaway loops), cleaning up")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, bpftool) that would build the lab; bash runs them")
 	fs.StringVar(&o.prefix, "prefix", "", "put `P` in front of the names of the namespaces the script creates and of its links in the host, so that runs of one script can share a machine")
 	fs.StringArrayVar(&o.allowPaths, "allow-path", nil, "let load() read files under `DIR` too, not only under the script's directory (repeatable)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
@@ -166,6 +168,9 @@ func cmdVersion(stdout io.Writer) int {
 
 // runScript runs one script on the host, or in a microVM when --vm says so.
 func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, stderr io.Writer) int {
+	if o.dryRun {
+		return dryRun(o, script, scriptArgs, stdout, stderr)
+	}
 	useVM, why, err := decideVM(o, script)
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
