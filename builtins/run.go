@@ -67,6 +67,12 @@ type Options struct {
 	// AllowPaths are directories load() may read from besides the main
 	// script's directory (the current directory without a script).
 	AllowPaths []string
+	// Pause, if set, shows text to the user and returns when they want
+	// the run to go on: pause() and PauseOnFail use it. Without it,
+	// pause() only prints.
+	Pause func(text string)
+	// PauseOnFail pauses at the first failed expectation.
+	PauseOnFail bool
 }
 
 // DefaultMaxSteps is the default execution-step limit: far beyond any
@@ -82,9 +88,13 @@ type Run struct {
 	ready time.Duration
 	steps uint64
 	roots []string // directories load() may read
-	host  *Netns
-	netns map[*datapath.Netns]*Netns
-	links map[*datapath.Link]*Link
+	// pausing
+	pauseFn      func(string)
+	pauseOnFail  bool
+	pausedOnFail bool
+	host         *Netns
+	netns        map[*datapath.Netns]*Netns
+	links        map[*datapath.Link]*Link
 	// policyVia remembers the link of each policy the script installed,
 	// by router and source prefix, so that policies() can name it.
 	policyVia map[string]*Link
@@ -119,6 +129,7 @@ func NewRun(o Options) *Run {
 		policyVia: map[string]*Link{},
 		modules:   map[string]*loadEntry{},
 	}
+	r.pauseFn, r.pauseOnFail = o.Pause, o.PauseOnFail
 	r.steps = o.MaxSteps
 	if r.steps == 0 {
 		r.steps = DefaultMaxSteps

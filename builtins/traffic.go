@@ -135,7 +135,18 @@ func expectDrop(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	return expect(thread, b, args, kwargs, false)
 }
 
+// expect checks one flow; with Options.PauseOnFail the first failed
+// expectation pauses the run before it fails, to let the user look.
 func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (starlark.Value, error) {
+	v, err := expectFlow(thread, b, args, kwargs, wantPass)
+	if r := runOf(thread); err != nil && r.pauseOnFail && !r.pausedOnFail && r.ctx.Err() == nil {
+		r.pausedOnFail = true
+		r.pause(thread, "the expectation failed: "+err.Error())
+	}
+	return v, err
+}
+
+func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (starlark.Value, error) {
 	r := runOf(thread)
 	var dst string
 	proto := "tcp"

@@ -300,11 +300,23 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook) (*Attachment, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.on = target
 	l.mu.Lock()
 	l.attached = append(l.attached, a)
 	l.mu.Unlock()
 	return a, nil
 }
+
+// Attachments lists every attachment the lab made, in order, detached
+// ones included.
+func (l *Lab) Attachments() []*Attachment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*Attachment(nil), l.attached...)
+}
+
+// Loopbacks lists the loopback devices the script gave addresses.
+func (l *Lab) Loopbacks() []*Link { return l.loopbacks() }
 
 // partner is the other end of k's pair.
 func (k *Link) partner() *Link {

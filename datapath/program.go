@@ -574,6 +574,21 @@ type Attachment struct {
 	link link.Link
 	dev  *Link // set in dry runs, for Detach
 	dry  *Lab
+	on   *Link // the device it was attached to
+	gone bool  // detached
+}
+
+// Device is the link the program was attached to; nil if unknown.
+func (a *Attachment) Device() *Link { return a.on }
+
+// Program is the attached program's name.
+func (a *Attachment) Program() string { return a.prog }
+
+// Detached reports whether Detach was called.
+func (a *Attachment) Detached() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gone
 }
 
 // AttachProgram attaches p to hook on the device with ifindex in ns. The
@@ -663,6 +678,7 @@ func (a *Attachment) Hook() Hook { return a.hook }
 func (a *Attachment) Detach() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gone = true
 	if a.dev != nil {
 		if a.hook == HookIngress || a.hook == HookEgress {
 			a.dry.Shell("%sbpftool net detach tcx_%s dev %s", inNs(a.dev.ns), a.hook, shq(a.dev.name))

@@ -316,7 +316,7 @@ func patchConsts(obj []byte, spec ProgramSpec) ([]byte, error) {
 }
 
 func (l *Lab) dryAttach(p *Program, target *Link, hook Hook) *Attachment {
-	a := &Attachment{hook: hook, prog: p.name, ifindex: target.index, dev: target, dry: l}
+	a := &Attachment{hook: hook, prog: p.name, ifindex: target.index, dev: target, dry: l, on: target}
 	switch hook {
 	case HookIngress, HookEgress:
 		l.Shell("%sbpftool net attach tcx_%s pinned %s dev %s", inNs(target.ns), hook, p.pin, shq(target.name))
@@ -406,8 +406,10 @@ func (l *Lab) loopbacks() []*Link {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []*Link
-	for _, k := range l.lo {
-		out = append(out, k)
+	for _, ns := range l.nslist {
+		if k, ok := l.lo[ns]; ok {
+			out = append(out, k)
+		}
 	}
 	return out
 }

@@ -28,7 +28,8 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-linux)
 # The microVM kernel is fetched with apt-get download and unpacked with
 # dpkg-deb; its modules are xz or zstd compressed.
-for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg; do
+# Graphviz renders `nkscript graph --format=svg`.
+for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg dot:graphviz; do
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 bp=()

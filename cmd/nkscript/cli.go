@@ -53,6 +53,7 @@ type options struct {
 	maxSteps   uint64
 	prefix     string
 	dryRun     bool
+	pauseFail  bool
 	allowPaths []string
 	help       bool
 	version    bool
@@ -64,6 +65,7 @@ Usage:
   nkscript [flags] FILE.star [ARGS...]   run a lab script
   nkscript [flags]                       start a REPL (also: nkscript repl)
   nkscript test [flags] [PATH...]        run *.star tests against their NAME.golden files (see test --help)
+  nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
   nkscript cleanup                       remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned one)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
@@ -86,6 +88,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
 	fs.Uint64Var(&o.maxSteps, "max-steps", builtins.DefaultMaxSteps, "stop a script after this many Starlark execution steps (runaway loops), cleaning up")
+	fs.BoolVar(&o.pauseFail, "pause-on-fail", false, "at the first failed expectation, keep the lab up and wait for Enter, printing how to enter each namespace")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, bpftool) that would build the lab; bash runs them")
 	fs.StringVar(&o.prefix, "prefix", "", "put `P` in front of the names of the namespaces the script creates and of its links in the host, so that runs of one script can share a machine")
 	fs.StringArrayVar(&o.allowPaths, "allow-path", nil, "let load() read files under `DIR` too, not only under the script's directory (repeatable)")
@@ -138,6 +141,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdKernels(rest[1:], stdout, stderr)
 	case "test":
 		return cmdTest(&o, rest[1:], stdout, stderr)
+	case "graph":
+		return cmdGraph(&o, rest[1:], stdout, stderr)
 	case "repl":
 		return runREPL(&o, stdout, stderr)
 	case "help":
@@ -239,7 +244,8 @@ func printKeep(lab *datapath.Lab, w io.Writer) {
 // the caller cleans up.
 func execScript(ctx context.Context, o *options, lab *datapath.Lab, script string, scriptArgs []string, stdout, stderr io.Writer) (code int) {
 	r := builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: stdout, Argv: append([]string{script}, scriptArgs...),
-		MaxSteps: o.maxSteps, AllowPaths: o.allowPaths})
+		MaxSteps: o.maxSteps, AllowPaths: o.allowPaths,
+		Pause: pauser(ctx, os.Stdin, stderr), PauseOnFail: o.pauseFail})
 	jsonRun(ctx, r)
 	thread := r.Thread(script)
 	defer func() {
@@ -262,6 +268,29 @@ func execScript(ctx context.Context, o *options, lab *datapath.Lab, script strin
 		return exitFail
 	}
 	return exitOK
+}
+
+// pauser returns the Pause function of a run: it prints text to w and
+// waits for a line (or end of input) on in, or for ctx to end.
+func pauser(ctx context.Context, in io.Reader, w io.Writer) func(string) {
+	return func(text string) {
+		fmt.Fprint(w, text)
+		done := make(chan struct{})
+		go func() {
+			var line [1]byte
+			for {
+				n, err := in.Read(line[:])
+				if err != nil || (n == 1 && line[0] == '\n') {
+					break
+				}
+			}
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // cancelThreadOnDone stops the Starlark thread when ctx ends (Ctrl-C,

@@ -100,3 +100,25 @@ func TestCmdDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeGraph checks that the README's picture of the tutorial's lab
+// is what `nkscript graph scripts/tutorial.star` draws.
+func TestReadmeGraph(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- BEGIN nkscript graph -->\n```mermaid\n", "```\n<!-- END nkscript graph -->"
+	_, rest, ok := strings.Cut(string(readme), begin)
+	got, _, ok2 := strings.Cut(rest, end)
+	if !ok || !ok2 {
+		t.Fatalf("README.md has no section between %q and %q", begin, end)
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"graph", "../../scripts/tutorial.star"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("nkscript graph: exit %d\n%s", code, stderr.String())
+	}
+	if got != stdout.String() {
+		t.Errorf("README.md's graph differs from nkscript graph scripts/tutorial.star:\nREADME:\n%s\ngraph:\n%s", got, stdout.String())
+	}
+}

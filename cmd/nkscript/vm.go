@@ -97,6 +97,9 @@ func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
 			guestArgs = append(guestArgs, "--allow-path="+abs)
 		}
 	}
+	if o.pauseFail {
+		guestArgs = append(guestArgs, "--pause-on-fail")
+	}
 	if o.prefix != "" {
 		guestArgs = append(guestArgs, "--prefix="+o.prefix)
 	}
