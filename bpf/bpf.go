@@ -44,6 +44,8 @@ var programs = map[string]program{
 	"policy_router": {loadPolicyRouter, policyRouterProgPolicyRouter},
 	"lb":            {loadLb, lbProgLb},
 	"mirror":        {loadMirror, mirrorProgMirror},
+	"xdp_pass":      {loadXdp, xdpProgXdpPass},
+	"xdp_drop_port": {loadXdp, xdpProgXdpDropPort},
 }
 
 // Names returns the names of the bundled programs, sorted.
@@ -113,4 +115,6 @@ var objects = map[string][]byte{
 	"policy_router": _PolicyRouterBytes,
 	"lb":            _LbBytes,
 	"mirror":        _MirrorBytes,
+	"xdp_pass":      _XdpBytes,
+	"xdp_drop_port": _XdpBytes,
 }

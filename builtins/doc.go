@@ -204,12 +204,16 @@ mine = program("bpf/filter.o", section = "tcx/ingress")`,
 	},
 	{
 		Name: "attach", Kind: KindFunc,
-		Signature: `attach(prog, target, hook) -> attachment`,
+		Signature: `attach(prog, target, hook, first=False, last=False, before=None, after=None) -> attachment`,
 		Doc: "Attaches a program. `hook` is `\"primary\"` or `\"peer\"` (netkit; `target` is the " +
-			"pair or either end) or `\"ingress\"` or `\"egress\"` (tcx; `target` is a link). Programs " +
-			"on one hook run in the order attached.",
+			"pair or either end), `\"ingress\"` or `\"egress\"` (tcx; `target` is a link), or " +
+			"`\"xdp\"` (an XDP program such as `xdp_pass` or `xdp_drop_port`, one per device). Programs " +
+			"on a tcx or netkit hook run in the order attached; `first=True`, `last=True`, " +
+			"`before=x` or `after=x` (x a program or an attachment on that hook) place it instead. " +
+			"chain() shows the order.",
 		Example: `att = attach(drop, nk, "peer")
-attach(program("pass"), v.primary, "ingress")`,
+attach(program("pass"), v.primary, "ingress", before = att)
+attach(program("xdp_drop_port", port = 53), v.peer, "xdp")`,
 	},
 	{
 		Name: "attachment", Kind: KindType,

@@ -81,9 +81,11 @@ func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 
 func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var progv, target starlark.Value
+	var progv, target, before, after starlark.Value
 	var hookName string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prog", &progv, "target", &target, "hook", &hookName); err != nil {
+	var first, last bool
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prog", &progv, "target", &target, "hook", &hookName,
+		"first?", &first, "last?", &last, "before?", &before, "after?", &after); err != nil {
 		return nil, err
 	}
 	prog, ok := progv.(*Program)
@@ -106,7 +108,24 @@ func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	default:
 		return nil, fmt.Errorf("%s: target must be a link or a netkit pair, not %s", b.Name(), describeValue(target))
 	}
-	a, err := r.lab.Attach(prog.p, link.l, hook)
+	opts := datapath.AttachOptions{First: first, Last: last}
+	for _, anchor := range []struct {
+		kw   string
+		v    starlark.Value
+		prog **datapath.Program
+		att  **datapath.Attachment
+	}{{"before", before, &opts.BeforeProgram, &opts.BeforeAttachment}, {"after", after, &opts.AfterProgram, &opts.AfterAttachment}} {
+		switch v := anchor.v.(type) {
+		case nil, starlark.NoneType:
+		case *Program:
+			*anchor.prog = v.p
+		case *Attachment:
+			*anchor.att = v.a
+		default:
+			return nil, fmt.Errorf("%s: %s= takes a program or an attachment, not %s", b.Name(), anchor.kw, describeValue(anchor.v))
+		}
+	}
+	a, err := r.lab.Attach(prog.p, link.l, hook, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}

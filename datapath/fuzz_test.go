@@ -270,7 +270,7 @@ func FuzzParseHook(f *testing.F) {
 				t.Errorf("ParseHook(%q) = %q: the error does not quote the input", s, err)
 			}
 		} else {
-			if h < HookIngress || h > HookPeer {
+			if h < HookIngress || h > HookXDP {
 				t.Fatalf("ParseHook(%q) = %d, not a hook", s, int(h))
 			}
 			if h.String() != s {
@@ -284,7 +284,7 @@ func FuzzParseHook(f *testing.F) {
 		h = Hook(n)
 		back, err := ParseHook(h.String())
 		_, hasType := h.attachType()
-		if h >= HookIngress && h <= HookPeer {
+		if h >= HookIngress && h <= HookXDP {
 			if err != nil || back != h || !hasType {
 				t.Fatalf("Hook(%d): ParseHook(%q) = %d, %v; attach type %v", n, h.String(), int(back), err, hasType)
 			}

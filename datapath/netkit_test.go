@@ -675,7 +675,7 @@ func testNetkitPolicy(t *testing.T, policy, peerPolicy string) {
 		if h.ok {
 			continue
 		}
-		a, err := l.lab.Attach(pass, l.prim, h.hook)
+		a, err := l.lab.Attach(pass, l.prim, h.hook, AttachOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -751,7 +751,7 @@ func testNetkitAttachDropPort(t *testing.T, hook Hook, viaPeer bool) {
 	if viaPeer {
 		via = l.peer
 	}
-	a, err := l.lab.Attach(drop, via, hook)
+	a, err := l.lab.Attach(drop, via, hook, AttachOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -896,7 +896,7 @@ func testMultiProg(t *testing.T, lab *Lab, host *Netns, d direction, dev *Link, 
 	attached := map[*Program]*Attachment{}
 	var all []*Attachment
 	for _, p := range []*Program{first, drop, last} {
-		a, err := lab.Attach(p, dev, hook)
+		a, err := lab.Attach(p, dev, hook, AttachOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1027,7 +1027,7 @@ func TestNetkitHooksOnVeth(t *testing.T) {
 	}
 	for _, k := range []*Link{pair.Primary, pair.Peer} {
 		for _, h := range []Hook{HookPrimary, HookPeer} {
-			a, err := lab.Attach(p, k, h)
+			a, err := lab.Attach(p, k, h, AttachOptions{})
 			if err == nil {
 				a.Detach()
 				t.Errorf("attached to hook %s of veth %s", h, k.Name())
@@ -1040,7 +1040,7 @@ func TestNetkitHooksOnVeth(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("netkit hook on a veth: %v", func() error { _, err := lab.Attach(p, pair.Primary, HookPeer); return err }())
+	t.Logf("netkit hook on a veth: %v", func() error { _, err := lab.Attach(p, pair.Primary, HookPeer, AttachOptions{}); return err }())
 	if HaveTCX() == nil && haveTool(t, "bpftool") {
 		if kinds := bpftoolKinds(t, host, pair.Primary.Name()); len(kinds) != 0 {
 			t.Errorf("programs on %s after the refused attaches: %v", pair.Primary.Name(), kinds)
@@ -1058,7 +1058,7 @@ func TestNetkitAttachThroughPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []Hook{HookPrimary, HookPeer} {
-		a, err := AttachProgram(p, l.peerNs, l.peer.Index(), h)
+		a, err := AttachProgram(p, l.peerNs, l.peer.Index(), h, AttachOptions{})
 		if err == nil {
 			a.Detach()
 			t.Errorf("attached to hook %s through the peer's ifindex", h)
@@ -1070,7 +1070,7 @@ func TestNetkitAttachThroughPeer(t *testing.T) {
 		t.Logf("hook %s through the peer: %v", h, err)
 	}
 	// tcx on a netkit device is another matter: it works.
-	a, err := AttachProgram(p, l.peerNs, l.peer.Index(), HookIngress)
+	a, err := AttachProgram(p, l.peerNs, l.peer.Index(), HookIngress, AttachOptions{})
 	if err != nil {
 		t.Errorf("tcx ingress on the netkit peer: %v", err)
 	} else {
@@ -1105,7 +1105,7 @@ func TestNetkitModes(t *testing.T) {
 				p    *Program
 				hook Hook
 			}{{dropDown, HookPrimary}, {count.Program, HookPeer}, {dropUp, HookPeer}} {
-				a, err := l.lab.Attach(c.p, l.prim, c.hook)
+				a, err := l.lab.Attach(c.p, l.prim, c.hook, AttachOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}

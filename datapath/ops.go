@@ -278,7 +278,7 @@ func (l *Lab) LoadProgram(spec ProgramSpec) (*Program, error) {
 
 // Attach attaches p to a link's hook. For the netkit hooks the program is
 // attached through the pair's primary device, as the kernel requires.
-func (l *Lab) Attach(p *Program, k *Link, hook Hook) (*Attachment, error) {
+func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attachment, error) {
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
@@ -294,9 +294,12 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook) (*Attachment, error) {
 		return nil, err
 	}
 	if l.sh != nil {
+		if err := checkHookType(p, hook); err != nil {
+			return nil, err
+		}
 		return l.dryAttach(p, target, hook), nil
 	}
-	a, err := AttachProgram(p, target.ns, target.index, hook)
+	a, err := AttachProgram(p, target.ns, target.index, hook, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -305,6 +308,29 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook) (*Attachment, error) {
 	l.attached = append(l.attached, a)
 	l.mu.Unlock()
 	return a, nil
+}
+
+// Chain lists the programs on a link's tcx or netkit hook, in order; for
+// netkit hooks the link may be either end of the pair.
+func (l *Lab) Chain(k *Link, hook Hook) ([]string, error) {
+	target := k
+	switch hook {
+	case HookPrimary, HookPeer:
+		if k.pair == nil || k.pair.Kind != Netkit {
+			return nil, fmt.Errorf("hook %q needs a netkit device, but %s is a %s", hook, k.name, k.kindName())
+		}
+		target = k.pair.Primary
+	}
+	if l.sh != nil {
+		var names []string
+		for _, a := range l.Attachments() {
+			if a.on == target && a.hook == hook && !a.Detached() {
+				names = append(names, a.prog)
+			}
+		}
+		return names, nil
+	}
+	return Chain(target.ns, target.index, hook)
 }
 
 // Attachments lists every attachment the lab made, in order, detached

@@ -97,8 +97,8 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 		name, label = spec.Name, spec.Name
 	}
 	ps := coll.Programs[fn]
-	if ps.Type != ebpf.SchedCLS {
-		return nil, fmt.Errorf("load program %s: program %q (section %q) has type %s, but only SchedCLS programs (SEC(\"tc\"), SEC(\"tcx/ingress\"), ...) can be attached to tcx and netkit hooks",
+	if ps.Type != ebpf.SchedCLS && ps.Type != ebpf.XDP {
+		return nil, fmt.Errorf("load program %s: program %q (section %q) has type %s, but only SchedCLS programs (SEC(\"tc\"), SEC(\"tcx/ingress\"), ...), for tcx and netkit hooks, and XDP programs (SEC(\"xdp\")) can be attached",
 			label, fn, ps.SectionName, ps.Type)
 	}
 	// Load only the selected program: the others may be of types the
@@ -521,6 +521,9 @@ const (
 	// HookPeer is a netkit pair's peer device: packets the peer transmits,
 	// before they reach the primary.
 	HookPeer
+	// HookXDP is XDP: packets a device receives, before the kernel
+	// allocates an skb. One program per device.
+	HookXDP
 )
 
 var hookNames = map[Hook]string{
@@ -528,6 +531,7 @@ var hookNames = map[Hook]string{
 	HookEgress:  "egress",
 	HookPrimary: "primary",
 	HookPeer:    "peer",
+	HookXDP:     "xdp",
 }
 
 // String returns the hook's name as ParseHook accepts it.
@@ -540,12 +544,12 @@ func (h Hook) String() string {
 
 // ParseHook parses "ingress", "egress" (tcx), "primary" or "peer" (netkit).
 func ParseHook(s string) (Hook, error) {
-	for h := HookIngress; h <= HookPeer; h++ {
+	for h := HookIngress; h <= HookXDP; h++ {
 		if hookNames[h] == s {
 			return h, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown hook %q: valid hooks are \"ingress\", \"egress\" (tcx) and \"primary\", \"peer\" (netkit)", s)
+	return 0, fmt.Errorf("unknown hook %q: valid hooks are \"ingress\", \"egress\" (tcx), \"primary\", \"peer\" (netkit) and \"xdp\"", s)
 }
 
 func (h Hook) attachType() (ebpf.AttachType, bool) {
@@ -558,6 +562,8 @@ func (h Hook) attachType() (ebpf.AttachType, bool) {
 		return ebpf.AttachNetkitPrimary, true
 	case HookPeer:
 		return ebpf.AttachNetkitPeer, true
+	case HookXDP:
+		return ebpf.AttachXDP, true
 	}
 	return 0, false
 }
@@ -595,7 +601,7 @@ func (a *Attachment) Detached() bool {
 // tcx hooks take any device; the netkit hooks need the ifindex of a netkit
 // pair's primary device. Errors for a kernel without tcx or netkit wrap
 // ErrNotSupported.
-func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook) (*Attachment, error) {
+func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOptions) (*Attachment, error) {
 	at, ok := hook.attachType()
 	if !ok {
 		return nil, fmt.Errorf("attach program: invalid hook %s", hook)
@@ -615,11 +621,18 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook) (*Attachment, 
 	defer prog.Close()
 
 	what := fmt.Sprintf("attach %s to %s ifindex %d in netns %s", p.name, hook, ifindex, ns.Name())
-	if p.typ != ebpf.SchedCLS {
-		return nil, fmt.Errorf("%s: program type %s cannot be attached to %s hooks, only SchedCLS can", what, p.typ, hookFamily(hook))
+	if err := checkHookType(p, hook); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if ifindex <= 0 {
 		return nil, fmt.Errorf("%s: invalid ifindex", what)
+	}
+	anchor, err := opts.anchor()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if hook == HookXDP && anchor != nil {
+		return nil, fmt.Errorf("%s: XDP takes one program per device: there is no order to choose", what)
 	}
 
 	var l link.Link
@@ -627,12 +640,17 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook) (*Attachment, 
 		var err error
 		switch hook {
 		case HookIngress, HookEgress:
-			l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at})
+			l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
+		case HookXDP:
+			l, err = link.AttachXDP(link.XDPOptions{Interface: ifindex, Program: prog})
 		default:
-			l, err = link.AttachNetkit(link.NetkitOptions{Interface: ifindex, Program: prog, Attach: at})
+			l, err = link.AttachNetkit(link.NetkitOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
 		}
 		return err
 	})
+	if err != nil && anchor != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ERANGE)) {
+		return nil, fmt.Errorf("%s: %s is not attached to that hook; see chain() for what is: %w", what, opts.describe(), err)
+	}
 	if err != nil {
 		return nil, attachError(what, hook, err)
 	}
@@ -644,9 +662,120 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook) (*Attachment, 
 	return &Attachment{id: uint32(info.ID), hook: hook, prog: p.name, ifindex: ifindex, link: l}, nil
 }
 
+// checkHookType says which program types a hook takes.
+func checkHookType(p *Program, hook Hook) error {
+	switch {
+	case hook == HookXDP && p.typ != ebpf.XDP:
+		return fmt.Errorf("program %s has type %s; the xdp hook takes XDP programs (SEC(\"xdp\"), e.g. the bundled xdp_pass, xdp_drop_port)", p.name, p.typ)
+	case hook != HookXDP && p.typ != ebpf.SchedCLS:
+		return fmt.Errorf("program %s has type %s; %s hooks take SchedCLS programs (SEC(\"tc\")); attach XDP programs to \"xdp\"", p.name, p.typ, hookFamily(hook))
+	}
+	return nil
+}
+
+// AttachOptions place a program among the others on a tcx or netkit
+// hook. At most one field may be set; none appends, as Last does.
+type AttachOptions struct {
+	// First puts the program before every other.
+	First bool
+	// Last puts it after every other.
+	Last bool
+	// Before and After put it right before or after an attached
+	// program (any attachment of it) or attachment.
+	BeforeProgram, AfterProgram       *Program
+	BeforeAttachment, AfterAttachment *Attachment
+}
+
+func (o AttachOptions) count() int {
+	n := 0
+	for _, set := range []bool{o.First, o.Last, o.BeforeProgram != nil, o.AfterProgram != nil, o.BeforeAttachment != nil, o.AfterAttachment != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
+func (o AttachOptions) describe() string {
+	switch {
+	case o.BeforeProgram != nil:
+		return "program " + o.BeforeProgram.name
+	case o.AfterProgram != nil:
+		return "program " + o.AfterProgram.name
+	case o.BeforeAttachment != nil:
+		return "the attachment of " + o.BeforeAttachment.prog
+	case o.AfterAttachment != nil:
+		return "the attachment of " + o.AfterAttachment.prog
+	}
+	return "the anchor"
+}
+
+func (o AttachOptions) anchor() (link.Anchor, error) {
+	if o.count() > 1 {
+		return nil, errors.New("give at most one of first, last, before and after")
+	}
+	progID := func(p *Program) (ebpf.ProgramID, error) {
+		if p.dry {
+			return 0, nil
+		}
+		return ebpf.ProgramID(p.id), nil
+	}
+	switch {
+	case o.First:
+		return link.Head(), nil
+	case o.Last:
+		return link.Tail(), nil
+	case o.BeforeProgram != nil:
+		id, err := progID(o.BeforeProgram)
+		return link.BeforeProgramByID(id), err
+	case o.AfterProgram != nil:
+		id, err := progID(o.AfterProgram)
+		return link.AfterProgramByID(id), err
+	case o.BeforeAttachment != nil:
+		return link.BeforeLinkByID(link.ID(o.BeforeAttachment.id)), nil
+	case o.AfterAttachment != nil:
+		return link.AfterLinkByID(link.ID(o.AfterAttachment.id)), nil
+	}
+	return nil, nil
+}
+
+// Chain lists the names of the programs on a tcx or netkit hook of a
+// device, in the order they run, whoever attached them.
+func Chain(ns *Netns, ifindex int, hook Hook) ([]string, error) {
+	at, ok := hook.attachType()
+	if !ok || hook == HookXDP {
+		return nil, fmt.Errorf("chain: hook %s has no chain; use a tcx or netkit hook", hook)
+	}
+	var names []string
+	err := ns.Do(func() error {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: at})
+		if err != nil {
+			return err
+		}
+		for _, ap := range res.Programs {
+			name := fmt.Sprintf("id %d", ap.ID)
+			if prog, err := ebpf.NewProgramFromID(ap.ID); err == nil {
+				if info, err := prog.Info(); err == nil && info.Name != "" {
+					name = info.Name
+				}
+				prog.Close()
+			}
+			names = append(names, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, attachError(fmt.Sprintf("chain of %s ifindex %d in netns %s", hook, ifindex, ns.Name()), hook, err)
+	}
+	return names, nil
+}
+
 func hookFamily(h Hook) string {
-	if h == HookPrimary || h == HookPeer {
+	switch h {
+	case HookPrimary, HookPeer:
 		return "netkit"
+	case HookXDP:
+		return "xdp"
 	}
 	return "tcx"
 }
@@ -680,8 +809,11 @@ func (a *Attachment) Detach() error {
 	defer a.mu.Unlock()
 	a.gone = true
 	if a.dev != nil {
-		if a.hook == HookIngress || a.hook == HookEgress {
+		switch a.hook {
+		case HookIngress, HookEgress:
 			a.dry.Shell("%sbpftool net detach tcx_%s dev %s", inNs(a.dev.ns), a.hook, shq(a.dev.name))
+		case HookXDP:
+			a.dry.Shell("%sbpftool net detach xdp dev %s", inNs(a.dev.ns), shq(a.dev.name))
 		}
 		a.dev = nil
 		return nil

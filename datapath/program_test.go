@@ -370,8 +370,21 @@ func TestProgramUserObject(t *testing.T) {
 	if _, err := shoot.Stats(); !errors.Is(err, ErrNoStats) {
 		t.Errorf("stats of shoot: %v, want ErrNoStats", err)
 	}
-	// Unsupported program type.
-	mustLoadFail(t, ProgramSpec{Path: multiObject, Section: "xdp"}, "xdp_pass", "XDP", "SchedCLS")
+	// XDP programs load, but only attach to the xdp hook.
+	x, err := LoadProgram(ProgramSpec{Path: multiObject, Section: "xdp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if x.Type() != "XDP" {
+		t.Errorf("type %s, want XDP", x.Type())
+	}
+	if err := checkHookType(x, HookIngress); err == nil || !strings.Contains(err.Error(), "tcx hooks take SchedCLS programs") {
+		t.Errorf("XDP program on ingress: %v", err)
+	}
+	if err := checkHookType(shoot, HookXDP); err == nil || !strings.Contains(err.Error(), "the xdp hook takes XDP programs") {
+		t.Errorf("SchedCLS program on xdp: %v", err)
+	}
 }
 
 func TestProgramBadObjects(t *testing.T) {
@@ -456,7 +469,7 @@ func TestProgramClose(t *testing.T) {
 	if _, err := p.Stats(); err == nil {
 		t.Error("stats of a closed program succeeded")
 	}
-	if _, err := AttachProgram(p, nil, 1, HookIngress); err == nil || !strings.Contains(err.Error(), "closed") {
+	if _, err := AttachProgram(p, nil, 1, HookIngress, AttachOptions{}); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("attach closed program: %v", err)
 	}
 	// The kernel unloads it once its last fd is closed, which happens
@@ -467,7 +480,7 @@ func TestProgramClose(t *testing.T) {
 }
 
 func TestHook(t *testing.T) {
-	for _, name := range []string{"ingress", "egress", "primary", "peer"} {
+	for _, name := range []string{"ingress", "egress", "primary", "peer", "xdp"} {
 		h, err := ParseHook(name)
 		if err != nil {
 			t.Fatalf("parse %q: %v", name, err)
@@ -476,17 +489,17 @@ func TestHook(t *testing.T) {
 			t.Errorf("ParseHook(%q).String() = %q", name, h)
 		}
 	}
-	hooks := map[Hook]bool{HookIngress: true, HookEgress: true, HookPrimary: true, HookPeer: true}
-	if len(hooks) != 4 || hooks[0] {
+	hooks := map[Hook]bool{HookIngress: true, HookEgress: true, HookPrimary: true, HookPeer: true, HookXDP: true}
+	if len(hooks) != 5 || hooks[0] {
 		t.Errorf("hooks are not distinct and non-zero: %v", hooks)
 	}
-	for _, bad := range []string{"", "tc", "Ingress", "xdp"} {
+	for _, bad := range []string{"", "tc", "Ingress", "XDP"} {
 		_, err := ParseHook(bad)
 		if err == nil {
 			t.Errorf("ParseHook(%q) succeeded", bad)
 			continue
 		}
-		for _, want := range []string{`"ingress"`, `"egress"`, `"primary"`, `"peer"`} {
+		for _, want := range []string{`"ingress"`, `"egress"`, `"primary"`, `"peer"`, `"xdp"`} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("ParseHook(%q): error %q does not name %s", bad, err, want)
 			}
@@ -612,12 +625,12 @@ func TestProgramAttachTCX(t *testing.T) {
 	if got := bpftoolNet(t, b, "b0"); len(got) != 0 {
 		t.Fatalf("b0 has programs before attaching: %+v", got)
 	}
-	in, err := AttachProgram(drop, b, bIdx, HookIngress)
+	in, err := AttachProgram(drop, b, bIdx, HookIngress, AttachOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Detach() })
-	out, err := AttachProgram(pass, b, bIdx, HookEgress)
+	out, err := AttachProgram(pass, b, bIdx, HookEgress, AttachOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,15 +707,15 @@ func TestProgramAttachErrors(t *testing.T) {
 	p := loadProgram(t, ProgramSpec{Name: "pass"})
 
 	// Ifindexes are resolved in the namespace given.
-	if _, err := AttachProgram(p, a, 999, HookIngress); err == nil || !strings.Contains(err.Error(), "no such device") {
+	if _, err := AttachProgram(p, a, 999, HookIngress, AttachOptions{}); err == nil || !strings.Contains(err.Error(), "no such device") {
 		t.Errorf("attach to a missing ifindex: %v", err)
 	}
-	if _, err := AttachProgram(p, a, aIdx, Hook(0)); err == nil || !strings.Contains(err.Error(), "invalid hook") {
+	if _, err := AttachProgram(p, a, aIdx, Hook(0), AttachOptions{}); err == nil || !strings.Contains(err.Error(), "invalid hook") {
 		t.Errorf("attach to Hook(0): %v", err)
 	}
 
 	// Netkit hooks on a veth.
-	_, err := AttachProgram(p, a, aIdx, HookPrimary)
+	_, err := AttachProgram(p, a, aIdx, HookPrimary, AttachOptions{})
 	if err == nil {
 		t.Fatal("attached to the netkit primary hook of a veth")
 	}
@@ -800,7 +813,7 @@ func TestProgramTCXTraffic(t *testing.T) {
 	}
 
 	p := loadProgram(t, ProgramSpec{Name: "drop_port", Consts: map[string]int64{"port": dropped}})
-	att, err := AttachProgram(p, b, bIdx, HookIngress)
+	att, err := AttachProgram(p, b, bIdx, HookIngress, AttachOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -924,7 +937,7 @@ func TestProgramL3Traffic(t *testing.T) {
 	p := loadProgram(t, ProgramSpec{Name: "drop_port", Consts: map[string]int64{"port": dropped}})
 
 	t.Run("egress", func(t *testing.T) {
-		att, err := AttachProgram(p, ns, idx, HookEgress)
+		att, err := AttachProgram(p, ns, idx, HookEgress, AttachOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -955,7 +968,7 @@ func TestProgramL3Traffic(t *testing.T) {
 	})
 
 	t.Run("ingress", func(t *testing.T) {
-		att, err := AttachProgram(p, ns, idx, HookIngress)
+		att, err := AttachProgram(p, ns, idx, HookIngress, AttachOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1037,15 +1050,15 @@ func TestProgramAttachNetkit(t *testing.T) {
 	drop := loadProgram(t, ProgramSpec{Name: "drop_port", Consts: map[string]int64{"port": dropped}})
 	pass := loadProgram(t, ProgramSpec{Name: "pass"})
 
-	if _, err := AttachProgram(pass, b, peer, HookPeer); err == nil || !strings.Contains(err.Error(), "primary") {
+	if _, err := AttachProgram(pass, b, peer, HookPeer, AttachOptions{}); err == nil || !strings.Contains(err.Error(), "primary") {
 		t.Errorf("attach through the peer's ifindex: %v", err)
 	}
-	onPrimary, err := AttachProgram(pass, a, primary, HookPrimary)
+	onPrimary, err := AttachProgram(pass, a, primary, HookPrimary, AttachOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { onPrimary.Detach() })
-	onPeer, err := AttachProgram(drop, a, primary, HookPeer)
+	onPeer, err := AttachProgram(drop, a, primary, HookPeer, AttachOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -318,6 +318,8 @@ func patchConsts(obj []byte, spec ProgramSpec) ([]byte, error) {
 func (l *Lab) dryAttach(p *Program, target *Link, hook Hook) *Attachment {
 	a := &Attachment{hook: hook, prog: p.name, ifindex: target.index, dev: target, dry: l, on: target}
 	switch hook {
+	case HookXDP:
+		l.Shell("%sbpftool net attach xdp pinned %s dev %s", inNs(target.ns), p.pin, shq(target.name))
 	case HookIngress, HookEgress:
 		l.Shell("%sbpftool net attach tcx_%s pinned %s dev %s", inNs(target.ns), hook, p.pin, shq(target.name))
 	default:

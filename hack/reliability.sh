@@ -7,7 +7,7 @@
 #   SEED=N         seed of the random signal timings (default: time)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-FUZZTIME=${FUZZTIME:-20s}
+FUZZTIME=${FUZZTIME:-15s}
 SEED=${SEED:-$(date +%s)}
 GO=${GO:-go}
 out=docs/RELIABILITY.md
@@ -42,6 +42,7 @@ for pkg in ./datapath ./builtins ./vm; do
       result=pass
     else
       result=FAIL; status=1
+      echo "--- $target failed:"; tail -30 "$log"
     fi
     execs=$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | awk '{print $2}')
     execs=${execs:-0}
