@@ -125,17 +125,21 @@ print(nk.kind, nk.primary.name, nk.peer.ns)`,
 	{
 		Name: "link", Kind: KindType,
 		Signature: `link`,
-		Doc: "One end of a pair. `addr`, `up` and `down` change it and return the link, so calls " +
-			"chain; the other attributes describe it as it is now.",
+		Doc: "A network device: one end of a pair, a bridge, or a namespace's `lo`. `addr`, `up`, " +
+			"`down` and `set` change it and return the link, so calls chain; the other attributes " +
+			"describe it as it is now.",
 		Attrs: []Attr{
 			{"addr", "method: addr(cidr) adds an address"},
 			{"addrs", `the addresses, like ["10.0.0.1/24"]`},
 			{"down", "method: down() sets the link down"},
 			{"ifindex", "the interface index in its namespace"},
+			{"kind", `"veth", "netkit", "bridge" or "loopback"`},
 			{"mac", "the MAC address; None for an l3 netkit device"},
+			{"mtu", "the MTU"},
 			{"name", "the interface name"},
 			{"ns", "the namespace it is in"},
-			{"pair", "the pair it belongs to"},
+			{"pair", "the pair it belongs to, or None"},
+			{"set", "method: set(mtu=None, up=None, master=None) changes the MTU, state or bridge"},
 			{"up", "method: up() sets the link up"},
 		},
 		Example: `nk.peer.addr("10.0.0.2/24").up()
@@ -163,10 +167,12 @@ print(nk.peer.addrs, nk.peer.ifindex)`,
 	},
 	{
 		Name: "route", Kind: KindFunc,
-		Signature: `route(dst, via=None, dev=None, ns=host) -> None`,
-		Doc: "Adds a route in `ns`. `dst` is a prefix like `\"10.1.0.0/24\"`, an address, or " +
-			"`\"default\"`; give `via` (a gateway address on a connected network) and/or `dev` " +
-			"(a link in `ns`).",
+		Signature: `route(dst, via=None, dev=None, ns=host, table=None) -> None`,
+		Doc: "Adds a route in `ns`. `dst` is a prefix like `\"10.1.0.0/24\"` or `\"fd00:1::/64\"`, " +
+			"an address, or `\"default\"` (IPv4, or IPv6 when `via` is an IPv6 address; " +
+			"`\"::/0\"` says IPv6 explicitly); give `via` (a gateway address on a connected network) " +
+			"and/or `dev` (a link in `ns`). `table` is a routing table number (1..2^32-1) or " +
+			"`\"main\"`, `\"local\"`, `\"default\"`; routes in a table need a rule to be used.",
 		Example: `route("default", via = "10.0.0.1", ns = task)
 route("10.2.0.0/24", dev = nk.primary)`,
 	},

@@ -188,8 +188,8 @@ func setLink(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starlar
 func routeFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
 	var dst string
-	var via, dev, nsv starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "via?", &via, "dev?", &dev, "ns?", &nsv); err != nil {
+	var via, dev, nsv, table starlark.Value
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "via?", &via, "dev?", &dev, "ns?", &nsv, "table?", &table); err != nil {
 		return nil, err
 	}
 	ns, err := toNetns(b.Name(), "ns", nsv, r.host)
@@ -197,6 +197,27 @@ func routeFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, err
 	}
 	var spec datapath.RouteSpec
+	switch t := table.(type) {
+	case nil, starlark.NoneType:
+	case starlark.String:
+		ids := map[string]int{"main": 254, "local": 255, "default": 253}
+		id, ok := ids[string(t)]
+		if !ok {
+			return nil, fmt.Errorf("%s: table %q is not a table name; use a number or %s", b.Name(), string(t), quoteList([]string{"main", "local", "default"}))
+		}
+		spec.Table = id
+	case starlark.Int:
+		n, ok := t.Int64()
+		if !ok || n < 1 || n > 1<<32-1 {
+			return nil, fmt.Errorf("%s: table=%s is out of range 1..4294967295", b.Name(), t)
+		}
+		spec.Table = int(n)
+	default:
+		return nil, fmt.Errorf("%s: table must be a number or a name, not %s", b.Name(), describeValue(table))
+	}
+	if spec.Table == 254 {
+		spec.Table = 0
+	}
 	if via != nil && via != starlark.None {
 		s, ok := via.(starlark.String)
 		if !ok {

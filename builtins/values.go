@@ -134,7 +134,7 @@ func (k *Link) String() string {
 func (k *Link) Type() string          { return "link" }
 func (k *Link) Hash() (uint32, error) { return starlark.String(k.String()).Hash() }
 func (k *Link) AttrNames() []string {
-	return []string{"addr", "addrs", "down", "ifindex", "mac", "name", "ns", "pair", "up"}
+	return []string{"addr", "addrs", "down", "ifindex", "kind", "mac", "mtu", "name", "ns", "pair", "set", "up"}
 }
 func (k *Link) Attr(name string) (starlark.Value, error) {
 	switch name {
@@ -149,6 +149,12 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 		return k.pair, nil
 	case "ifindex":
 		return starlark.MakeInt(k.l.Index()), nil
+	case "kind":
+		return starlark.String(k.l.Kind()), nil
+	case "mtu":
+		return starlark.MakeInt(k.l.MTU()), nil
+	case "set":
+		return k.method("set", linkSet), nil
 	case "mac":
 		mac, err := k.l.MAC()
 		if err != nil {

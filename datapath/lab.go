@@ -272,7 +272,9 @@ type Link struct {
 	name  string
 	pair  *Pair
 	prim  bool
-	loop  bool // the namespace's loopback device
+	loop  bool   // the namespace's loopback device
+	kind  string // "bridge" for bridges; pairs say theirs
+	mtu   int    // set by the lab, 0 if not
 	mu    sync.Mutex
 	addrs []netip.Prefix
 	up    bool

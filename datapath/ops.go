@@ -353,10 +353,10 @@ func (k *Link) partner() *Link {
 }
 
 func (k *Link) kindName() string {
-	if k.pair == nil {
-		return "device"
+	if kind := k.Kind(); kind != "" {
+		return kind
 	}
-	return string(k.pair.Kind)
+	return "device"
 }
 
 // WaitReady waits until every link set up since the last call is
