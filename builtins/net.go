@@ -94,14 +94,16 @@ func vethPair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 func makePair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, kind datapath.PairKind) (starlark.Value, error) {
 	r := runOf(thread)
 	o := datapath.PairOptions{Kind: kind}
-	var primNs, peerNs, mtu starlark.Value
+	var primNs, peerNs, mtu, peerMTU starlark.Value
 	var err error
 	if kind == datapath.Netkit {
 		o.Mode, o.Policy, o.PeerPolicy = "l3", "forward", "forward"
 		err = starlark.UnpackArgs(b.Name(), args, kwargs,
 			"primary", &o.Primary, "peer", &o.Peer, "mode?", &o.Mode,
 			"primary_ns?", &primNs, "peer_ns?", &peerNs,
-			"policy?", &o.Policy, "peer_policy?", &o.PeerPolicy, "mtu?", &mtu)
+			"policy?", &o.Policy, "peer_policy?", &o.PeerPolicy, "mtu?", &mtu,
+			"peer_mtu?", &peerMTU, "scrub?", &o.Scrub, "peer_scrub?", &o.PeerScrub,
+			"num_tx_queues?", &o.TxQueues, "num_rx_queues?", &o.RxQueues)
 	} else {
 		err = starlark.UnpackArgs(b.Name(), args, kwargs,
 			"primary", &o.Primary, "peer", &o.Peer,
@@ -120,6 +122,9 @@ func makePair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	}
 	o.PrimaryNs, o.PeerNs = pn.ns, qn.ns
 	if o.MTU, err = toMTU(b.Name(), mtu); err != nil {
+		return nil, err
+	}
+	if o.PeerMTU, err = toMTU(b.Name(), peerMTU); err != nil {
 		return nil, err
 	}
 	p, err := r.lab.NewPair(o)

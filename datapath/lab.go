@@ -254,6 +254,15 @@ type PairOptions struct {
 	Mode       string // "l3" (default) or "l2"
 	Policy     string // "forward" (default) or "blackhole"
 	PeerPolicy string // "forward" (default) or "blackhole"
+	// Scrub and PeerScrub say whether packets crossing to the primary
+	// (Scrub) or to the peer lose their metadata (mark, priority):
+	// "default" (they do) or "none". Empty keeps the kernel default.
+	Scrub, PeerScrub string
+	// PeerMTU overrides MTU for the peer end.
+	PeerMTU int
+	// TxQueues and RxQueues set the number of queues of both ends; 0
+	// keeps the kernel default (1).
+	TxQueues, RxQueues int
 }
 
 // Pair is two connected devices: a veth pair or a netkit primary and peer.
@@ -400,6 +409,9 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 			Scrub:     netlink.NETKIT_SCRUB_DEFAULT,
 			PeerScrub: netlink.NETKIT_SCRUB_DEFAULT,
 		}
+		if err := o.netkitKnobs(nk, l.sh == nil); err != nil {
+			return nil, err
+		}
 		switch o.Mode {
 		case "", "l3":
 			nk.Mode = netlink.NETKIT_MODE_L3
@@ -417,7 +429,10 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 		if nk.PeerPolicy, err = parseNetkitPolicy("peer_policy", o.PeerPolicy); err != nil {
 			return nil, err
 		}
-		peer := netlink.LinkAttrs{Name: o.Peer, MTU: o.MTU}
+		peer := netlink.LinkAttrs{Name: o.Peer, MTU: o.MTU, NumTxQueues: o.TxQueues, NumRxQueues: o.RxQueues}
+		if o.PeerMTU != 0 {
+			peer.MTU = o.PeerMTU
+		}
 		if o.PeerNs != o.PrimaryNs && l.sh == nil {
 			peer.Namespace = netlink.NsFd(o.PeerNs.Fd())
 		}

@@ -163,7 +163,22 @@ func (l *Lab) dryPair(o PairOptions, pair *Pair) {
 			}
 			return "forward"
 		}
-		cmd += fmt.Sprintf(" type netkit mode %s %s peer %s %s", pair.Mode, policy(o.Policy), policy(o.PeerPolicy), peer)
+		if o.TxQueues != 0 {
+			cmd += fmt.Sprintf(" numtxqueues %d", o.TxQueues)
+		}
+		if o.RxQueues != 0 {
+			cmd += fmt.Sprintf(" numrxqueues %d", o.RxQueues)
+		}
+		scrub := func(s string) string {
+			if s == "" {
+				return ""
+			}
+			return " scrub " + s
+		}
+		if o.PeerMTU != 0 {
+			peer = strings.Replace(peer, fmt.Sprintf(" mtu %d", o.MTU), "", 1) + fmt.Sprintf(" mtu %d", o.PeerMTU)
+		}
+		cmd += fmt.Sprintf(" type netkit mode %s %s%s peer %s%s %s", pair.Mode, policy(o.Policy), scrub(o.Scrub), policy(o.PeerPolicy), scrub(o.PeerScrub), peer)
 	default:
 		cmd += " type veth peer " + peer
 	}

@@ -1,0 +1,120 @@
+package datapath
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestNetkitKnobs creates netkit pairs with every optional knob and checks
+// the devices with `ip -d -j link`; a knob the running kernel lacks must
+// fail with "needs Linux ≥ X.Y (running A.B)", never a raw errno.
+func TestNetkitKnobs(t *testing.T) {
+	requireNetkit(t)
+	lab, host := testLab(t)
+	peerNs, err := lab.Netns(uniqueName("nkk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := PairOptions{Kind: Netkit, PrimaryNs: host, PeerNs: peerNs, Mode: "l2", Policy: "forward", PeerPolicy: "blackhole"}
+
+	o := base
+	o.Primary, o.Peer, o.MTU, o.PeerMTU = "nkk0", "nkk1", 1500, 1400
+	if _, err := lab.NewPair(o); err != nil {
+		t.Fatal(err)
+	}
+	l0, l1 := ipLink(t, host, "nkk0"), ipLink(t, peerNs, "nkk1")
+	kind, data := ipInfoData(t, l0)
+	if kind != "netkit" || data["mode"] != "l2" || data["policy"] != "forward" || data["peer_policy"] != "blackhole" {
+		t.Errorf("ip -d -j link: kind %q, info_data %v", kind, data)
+	}
+	if l0["mtu"] != float64(1500) || l1["mtu"] != float64(1400) {
+		t.Errorf("mtu %v / peer mtu %v, want 1500 / 1400", l0["mtu"], l1["mtu"])
+	}
+
+	o = base
+	o.Primary, o.Peer, o.Scrub, o.PeerScrub = "nkk2", "nkk3", "none", "default"
+	_, err = lab.NewPair(o)
+	if scrubErr := HaveNetkitScrub(); scrubErr != nil {
+		want := fmt.Sprintf("netkit scrub= needs Linux ≥ 6.13 (running %s)", KernelRelease())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("scrub on a kernel without it: %v, want %q", err, want)
+		}
+		t.Logf("kernel %s has no netkit scrub: %v", KernelRelease(), err)
+	} else {
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, data := ipInfoData(t, ipLink(t, host, "nkk2"))
+		if data["scrub"] != "none" || data["peer_scrub"] != "default" {
+			t.Errorf("scrub: info_data %v", data)
+		}
+	}
+
+	o = base
+	o.Primary, o.Peer, o.TxQueues, o.RxQueues = "nkk4", "nkk5", 4, 2
+	_, err = lab.NewPair(o)
+	if qErr := HaveNetkitQueues(); qErr != nil {
+		if err == nil || !strings.Contains(err.Error(), "needs Linux ≥") {
+			t.Errorf("queues on a kernel without them: %v", err)
+		}
+	} else {
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := ipLink(t, host, "nkk4")
+		if l["num_tx_queues"] != float64(4) || l["num_rx_queues"] != float64(2) {
+			t.Errorf("queues: tx %v rx %v, want 4 and 2", l["num_tx_queues"], l["num_rx_queues"])
+		}
+	}
+
+	o = base
+	o.Primary, o.Peer, o.Scrub = "nkk6", "nkk7", "sometimes"
+	if _, err := lab.NewPair(o); err == nil || !strings.Contains(err.Error(), `scrub "sometimes" is not a netkit scrub mode; use "default" or "none"`) {
+		t.Errorf("bad scrub: %v", err)
+	}
+}
+
+// TestNetkitDryRunCommand runs the ip command --dry-run writes for a
+// netkit pair with knobs, checking that iproute2 takes its syntax.
+func TestNetkitDryRunCommand(t *testing.T) {
+	requireNetkit(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip")
+	}
+	var out strings.Builder
+	dry, err := NewLab(LabConfig{DryRun: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dry.Close()
+	ns := testNetns(t)
+	o := PairOptions{Kind: Netkit, Primary: "nkd0", Peer: "nkd1", Mode: "l3", Policy: "blackhole", PeerPolicy: "forward", MTU: 1500, PeerMTU: 1400}
+	if HaveNetkitScrub() == nil {
+		o.Scrub, o.PeerScrub = "none", "default"
+	}
+	if _, err := dry.NewPair(o); err != nil {
+		t.Fatal(err)
+	}
+	var cmd string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "ip link add nkd0") {
+			cmd = l
+		}
+	}
+	if cmd == "" {
+		t.Fatalf("no ip link add in:\n%s", out.String())
+	}
+	t.Log(cmd)
+	c := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/fd/%d", os.Getpid(), ns.Fd()), "sh", "-c", cmd)
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, b)
+	}
+	l0, l1 := ipLink(t, ns, "nkd0"), ipLink(t, ns, "nkd1")
+	_, data := ipInfoData(t, l0)
+	if data["mode"] != "l3" || data["policy"] != "blackhole" || data["peer_policy"] != "forward" || l1["mtu"] != float64(1400) {
+		t.Errorf("the dry run's command built %v, peer mtu %v", data, l1["mtu"])
+	}
+}
