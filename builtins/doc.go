@@ -196,13 +196,17 @@ route("10.2.0.0/24", dev = nk.primary)`,
 	{
 		Name: "program", Kind: KindFunc,
 		Signature: `program(name, section=None, **consts) -> program`,
-		Doc: "Loads a BPF program; `name`, the one positional argument, is a bundled program — " +
+		Doc: "Loads a BPF program; `name`, the one positional argument, is a bundled program or " +
+			"the path of your ELF object (relative to the script), whose program is chosen by " +
+			"`section` (section or function name). Bundled, for tc hooks (tcx, netkit, legacy tc): " +
 			"`pass` (counts packets), `drop_port` (drops TCP/UDP with source or destination port " +
 			"`port`), `drop_flow` (drops IPv4 packets matching `src`/`src_len`, `dst`/`dst_len`, " +
-			"`proto` and `port`, each optional) — or the path of your ELF object (relative to the " +
-			"script), whose program is chosen by `section` (section or function name). Other keyword " +
-			"arguments set the program's constants at load time: ints, bools, or IP address strings " +
-			"for constants that are 4- or 16-byte arrays. It is unloaded when the script ends.",
+			"`proto` and `port`, each optional), `policy_router` (source-based routing, see " +
+			"policy()), `lb` (spreads flows to a VIP over the backends in its maps), `mirror` " +
+			"(copies every packet to the device in its `monitor` map); for the xdp hook: `xdp_pass`, " +
+			"`xdp_drop_port`. Every bundled program counts in a `stats` map (see stats()). Other " +
+			"keyword arguments set the program's constants at load time: ints, bools, or IP address " +
+			"strings for constants that are 4- or 16-byte arrays. It is unloaded when the script ends.",
 		Attrs: []Attr{
 			{"id", "the kernel's program ID"},
 			{"maps", "the program's BPF maps by name: `prog.maps[\"backends\"]` is a map value"},

@@ -36,6 +36,8 @@ type Lab struct {
 	faultPanics bool // test hook: panic instead
 	prefix      string
 	sh          *shell // dry run: write shell commands instead
+	notice      func(string)
+	noticed     bool
 	ops         int
 	closers     []io.Closer      // servers and captures, closed first
 	lo          map[*Netns]*Link // loopback devices handed out
@@ -64,6 +66,9 @@ type LabConfig struct {
 	// DryRun, if set, makes a lab that changes nothing and writes the
 	// shell commands that would build it there instead.
 	DryRun io.Writer
+	// Notice receives what the user should know once about how the lab
+	// is built, such as falling back to legacy tc; nil drops it.
+	Notice func(string)
 }
 
 // NewLab starts an empty lab in the calling process's namespace and
@@ -96,6 +101,7 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 	faultAt, faultPanics := faultFromEnv()
 	return &Lab{
 		prefix:      cfg.Prefix,
+		notice:      cfg.Notice,
 		faultAt:     faultAt,
 		faultPanics: faultPanics,
 		host:        host,

@@ -303,6 +303,10 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attac
 	if err != nil {
 		return nil, err
 	}
+	if a.legacy != nil && !l.noticed && l.notice != nil {
+		l.noticed = true
+		l.notice(fmt.Sprintf("kernel %s has no tcx (Linux ≥ 6.6): attaching ingress/egress programs as legacy tc filters (clsact + cls_bpf, direct-action) instead", KernelRelease()))
+	}
 	a.on = target
 	l.mu.Lock()
 	l.attached = append(l.attached, a)
@@ -329,6 +333,9 @@ func (l *Lab) Chain(k *Link, hook Hook) ([]string, error) {
 			}
 		}
 		return names, nil
+	}
+	if (hook == HookIngress || hook == HookEgress) && errors.Is(HaveTCX(), ErrNotSupported) {
+		return legacyChain(target.ns, target.index, hook)
 	}
 	return Chain(target.ns, target.index, hook)
 }

@@ -580,8 +580,12 @@ type Attachment struct {
 	link link.Link
 	dev  *Link // set in dry runs, for Detach
 	dry  *Lab
-	on   *Link // the device it was attached to
-	gone bool  // detached
+	// progID is the attached program's ID; legacy, for a legacy tc
+	// filter, deletes it.
+	progID uint32
+	legacy func() error
+	on     *Link // the device it was attached to
+	gone   bool  // detached
 }
 
 // Device is the link the program was attached to; nil if unknown.
@@ -635,6 +639,10 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOpt
 		return nil, fmt.Errorf("%s: XDP takes one program per device: there is no order to choose", what)
 	}
 
+	if (hook == HookIngress || hook == HookEgress) && errors.Is(HaveTCX(), ErrNotSupported) {
+		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
+	}
+
 	var l link.Link
 	err = ns.Do(func() error {
 		var err error
@@ -659,7 +667,7 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOpt
 		l.Close()
 		return nil, fmt.Errorf("%s: link info: %w", what, err)
 	}
-	return &Attachment{id: uint32(info.ID), hook: hook, prog: p.name, ifindex: ifindex, link: l}, nil
+	return &Attachment{progID: p.id, id: uint32(info.ID), hook: hook, prog: p.name, ifindex: ifindex, link: l}, nil
 }
 
 // checkHookType says which program types a hook takes.
@@ -808,6 +816,14 @@ func (a *Attachment) Detach() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gone = true
+	if a.legacy != nil {
+		err := a.legacy()
+		a.legacy = nil
+		if err != nil {
+			return fmt.Errorf("detach %s from %s ifindex %d: %w", a.prog, a.hook, a.ifindex, err)
+		}
+		return nil
+	}
 	if a.dev != nil {
 		switch a.hook {
 		case HookIngress, HookEgress:

@@ -268,6 +268,12 @@ func (g *guest) early() error {
 	if g.console == nil {
 		g.console, _ = os.OpenFile("/dev/console", os.O_WRONLY, 0)
 	}
+	// The initramfs's modules first: on kernels that build virtio as
+	// modules (Debian's 6.1), the ports need virtio_pci and
+	// virtio_console.
+	if err := loadBootModules(); err != nil {
+		return err
+	}
 	ports, err := waitPorts(portControl, portStdout, portStderr)
 	if err != nil {
 		return err
@@ -349,9 +355,6 @@ func mount(src, dst, fstype string, flags uintptr, data string) error {
 // setup makes the guest look like the host: the host's root read-only at
 // the same paths, writable /tmp and /run where programs expect to write.
 func (g *guest) setup(req *request) error {
-	if err := loadBootModules(); err != nil {
-		return err
-	}
 	if err := mount(hostRootTag, guestHostRoot, "9p", unix.MS_RDONLY,
 		"trans=virtio,version=9p2000.L,msize=512000,cache=loose"); err != nil {
 		return fmt.Errorf("%w (does the kernel have 9p and virtio?)", err)

@@ -96,18 +96,59 @@ type kernelStamp struct {
 
 // cacheLayout changes when EnsureKernel's output changes, so that older
 // caches are rebuilt.
-const cacheLayout = 1
+const cacheLayout = 2
 
 const stampFile = "kernel.json"
 
+// KernelSpec pins a Debian kernel package the microVM can boot.
+type KernelSpec struct {
+	// Package and Version are what apt-get downloads.
+	Package, Version string
+	// SHA256 is the .deb's checksum.
+	SHA256 string
+	// Release is the kernel's `uname -r`, the cache directory's name.
+	Release string
+	// Backports says the package comes from bookworm-backports (whose APT
+	// source nkscript adds if it is missing).
+	Backports bool
+}
+
+// DefaultKernel is the kernel --vm boots: netkit, tcx, BTF.
+var DefaultKernel = KernelSpec{DefaultKernelPackage, DefaultKernelVersion, DefaultKernelSHA256, DefaultKernelRelease, true}
+
+// LegacyKernel is Debian bookworm's own 6.1 kernel: BPF and BTF, but no
+// netkit (6.7) and no tcx (6.6): labs on it run on veth with legacy tc.
+// `--kernel 6.1` boots it.
+var LegacyKernel = KernelSpec{"linux-image-6.1.0-47-amd64", "6.1.170-3", "e0061f95dbe31f5646e5a29ba9a62293f6b625a70e81fc2b04344d8ab7589c34", "6.1.0-47-amd64", false}
+
+// PinnedKernels are the kernels `nkscript kernels --fetch` fetches.
+var PinnedKernels = []KernelSpec{DefaultKernel, LegacyKernel}
+
+// PinnedKernel returns the pinned kernel whose release starts with name
+// ("6.1", "6.12", or a whole release).
+func PinnedKernel(name string) (KernelSpec, bool) {
+	for _, k := range PinnedKernels {
+		if k.Release == name || strings.HasPrefix(k.Release, name+".") || strings.HasPrefix(k.Release, name+"-") {
+			return k, true
+		}
+	}
+	return KernelSpec{}, false
+}
+
 // EnsureKernel returns the default kernel, fetching it first if it is not
+// cached: see EnsureKernelSpec.
+func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
+	return EnsureKernelSpec(ctx, DefaultKernel, log)
+}
+
+// EnsureKernelSpec returns a pinned kernel, fetching it first if it is not
 // cached: it downloads the pinned Debian package with `apt-get download`
 // (adding the bookworm-backports APT source if none is configured), checks
 // its SHA256, extracts it with dpkg-deb and keeps the bzImage, its config
 // and the modules nkscript may need (decompressed, with an index) under
 // ~/.cache/nkscript/kernels/<release>/. Progress goes to log. Once cached,
 // it only reads the cache.
-func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
+func EnsureKernelSpec(ctx context.Context, spec KernelSpec, log io.Writer) (KernelInfo, error) {
 	if log == nil {
 		log = io.Discard
 	}
@@ -115,7 +156,7 @@ func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
 	if err != nil {
 		return KernelInfo{}, err
 	}
-	dir := filepath.Join(kdir, DefaultKernelRelease)
+	dir := filepath.Join(kdir, spec.Release)
 	if ki, err := cachedKernel(dir); err == nil {
 		return ki, nil
 	}
@@ -137,18 +178,18 @@ func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
 		return ki, nil
 	}
 
-	fmt.Fprintf(log, "nkscript: fetching kernel %s=%s\n", DefaultKernelPackage, DefaultKernelVersion)
+	fmt.Fprintf(log, "nkscript: fetching kernel %s=%s\n", spec.Package, spec.Version)
 	tmp, err := os.MkdirTemp(kdir, ".fetch-")
 	if err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 
-	deb, err := downloadKernelDeb(ctx, tmp, log)
+	deb, err := downloadKernelDeb(ctx, spec, tmp, log)
 	if err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
-	if err := checkSHA256(deb, DefaultKernelSHA256); err != nil {
+	if err := checkSHA256(deb, spec.SHA256); err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
 	x := filepath.Join(tmp, "x")
@@ -162,8 +203,8 @@ func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
 	for src, dst := range map[string]string{
-		"boot/vmlinuz-" + DefaultKernelRelease: "vmlinuz",
-		"boot/config-" + DefaultKernelRelease:  "config",
+		"boot/vmlinuz-" + spec.Release: "vmlinuz",
+		"boot/config-" + spec.Release:  "config",
 	} {
 		if err := os.Rename(filepath.Join(x, src), filepath.Join(out, dst)); err != nil {
 			return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
@@ -175,11 +216,11 @@ func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
 		fmt.Fprintf(log, "nkscript: no uncompressed kernel, boots will be slower: %v\n", err)
 	}
 	fmt.Fprintf(log, "nkscript: preparing kernel modules\n")
-	moddir := filepath.Join(x, "lib/modules", DefaultKernelRelease)
+	moddir := filepath.Join(x, "lib/modules", spec.Release)
 	if err := prepareModules(ctx, moddir, filepath.Join(out, "modules")); err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
-	stamp, _ := json.MarshalIndent(kernelStamp{DefaultKernelPackage, DefaultKernelVersion, DefaultKernelSHA256, cacheLayout}, "", "  ")
+	stamp, _ := json.MarshalIndent(kernelStamp{spec.Package, spec.Version, spec.SHA256, cacheLayout}, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, stampFile), append(stamp, '\n'), 0o644); err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
@@ -208,7 +249,7 @@ func cachedKernel(dir string) (KernelInfo, error) {
 
 // downloadKernelDeb runs `apt-get download` for the pinned package into dir
 // and returns the path of the .deb.
-func downloadKernelDeb(ctx context.Context, dir string, log io.Writer) (string, error) {
+func downloadKernelDeb(ctx context.Context, k KernelSpec, dir string, log io.Writer) (string, error) {
 	if _, err := exec.LookPath("apt-get"); err != nil {
 		return "", errors.New("apt-get not found: fetching the default kernel needs a Debian-based host (or pass a kernel image)")
 	}
@@ -218,7 +259,7 @@ func downloadKernelDeb(ctx context.Context, dir string, log io.Writer) (string, 
 			return "", fmt.Errorf("%s not found: install the %s package", tool, pkg)
 		}
 	}
-	if !backportsConfigured() {
+	if k.Backports && !backportsConfigured() {
 		fmt.Fprintf(log, "nkscript: adding APT source %s\n", backportsSourceFile)
 		if err := os.WriteFile(backportsSourceFile, []byte(backportsSource), 0o644); err != nil {
 			return "", fmt.Errorf("add bookworm-backports source: %w", err)
@@ -227,7 +268,7 @@ func downloadKernelDeb(ctx context.Context, dir string, log io.Writer) (string, 
 			return "", err
 		}
 	}
-	spec := DefaultKernelPackage + "=" + DefaultKernelVersion
+	spec := k.Package + "=" + k.Version
 	download := func() ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", spec)
 		cmd.Dir = dir
@@ -244,7 +285,7 @@ func downloadKernelDeb(ctx context.Context, dir string, log io.Writer) (string, 
 	if err != nil {
 		return "", fmt.Errorf("apt-get download %s: %w: %s", spec, err, bytes.TrimSpace(out))
 	}
-	debs, _ := filepath.Glob(filepath.Join(dir, DefaultKernelPackage+"_*.deb"))
+	debs, _ := filepath.Glob(filepath.Join(dir, k.Package+"_*.deb"))
 	if len(debs) != 1 {
 		return "", fmt.Errorf("apt-get download %s: no .deb in %s", spec, dir)
 	}
@@ -528,7 +569,10 @@ type moduleEntry struct {
 // the guest mounts. Dependencies of kept modules are kept too.
 func keepModule(rel string) bool {
 	for _, p := range []string{"kernel/net/", "kernel/lib/", "kernel/crypto/", "kernel/arch/x86/crypto/",
-		"kernel/fs/9p/", "kernel/fs/netfs/", "kernel/fs/overlayfs/", "kernel/fs/fuse/"} {
+		"kernel/fs/9p/", "kernel/fs/netfs/", "kernel/fs/overlayfs/", "kernel/fs/fuse/",
+		// Kernels that build virtio as modules (Debian's 6.1) need them to
+		// reach the host at all.
+		"kernel/drivers/virtio/", "kernel/drivers/char/virtio_console"} {
 		if strings.HasPrefix(rel, p) {
 			return true
 		}

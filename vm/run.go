@@ -85,6 +85,9 @@ type Timing struct {
 
 // HostCanRunVM reports why this host cannot boot the guest, or nil.
 func HostCanRunVM() error {
+	if InGuest() {
+		return errors.New("vm: this is the nkscript microVM already; it boots no microVM of its own")
+	}
 	if runtime.GOARCH != "amd64" {
 		return fmt.Errorf("vm: %s hosts are not supported (amd64 only)", runtime.GOARCH)
 	}
@@ -92,6 +95,14 @@ func HostCanRunVM() error {
 		return err
 	}
 	return nil
+}
+
+// InGuest reports whether this process runs inside an nkscript microVM
+// (any process, not only its init): the guest kernel's command line
+// carries the marker.
+func InGuest() bool {
+	b, err := os.ReadFile("/proc/cmdline")
+	return err == nil && strings.Contains(string(b), guestEnvMarker+"=")
 }
 
 func qemuPath() (string, error) {
@@ -202,6 +213,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	var ki KernelInfo
 	if o.Kernel == "" {
 		ki, err = EnsureKernel(ctx, o.Stderr)
+	} else if spec, ok := PinnedKernel(o.Kernel); ok {
+		// A pinned kernel by version: "6.1", "6.12".
+		ki, err = EnsureKernelSpec(ctx, spec, o.Stderr)
 	} else {
 		ki, err = InspectKernel(o.Kernel)
 	}
@@ -635,7 +649,9 @@ func bootModules(ki KernelInfo) ([][]string, error) {
 		return nil, fmt.Errorf("%s: %w", moduleIndexFile, err)
 	}
 	var chains [][]string
-	for _, want := range []string{"9pnet_virtio", "9p", "overlay"} {
+	// virtio_pci and virtio_console first: on kernels that have them as
+	// modules, the 9p transport and the control ports sit on them.
+	for _, want := range []string{"virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay"} {
 		e, ok := idx.Modules[want]
 		if !ok {
 			continue // built in, or not available

@@ -67,7 +67,7 @@ Usage:
   nkscript test [flags] [PATH...]        run *.star tests against their NAME.golden files (see test --help)
   nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
   nkscript cleanup                       remove what runs killed with SIGKILL left behind
-  nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned one)
+  nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12 and 6.1)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
   nkscript version                       print the version
 
@@ -83,7 +83,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.keep, "keep", false, "leave the lab up when the script ends and print how to remove it")
 	fs.StringVar(&o.vmMode, "vm", "auto", "where to run: auto (host if its kernel has what the script needs, else a microVM), always, never")
 	fs.Lookup("vm").NoOptDefVal = "always"
-	fs.StringVar(&o.kernel, "kernel", "", "bzImage to boot for --vm (default: the cached pinned Debian kernel)")
+	fs.StringVar(&o.kernel, "kernel", "", "kernel to boot for --vm: a pinned one by version (6.12, the default; 6.1, without netkit and tcx) or a bzImage path")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop the run after this long, cleaning up (0: no limit)")
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
@@ -197,7 +197,8 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	}
 
 	abs, _ := filepath.Abs(script)
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix})
+	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix,
+		Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }})
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
 		return exitFail

@@ -47,6 +47,10 @@ func TestScripts(t *testing.T) {
 				return datapath.HaveNetkit() == nil, nil
 			case "vm":
 				return canBootNetkitVM(), nil
+			case "tcx":
+				// Without tcx, runs say once on stderr that they use
+				// legacy tc instead.
+				return datapath.HaveTCX() == nil, nil
 			case "bpftool":
 				_, err := exec.LookPath("bpftool")
 				return err == nil, nil

@@ -150,12 +150,14 @@ func cmdKernels(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if fetch {
-		k, err := vm.EnsureKernel(context.Background(), stderr)
-		if err != nil {
-			fmt.Fprintf(stderr, "nkscript kernels: %v\n", err)
-			return exitFail
+		for _, spec := range vm.PinnedKernels {
+			k, err := vm.EnsureKernelSpec(context.Background(), spec, stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "nkscript kernels: %v\n", err)
+				return exitFail
+			}
+			fmt.Fprintf(stdout, "%s\t%s\n", k.Version, k.Path)
 		}
-		fmt.Fprintf(stdout, "%s\t%s\n", k.Version, k.Path)
 		return exitOK
 	}
 	ks, err := vm.ListKernels()

@@ -1,0 +1,226 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// On kernels without tcx (before 6.6) the "ingress" and "egress" hooks
+// fall back to legacy tc: a clsact qdisc with cls_bpf filters in
+// direct-action mode. The bundled programs behave the same there: their
+// TC_ACT_UNSPEC ("next") hands a packet to the next filter, and after the
+// last one the packet goes on.
+//
+// Filters are ordered by priority. nkscript appends at the highest
+// priority number plus 10, and places first/before/after in the gaps; a
+// filter is deleted by its priority and handle, after checking that the
+// program there is still ours. The clsact qdisc goes again when nkscript
+// added it and no filter is left. Filters live on devices the lab
+// created, so they go with them, even after SIGKILL.
+
+const legacyPrioStep = 10
+
+func tcParent(hook Hook) uint32 {
+	if hook == HookEgress {
+		return netlink.HANDLE_MIN_EGRESS
+	}
+	return netlink.HANDLE_MIN_INGRESS
+}
+
+// legacyFilters lists the bpf filters on a clsact hook, by priority.
+func legacyFilters(ns *Netns, ifindex int, hook Hook) ([]*netlink.BpfFilter, error) {
+	dev := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
+	fs, err := ns.nl.FilterList(dev, tcParent(hook))
+	if err != nil {
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, os.ErrNotExist) {
+			return nil, nil // no clsact qdisc yet
+		}
+		return nil, err
+	}
+	var out []*netlink.BpfFilter
+	for _, f := range fs {
+		if bf, ok := f.(*netlink.BpfFilter); ok {
+			out = append(out, bf)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Priority < out[j].Priority })
+	return out, nil
+}
+
+// legacyPriority picks the priority that puts a new filter where opts say.
+func legacyPriority(fs []*netlink.BpfFilter, opts AttachOptions) (uint16, error) {
+	prios := make([]int, len(fs))
+	for i, f := range fs {
+		prios[i] = int(f.Priority)
+	}
+	find := func(progID uint32, what string) (int, error) {
+		for i, f := range fs {
+			if uint32(f.Id) == progID {
+				return i, nil
+			}
+		}
+		return 0, fmt.Errorf("%s is not attached to that hook; see chain() for what is", what)
+	}
+	between := func(lo, hi int) (uint16, error) {
+		if hi-lo < 2 {
+			return 0, errors.New("no room between the legacy tc priorities of the neighbouring filters; attach in another order")
+		}
+		return uint16((lo + hi) / 2), nil
+	}
+	last := 0
+	if len(prios) > 0 {
+		last = prios[len(prios)-1]
+	}
+	switch {
+	case opts.First:
+		if len(prios) == 0 {
+			return legacyPrioStep, nil
+		}
+		return between(0, prios[0])
+	case opts.BeforeProgram != nil, opts.AfterProgram != nil, opts.BeforeAttachment != nil, opts.AfterAttachment != nil:
+		var id uint32
+		switch {
+		case opts.BeforeProgram != nil:
+			id = opts.BeforeProgram.id
+		case opts.AfterProgram != nil:
+			id = opts.AfterProgram.id
+		case opts.BeforeAttachment != nil:
+			id = opts.BeforeAttachment.progID
+		default:
+			id = opts.AfterAttachment.progID
+		}
+		i, err := find(id, opts.describe())
+		if err != nil {
+			return 0, err
+		}
+		if opts.BeforeProgram != nil || opts.BeforeAttachment != nil {
+			lo := 0
+			if i > 0 {
+				lo = prios[i-1]
+			}
+			return between(lo, prios[i])
+		}
+		if i == len(prios)-1 {
+			return uint16(prios[i] + legacyPrioStep), nil
+		}
+		return between(prios[i], prios[i+1])
+	}
+	if last+legacyPrioStep > 0xffff {
+		return 0, errors.New("legacy tc priorities exhausted")
+	}
+	return uint16(last + legacyPrioStep), nil
+}
+
+// attachLegacyTC attaches prog (a clone the caller owns) to a clsact hook
+// as a cls_bpf direct-action filter.
+func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook Hook, opts AttachOptions, what string) (*Attachment, error) {
+	dev := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
+	qdisc := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	addedQdisc := false
+	if err := ns.nl.QdiscAdd(qdisc); err == nil {
+		addedQdisc = true
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("%s: add clsact qdisc: %w", what, err)
+	}
+	undoQdisc := func() {
+		if addedQdisc {
+			ns.nl.QdiscDel(qdisc)
+		}
+	}
+	fs, err := legacyFilters(ns, ifindex, hook)
+	if err != nil {
+		undoQdisc()
+		return nil, fmt.Errorf("%s: list tc filters: %w", what, err)
+	}
+	prio, err := legacyPriority(fs, opts)
+	if err != nil {
+		undoQdisc()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	f := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{
+			LinkIndex: ifindex,
+			Parent:    tcParent(hook),
+			Handle:    1,
+			Protocol:  unix.ETH_P_ALL,
+			Priority:  prio,
+		},
+		Fd:           prog.FD(),
+		Name:         p.name,
+		DirectAction: true,
+	}
+	if err := ns.nl.FilterAdd(f); err != nil {
+		undoQdisc()
+		return nil, fmt.Errorf("%s: add cls_bpf filter: %w", what, err)
+	}
+	a := &Attachment{id: p.id, progID: p.id, hook: hook, prog: p.name, ifindex: ifindex}
+	a.legacy = func() error {
+		// Delete the filter only if our program is still the one there.
+		fs, err := legacyFilters(ns, ifindex, hook)
+		if err != nil {
+			if isGone(err) {
+				return nil
+			}
+			return err
+		}
+		i := slices.IndexFunc(fs, func(g *netlink.BpfFilter) bool { return g.Priority == prio && uint32(g.Id) == p.id })
+		if i >= 0 {
+			if err := ns.nl.FilterDel(f); err != nil && !isGone(err) {
+				return err
+			}
+			fs = slices.Delete(fs, i, i+1)
+		}
+		if addedQdisc && len(fs) == 0 {
+			if other, err := legacyFilters(ns, ifindex, otherTCHook(hook)); err == nil && len(other) == 0 {
+				if err := ns.nl.QdiscDel(qdisc); err != nil && !isGone(err) {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	_ = dev
+	return a, nil
+}
+
+func otherTCHook(h Hook) Hook {
+	if h == HookEgress {
+		return HookIngress
+	}
+	return HookEgress
+}
+
+func isGone(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV) || errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL)
+}
+
+// legacyChain lists the programs on a clsact hook in order.
+func legacyChain(ns *Netns, ifindex int, hook Hook) ([]string, error) {
+	fs, err := legacyFilters(ns, ifindex, hook)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range fs {
+		name := f.Name
+		if prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(f.Id)); err == nil {
+			if info, err := prog.Info(); err == nil && info.Name != "" {
+				name = info.Name
+			}
+			prog.Close()
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
