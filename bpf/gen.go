@@ -17,3 +17,5 @@ package bpf
 //go:generate llvm-strip-19 -g testdata/multi_bpfel.o
 //go:generate clang-19 -target bpfel -O2 -g -fdebug-compilation-dir=. -Wall -Werror -Iinclude -c testdata/bad.c -o testdata/bad_bpfel.o
 //go:generate llvm-strip-19 -g testdata/bad_bpfel.o
+//go:generate clang-19 -target bpfel -O2 -g -fdebug-compilation-dir=. -Wall -Werror -Iinclude -c testdata/printk.c -o testdata/printk_bpfel.o
+//go:generate llvm-strip-19 -g testdata/printk_bpfel.o

@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/nkscript/nkscript/datapath"
 	"go.starlark.net/starlark"
@@ -55,4 +56,73 @@ var attachDocs = []Entry{
 attach(program("drop_port", port = 80), v.primary, "ingress", first = True)
 print(chain(v.primary, "ingress"))   # ["drop_port", "pass"]`,
 	},
+	{
+		Name: "trace", Kind: KindFunc,
+		Signature: `trace(prog=None) -> trace`,
+		Doc: "Starts collecting what BPF programs write with `bpf_printk` (if not started yet) " +
+			"and returns the collection; `lines()` lists the messages so far, oldest first. " +
+			"nkscript reads them through a tracing instance of its own (the " +
+			"bpf_trace_printk event), never the global trace_pipe others may be reading, and " +
+			"removes it when the script ends. The kernel does not say which program wrote a " +
+			"line, so the lines are those of every program on the machine since the first " +
+			"trace(); `prog` only documents which one you are after. `--trace` streams the " +
+			"lines to stderr as they come.",
+		Attrs: []Attr{{"lines", "method: lines() lists the messages collected so far"}},
+		Example: `t = trace(mine)
+expect_pass("10.0.0.2", port = 8080)
+print(t.lines()[0])`,
+	},
+	{
+		Name: "trace.lines", Kind: KindMethod,
+		Signature: `trace.lines() -> list`,
+		Doc:       "Lists the messages collected so far, oldest first, after waiting until none has arrived for 30ms (at most 1s).",
+		Example:   `print(sorted(set(t.lines())))`,
+	},
+}
+
+func init() {
+	universe["trace"] = traceFn
+}
+
+// Trace is what trace() returns: the bpf_printk lines collected.
+type Trace struct {
+	object
+	t *datapath.Tracer
+}
+
+func (t *Trace) String() string        { return "trace()" }
+func (t *Trace) Type() string          { return "trace" }
+func (t *Trace) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: trace") }
+func (t *Trace) AttrNames() []string   { return []string{"lines"} }
+func (t *Trace) Attr(name string) (starlark.Value, error) {
+	if name != "lines" {
+		return nil, nil
+	}
+	return newMethod(t, "lines", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+			return nil, err
+		}
+		var out []starlark.Value
+		for _, l := range t.t.Lines(30*time.Millisecond, time.Second) {
+			out = append(out, starlark.String(l))
+		}
+		return starlark.NewList(out), nil
+	}), nil
+}
+
+func traceFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var prog starlark.Value
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prog?", &prog); err != nil {
+		return nil, err
+	}
+	if prog != nil && prog != starlark.None {
+		if _, ok := prog.(*Program); !ok {
+			return nil, fmt.Errorf("%s: prog must be a program, not %s", b.Name(), describeValue(prog))
+		}
+	}
+	t, err := runOf(thread).lab.Trace()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return &Trace{t: t}, nil
 }

@@ -73,6 +73,7 @@ func TestDocsAttrs(t *testing.T) {
 		"connect_result": &ConnectResult{},
 		"map":            &Map{},
 		"policy":         &Policy{},
+		"trace":          &Trace{},
 	} {
 		e, ok := entry(name)
 		if !ok {
@@ -142,7 +143,7 @@ func TestDocsKeywords(t *testing.T) {
 			callables[name] = c
 		}
 	}
-	receivers := map[string]starlark.HasAttrs{"link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}, "map": &Map{}, "policy": &Policy{}}
+	receivers := map[string]starlark.HasAttrs{"link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}, "map": &Map{}, "policy": &Policy{}, "trace": &Trace{}}
 	for _, e := range Docs {
 		if e.Kind != KindMethod {
 			continue

@@ -72,6 +72,14 @@ func Cleanup(r StaleRun, log io.Writer) error {
 			err = cleanupPin(e, log)
 		case "bpffs":
 			err = cleanupBPFFS(e)
+		case "trace":
+			// Only nkscript names instances nkscript-PID; this one
+			// is the run's, by the journal.
+			if err = removeTraceInstance(e.Path); err == nil {
+				fmt.Fprintf(log, "  removed tracing instance %s\n", e.Path)
+			}
+		case "tracefs":
+			err = unmountIfUnused(e.Path)
 		case "link", "route", "sysctl":
 			if e.NS != host.id {
 				fmt.Fprintf(log, "  skip %s %s: recorded in namespace %s, cleanup runs in %s\n", e.Op, e.Name+e.Route+e.Key, e.NS, host.id)

@@ -37,6 +37,7 @@ type Lab struct {
 	prefix      string
 	sh          *shell // dry run: write shell commands instead
 	notice      func(string)
+	tracer      *Tracer
 	noticed     bool
 	ops         int
 	closers     []io.Closer      // servers and captures, closed first

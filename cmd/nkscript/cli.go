@@ -54,6 +54,7 @@ type options struct {
 	prefix     string
 	dryRun     bool
 	pauseFail  bool
+	trace      bool
 	allowPaths []string
 	help       bool
 	version    bool
@@ -88,6 +89,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
 	fs.Uint64Var(&o.maxSteps, "max-steps", builtins.DefaultMaxSteps, "stop a script after this many Starlark execution steps (runaway loops), cleaning up")
+	fs.BoolVar(&o.trace, "trace", false, "stream what BPF programs write with bpf_printk to stderr while the script runs")
 	fs.BoolVar(&o.pauseFail, "pause-on-fail", false, "at the first failed expectation, keep the lab up and wait for Enter, printing how to enter each namespace")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, bpftool) that would build the lab; bash runs them")
 	fs.StringVar(&o.prefix, "prefix", "", "put `P` in front of the names of the namespaces the script creates and of its links in the host, so that runs of one script can share a machine")
@@ -202,6 +204,14 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
 		return exitFail
+	}
+	if o.trace {
+		t, err := lab.Trace()
+		if err != nil {
+			fmt.Fprintf(stderr, "nkscript: --trace: %v\n", err)
+			return finish(o, lab, exitFail, stderr)
+		}
+		t.Subscribe(func(line string) { fmt.Fprintf(stderr, "trace: %s\n", line) })
 	}
 	ctx, stdout, rep := setupJSON(ctx, o.json, script, stdout, stderr)
 	code := execScript(ctx, o, lab, script, scriptArgs, stdout, stderr)

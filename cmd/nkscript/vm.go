@@ -97,6 +97,9 @@ func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
 			guestArgs = append(guestArgs, "--allow-path="+abs)
 		}
 	}
+	if o.trace {
+		guestArgs = append(guestArgs, "--trace")
+	}
 	if o.pauseFail {
 		guestArgs = append(guestArgs, "--pause-on-fail")
 	}

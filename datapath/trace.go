@@ -1,0 +1,181 @@
+package datapath
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TraceFSDir is where the kernel's tracing filesystem is (mounted if it
+// is not).
+const TraceFSDir = "/sys/kernel/tracing"
+
+// Tracer collects the lines BPF programs write with bpf_printk, without
+// touching the global trace buffer others read: bpf_trace_printk also
+// fires the bpf_trace:bpf_trace_printk trace event, which the tracer
+// enables in a tracing instance of its own and reads from that
+// instance's trace_pipe. The kernel does not say which program wrote a
+// line: a tracer sees the lines of every program on the machine.
+type Tracer struct {
+	dir     string
+	pipe    *os.File
+	mounted bool
+
+	mu    sync.Mutex
+	lines []string
+	subs  []func(string)
+	last  time.Time
+	wg    sync.WaitGroup
+}
+
+// Trace starts the lab's tracer, once; later calls return the same one.
+// Each line is also passed to every function given to Subscribe.
+func (l *Lab) Trace() (*Tracer, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if l.tracer != nil {
+		return l.tracer, nil
+	}
+	if l.sh != nil {
+		l.Shell("# trace: bpf_printk lines: cat %s/trace_pipe", TraceFSDir)
+		l.tracer = &Tracer{}
+		return l.tracer, nil
+	}
+	t := &Tracer{dir: filepath.Join(TraceFSDir, "instances", fmt.Sprintf("nkscript-%d", os.Getpid()))}
+	if _, err := os.Stat(filepath.Join(TraceFSDir, "instances")); errors.Is(err, os.ErrNotExist) {
+		if err := unix.Mount("tracefs", TraceFSDir, "tracefs", 0, ""); err != nil {
+			return nil, fmt.Errorf("trace: mount tracefs on %s: %w", TraceFSDir, err)
+		}
+		t.mounted = true
+		seq, err := l.journal.Append(Entry{Op: "tracefs", Path: TraceFSDir})
+		if err != nil {
+			unix.Unmount(TraceFSDir, 0)
+			return nil, err
+		}
+		l.push("unmount tracefs", seq, func() error { return unmountIfUnused(TraceFSDir) })
+	}
+	seq, err := l.journal.Append(Entry{Op: "trace", Path: t.dir})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(t.dir, 0o700); err != nil {
+		l.journal.Undone(seq)
+		return nil, fmt.Errorf("trace: create tracing instance: %w", err)
+	}
+	l.push("tracing instance "+t.dir, seq, t.close)
+	if err := os.WriteFile(filepath.Join(t.dir, "events/bpf_trace/bpf_trace_printk/enable"), []byte("1"), 0); err != nil {
+		return nil, fmt.Errorf("trace: enable bpf_trace_printk events (needs CONFIG_BPF_EVENTS): %w", err)
+	}
+	// Non-blocking, so that the runtime poller serves the reads and
+	// Close interrupts one in progress.
+	if t.pipe, err = os.OpenFile(filepath.Join(t.dir, "trace_pipe"), os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	t.wg.Go(t.read)
+	l.tracer = t
+	return t, nil
+}
+
+func (t *Tracer) read() {
+	r := bufio.NewReader(t.pipe)
+	for {
+		line, err := r.ReadString('\n')
+		if line != "" {
+			msg := strings.TrimRight(line, "\n")
+			if _, after, ok := strings.Cut(msg, "bpf_trace_printk: "); ok {
+				msg = after
+			}
+			t.mu.Lock()
+			t.lines = append(t.lines, msg)
+			t.last = time.Now()
+			subs := t.subs
+			t.mu.Unlock()
+			for _, f := range subs {
+				f(msg)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Subscribe passes every line read from now on to f.
+func (t *Tracer) Subscribe(f func(string)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.subs = append(t.subs, f)
+}
+
+// Lines returns the messages read so far (the text bpf_printk wrote),
+// after waiting until none has arrived for quiet (at most max), so that
+// lines of packets just sent are included.
+func (t *Tracer) Lines(quiet, max time.Duration) []string {
+	end := time.Now().Add(max)
+	time.Sleep(quiet)
+	for time.Now().Before(end) {
+		t.mu.Lock()
+		idle := time.Since(t.last)
+		t.mu.Unlock()
+		if idle >= quiet {
+			break
+		}
+		time.Sleep(quiet / 2)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.lines...)
+}
+
+// close removes the tracing instance; rmdir fails while the pipe is open,
+// so it closes the pipe first.
+func (t *Tracer) close() error {
+	if t.dir == "" {
+		return nil
+	}
+	// Stop producing, then unblock the reader.
+	os.WriteFile(filepath.Join(t.dir, "events/bpf_trace/bpf_trace_printk/enable"), []byte("0"), 0)
+	if t.pipe != nil {
+		t.pipe.Close()
+	}
+	t.wg.Wait()
+	return removeTraceInstance(t.dir)
+}
+
+func removeTraceInstance(dir string) error {
+	var err error
+	for range 50 {
+		err = unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("remove tracing instance %s: %w", dir, err)
+}
+
+// unmountIfUnused unmounts the tracefs nkscript mounted, unless someone
+// else's instances live there now.
+func unmountIfUnused(dir string) error {
+	ents, _ := os.ReadDir(filepath.Join(dir, "instances"))
+	if len(ents) > 0 {
+		return nil
+	}
+	if err := unix.Unmount(dir, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	return nil
+}
