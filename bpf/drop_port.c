@@ -49,28 +49,47 @@ int drop_port(struct __sk_buff *skb)
 
 	switch (skb->protocol) {
 	case bpf_htons(ETH_P_IP): {
-		struct iphdr ip;
+		/* One load for the header and the ports in the common case of
+		 * a header without options. */
+		struct {
+			struct iphdr ip;
+			struct l4_ports ports;
+		} h;
 
-		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
-			return verdict_next();
-		if (ip.version != 4 || ip.ihl < 5)
-			return verdict_next();
-		if (ip.frag_off & bpf_htons(IPV4_FRAG_OFFSET))
-			return verdict_next();
-		proto = ip.protocol;
-		l4_off = ip.ihl * 4;
-		break;
+		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET) == 0) {
+			if (h.ip.version != 4 || h.ip.ihl < 5)
+				return verdict_next();
+			if (h.ip.frag_off & bpf_htons(IPV4_FRAG_OFFSET))
+				return verdict_next();
+			if (h.ip.ihl == 5) {
+				if (h.ip.protocol != IPPROTO_TCP && h.ip.protocol != IPPROTO_UDP)
+					return verdict_next();
+				if (bpf_ntohs(h.ports.source) == port || bpf_ntohs(h.ports.dest) == port)
+					return verdict_drop();
+				return verdict_next();
+			}
+			proto = h.ip.protocol;
+			l4_off = h.ip.ihl * 4;
+			break;
+		}
+		/* Shorter than a header and ports: no ports to match. */
+		return verdict_next();
 	}
 	case bpf_htons(ETH_P_IPV6): {
-		struct ipv6hdr ip6;
+		struct {
+			struct ipv6hdr ip6;
+			struct l4_ports ports;
+		} h;
 
-		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+		if (bpf_skb_load_bytes_relative(skb, 0, &h, sizeof(h), BPF_HDR_START_NET))
 			return verdict_next();
-		if (ip6.version != 6)
+		if (h.ip6.version != 6)
 			return verdict_next();
-		proto = ip6.nexthdr;
-		l4_off = sizeof(ip6);
-		break;
+		if (h.ip6.nexthdr != IPPROTO_TCP && h.ip6.nexthdr != IPPROTO_UDP)
+			return verdict_next();
+		if (bpf_ntohs(h.ports.source) == port || bpf_ntohs(h.ports.dest) == port)
+			return verdict_drop();
+		return verdict_next();
 	}
 	default:
 		return verdict_next();

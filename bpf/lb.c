@@ -3,9 +3,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * lb: a load balancer for one IPv4 virtual IP. Packets to the VIP (map
- * `vip`) go to one of the backends in `backends` (slots with ifindex 0 are
- * empty), chosen by the packet's flow hash, so every packet of a flow goes
- * to the same backend: bpf_redirect_neigh sends it out of the backend's
+ * `vip`) go to one of the backends in `backends` — slots 0..n-1, the first
+ * slot with ifindex 0 ends the list — chosen by a hash of the packet's
+ * addresses, protocol and ports, so every packet of a flow goes to the
+ * same backend: bpf_redirect_neigh sends it out of the backend's
  * device to the backend's address. Backends hold the VIP themselves (say
  * on their loopback) and answer the client directly: there is no address
  * translation (direct server return).
@@ -20,6 +21,7 @@
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
 #include <linux/ip.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -57,46 +59,60 @@ struct {
 	__type(value, struct backend);
 } backends SEC(".maps");
 
+/* The IPv4 header and the first four bytes after it: the ports of TCP
+ * and UDP when the header has no options. */
+struct ip_ports {
+	struct iphdr ip;
+	__u32 ports;
+};
+
+/* flow_hash mixes the 5-tuple; every packet of a flow gets the same. */
+static __always_inline __u32 flow_hash(const struct iphdr *ip, __u32 ports)
+{
+	__u32 h = ip->saddr * 0x9e3779b1u;
+
+	h ^= ip->daddr + 0x7f4a7c15u + (h << 6) + (h >> 2);
+	h ^= ports + ip->protocol + (h << 6) + (h >> 2);
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	return h;
+}
+
 SEC("tc")
 int lb(struct __sk_buff *skb)
 {
 	struct bpf_redir_neigh nh = {.nh_family = AF_INET};
-	struct backend *chosen = NULL;
-	__u32 zero = 0, n = 0, pick, i;
-	struct iphdr ip;
+	struct backend *chosen;
+	struct ip_ports pkt = {};
+	__u32 zero = 0, n, pick;
 	struct vip *v;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return verdict_next();
-	if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
+	/* One load for the header and the ports; a header with options (or a
+	 * packet too short for ports) hashes without them. */
+	if (bpf_skb_load_bytes_relative(skb, 0, &pkt, sizeof(pkt), BPF_HDR_START_NET) &&
+	    bpf_skb_load_bytes_relative(skb, 0, &pkt.ip, sizeof(pkt.ip), BPF_HDR_START_NET))
 		return verdict_next();
+	if (pkt.ip.ihl != 5 || (pkt.ip.protocol != IPPROTO_TCP && pkt.ip.protocol != IPPROTO_UDP))
+		pkt.ports = 0;
 	v = bpf_map_lookup_elem(&vip, &zero);
-	if (!v || ip.version != 4 || __builtin_memcmp(&ip.daddr, v->addr, 4) != 0)
+	if (!v || pkt.ip.version != 4 || __builtin_memcmp(&pkt.ip.daddr, v->addr, 4) != 0)
 		return verdict_next();
 
-	/* Count the configured backends, then take the (hash % n)-th. */
-	for (i = 0; i < MAX_BACKENDS; i++) {
-		__u32 key = i;
-		struct backend *b = bpf_map_lookup_elem(&backends, &key);
-
-		if (b && b->ifindex)
-			n++;
-	}
-	if (n == 0)
-		return verdict_drop();
-	pick = bpf_get_hash_recalc(skb) % n;
-	for (i = 0; i < MAX_BACKENDS; i++) {
-		__u32 key = i;
+	/* Backends fill slots 0..n-1: the first empty slot ends the list. */
+	for (n = 0; n < MAX_BACKENDS; n++) {
+		__u32 key = n;
 		struct backend *b = bpf_map_lookup_elem(&backends, &key);
 
 		if (!b || !b->ifindex)
-			continue;
-		if (pick == 0) {
-			chosen = b;
 			break;
-		}
-		pick--;
 	}
+	if (n == 0)
+		return verdict_drop();
+	pick = flow_hash(&pkt.ip, pkt.ports) % n;
+	chosen = bpf_map_lookup_elem(&backends, &pick);
 	if (!chosen)
 		return verdict_drop();
 	__builtin_memcpy(&nh.ipv4_nh, chosen->addr, 4);

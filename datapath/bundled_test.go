@@ -1,0 +1,196 @@
+package datapath
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+)
+
+const verdictRedirect = 7 // TC_ACT_REDIRECT
+
+// ipv4From builds an IPv4 TCP packet from src to dst.
+func ipv4From(src, dst string, dport uint16) []byte {
+	b := pktIPv4(protoTCP, nil, 0, pktTCP(40000, dport))
+	copy(b[12:], netip.MustParseAddr(src).AsSlice())
+	copy(b[16:], netip.MustParseAddr(dst).AsSlice())
+	b[10], b[11] = 0, 0
+	c := ipChecksum(b[:20])
+	b[10], b[11] = byte(c>>8), byte(c)
+	return pktEther(etherTypeIPv4, b)
+}
+
+// TestBundledPolicyRouter checks policy_router's verdicts with
+// BPF_PROG_TEST_RUN: a packet from a source with a policy is redirected
+// (the longest prefix wins), others go on to normal routing.
+func TestBundledPolicyRouter(t *testing.T) {
+	p := loadBundled(t, "policy_router")
+	v4 := mapOf(t, p, "policy_routes_v4")
+	if err := v4.Put("192.168.100.0/24", map[string]any{"ifindex": int64(1), "next_hop": "10.0.1.1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		want uint32
+	}{
+		{"from the VIP", ipv4From("192.168.100.5", "10.0.2.2", 80), verdictRedirect},
+		{"another source", ipv4From("10.0.1.2", "10.0.2.2", 80), verdictNext},
+		{"ipv6, no policy", pktEther(etherTypeIPv6, pktIPv6(protoTCP, pktTCP(1, 2))), verdictNext},
+		{"arp", pktEther(etherTypeARP, make([]byte, 28)), verdictNext},
+	} {
+		if got := runProg(t, p, c.pkt); got != c.want {
+			t.Errorf("%s: verdict %s, want %s", c.name, verdictString(got), verdictString(c.want))
+		}
+	}
+	if s := progStats(t, p); s.Redirected != 1 || s.Passed != 3 || s.Dropped != 0 {
+		t.Errorf("stats %+v, want 1 redirected, 3 passed", s)
+	}
+	// A more specific policy takes over; removing it falls back.
+	if err := v4.Put("192.168.100.5/32", map[string]any{"ifindex": int64(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := runProg(t, p, ipv4From("192.168.100.5", "10.0.2.2", 80)); got != verdictNext {
+		t.Errorf("/32 with ifindex 0 (no route) should hand on: %s", verdictString(got))
+	}
+	if _, err := v4.Delete("192.168.100.5/32"); err != nil {
+		t.Fatal(err)
+	}
+	if got := runProg(t, p, ipv4From("192.168.100.5", "10.0.2.2", 80)); got != verdictRedirect {
+		t.Errorf("after deleting the /32: %s", verdictString(got))
+	}
+	// IPv6 policies.
+	v6 := mapOf(t, p, "policy_routes_v6")
+	if err := v6.Put("fd00::1/128", map[string]any{"ifindex": int64(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := runProg(t, p, pktEther(etherTypeIPv6, pktIPv6(protoTCP, pktTCP(1, 2)))); got != verdictRedirect {
+		t.Errorf("ipv6 from fd00::1: %s", verdictString(got))
+	}
+}
+
+// TestBundledLB checks lb's verdicts: packets to the VIP are redirected
+// when a backend exists and dropped when none does; others go on.
+func TestBundledLB(t *testing.T) {
+	p := loadBundled(t, "lb")
+	toVIP := ipv4From("10.0.0.2", "192.168.100.5", 80)
+	if err := mapOf(t, p, "vip").Put(int64(0), map[string]any{"addr": "192.168.100.5"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := runProg(t, p, toVIP); got != verdictDrop {
+		t.Errorf("no backends: verdict %s, want drop", verdictString(got))
+	}
+	backends := mapOf(t, p, "backends")
+	for i, b := range []string{"10.0.1.2", "10.0.2.2", "10.0.3.2"} {
+		if err := backends.Put(int64(i), map[string]any{"ifindex": int64(i + 1), "addr": b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		pkt := ipv4From("10.0.0.2", "192.168.100.5", uint16(80+i))
+		if got := runProg(t, p, pkt); got != verdictRedirect {
+			t.Errorf("to the VIP: verdict %s, want redirect", verdictString(got))
+		}
+	}
+	if got := runProg(t, p, ipv4From("10.0.0.2", "10.0.1.2", 80)); got != verdictNext {
+		t.Errorf("not to the VIP: %s", verdictString(got))
+	}
+	if s := progStats(t, p); s.Redirected != 10 || s.Dropped != 1 || s.Passed != 1 {
+		t.Errorf("stats %+v, want 10 redirected, 1 dropped, 1 passed", s)
+	}
+}
+
+// TestBundledMirror checks that mirror passes every packet on and, with a
+// monitor device set, clones it there.
+func TestBundledMirror(t *testing.T) {
+	p := loadBundled(t, "mirror")
+	ns := testNetns(t)
+	pkt := ipv4From("10.0.0.2", "10.0.1.2", 80)
+	err := ns.Do(func() error {
+		if got := runProg(t, p, pkt); got != verdictNext {
+			t.Errorf("monitor off: %s", verdictString(got))
+		}
+		// lo (ifindex 1) as the monitor: the clone goes out of it.
+		if err := mapOf(t, p, "monitor").Put(int64(0), int64(1)); err != nil {
+			return err
+		}
+		if got := runProg(t, p, pkt); got != verdictNext {
+			t.Errorf("monitor on: %s", verdictString(got))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := progStats(t, p); s.Passed != 2 || s.Redirected != 1 {
+		t.Errorf("stats %+v, want 2 passed, 1 redirected (cloned)", s)
+	}
+}
+
+// BenchmarkBundledPrograms measures every bundled program's cost per
+// packet with BPF_PROG_TEST_RUN (cilium/ebpf Program.Benchmark): ns/pkt,
+// next to pass, the cheapest program there is, for the ratio.
+func BenchmarkBundledPrograms(b *testing.B) {
+	requireBPF(b)
+	tcp := ipv4From("192.168.100.5", "10.0.2.2", 80)
+	cases := []struct {
+		name  string
+		spec  ProgramSpec
+		setup func(*Program) error
+		pkt   []byte
+	}{
+		{"pass", ProgramSpec{Name: "pass"}, nil, tcp},
+		{"drop_port", ProgramSpec{Name: "drop_port", Consts: map[string]int64{"port": 81}}, nil, tcp},
+		{"drop_flow", ProgramSpec{Name: "drop_flow", Consts: map[string]int64{"proto": 17}}, nil, tcp},
+		{"policy_router/match", ProgramSpec{Name: "policy_router"}, func(p *Program) error {
+			m, err := p.Map("policy_routes_v4")
+			if err != nil {
+				return err
+			}
+			return m.Put("192.168.100.5/32", map[string]any{"ifindex": int64(1), "next_hop": "10.0.1.1"})
+		}, tcp},
+		{"policy_router/miss", ProgramSpec{Name: "policy_router"}, nil, tcp},
+		{"lb/3-backends", ProgramSpec{Name: "lb"}, func(p *Program) error {
+			v, err := p.Map("vip")
+			if err != nil {
+				return err
+			}
+			if err := v.Put(int64(0), map[string]any{"addr": "10.0.2.2"}); err != nil {
+				return err
+			}
+			bs, err := p.Map("backends")
+			if err != nil {
+				return err
+			}
+			for i := range 3 {
+				if err := bs.Put(int64(i), map[string]any{"ifindex": int64(1), "addr": "10.0.1.2"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, tcp},
+		{"mirror/off", ProgramSpec{Name: "mirror"}, nil, tcp},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			p, err := LoadProgram(c.spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			if c.setup != nil {
+				if err := c.setup(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The kernel repeats the run b.N times and reports the mean.
+			_, per, err := p.prog.Benchmark(c.pkt, b.N, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(per.Nanoseconds()), "ns/pkt")
+		})
+	}
+}
+
+var _ = ebpf.SchedCLS
