@@ -262,10 +262,10 @@ print(att.hook, att.program.name)`,
 	},
 	{
 		Name: "ping", Kind: KindFunc,
-		Signature: `ping(dst, src=host, count=3, timeout="1s") -> ping_result`,
+		Signature: `ping(dst, src=host, count=3, timeout="1s", ttl=64) -> ping_result`,
 		Doc: "Sends `count` ICMP echo requests from inside `src` to the address `dst`, natively (no " +
 			"ping binary), waiting up to `timeout` for each reply (a duration like `\"250ms\"` or " +
-			"seconds). Returns a ping_result, which is true when any reply came; it prints " +
+			"seconds); `ttl` (1..255) is the IPv4 TTL or IPv6 hop limit, for paths longer than 64 hops. Returns a ping_result, which is true when any reply came; it prints " +
 			"without round-trip times, so output stays deterministic.",
 		Example: `print(ping("10.0.0.2", count = 6))
 if not ping("10.0.0.2", src = task).ok:

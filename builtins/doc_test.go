@@ -292,7 +292,7 @@ func TestHelpText(t *testing.T) {
 
 func TestDoc(t *testing.T) {
 	text, ok := Doc("ping")
-	if !ok || !strings.HasPrefix(text, `ping(dst, src=host, count=3, timeout="1s") -> ping_result`+"\n\n") {
+	if !ok || !strings.HasPrefix(text, `ping(dst, src=host, count=3, timeout="1s", ttl=64) -> ping_result`+"\n\n") {
 		t.Errorf("Doc(ping) = %q, %v", text, ok)
 	}
 	for _, l := range strings.Split(text, "\n") {

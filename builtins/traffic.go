@@ -93,9 +93,12 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	r := runOf(thread)
 	var dst string
 	var srcv, timeout starlark.Value
-	count := 3
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "src?", &srcv, "count?", &count, "timeout?", &timeout); err != nil {
+	count, ttl := 3, 64
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "src?", &srcv, "count?", &count, "timeout?", &timeout, "ttl?", &ttl); err != nil {
 		return nil, err
+	}
+	if ttl < 1 || ttl > 255 {
+		return nil, fmt.Errorf("%s: ttl=%d is out of range 1..255", b.Name(), ttl)
 	}
 	addr, err := parseAddr(b.Name(), "dst", dst)
 	if err != nil {
@@ -114,13 +117,14 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	}
 	if r.lab.DryRun() {
 		// A dry run cannot know: it writes the ping and assumes replies.
-		r.lab.DryPing(src.ns, addr, count)
+		r.lab.DryPing(src.ns, addr, count, ttl)
 		return &PingResult{dst: addr, src: src, res: datapath.PingResult{Sent: count, Received: count}}, nil
 	}
 	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	res, err := datapath.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: to})
+	defer r.lab.Timed(datapath.PhaseChecks)()
+	res, err := datapath.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: to, TTL: ttl})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
@@ -207,6 +211,7 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		r.lab.DryExpect(proto, src.ns, addr, port, wantPass)
 		return starlark.None, nil
 	}
+	defer r.lab.Timed(datapath.PhaseChecks)()
 	rec := newExpectation(thread, b, proto, src, addr, port, wantPass, byProg)
 	defer rec.record(&r.report)
 	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {

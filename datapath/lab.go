@@ -38,6 +38,8 @@ type Lab struct {
 	sh          *shell // dry run: write shell commands instead
 	notice      func(string)
 	tracer      *Tracer
+	prof        *Profile
+	pool        *nsPool // spare namespaces, from the second netns() on
 	noticed     bool
 	ops         int
 	closers     []io.Closer      // servers and captures, closed first
@@ -186,6 +188,7 @@ func CheckIfName(name string) error {
 // `ip netns exec NAME` works while the lab exists. A name that exists
 // already is an error wrapping ErrExists; it is never adopted.
 func (l *Lab) Netns(name string) (*Netns, error) {
+	defer l.Timed(PhaseNamespaces)()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.checkOpen(); err != nil {
@@ -217,8 +220,11 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 		l.nslist = append(l.nslist, ns)
 		return ns, nil
 	}
+	if len(l.nslist) == 2 && l.pool == nil {
+		l.pool = startNsPool()
+	}
 	var seq int
-	ns, err := createNamedNetns(name, func(path string, id NsID) error {
+	ns, err := createNamedNetnsFrom(name, l.pool.take(), func(path string, id NsID) error {
 		var err error
 		seq, err = l.journal.Append(Entry{Op: "netns", Name: name, Path: path, NS: id})
 		return err
@@ -355,6 +361,7 @@ func parseNetkitPolicy(what, s string) (netlink.NetkitPolicy, error) {
 // its namespace: moving a device between namespaces afterwards costs ~20x
 // more than creating it in place.
 func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
+	defer l.Timed(PhaseLinks)()
 	if o.PrimaryNs == nil {
 		o.PrimaryNs = l.host
 	}
@@ -536,6 +543,7 @@ func deleteLinkByIdentity(ns *Netns, ifindex int, name, kind string) error {
 
 // AddAddr adds an address to a link.
 func (l *Lab) AddAddr(k *Link, p netip.Prefix) error {
+	defer l.Timed(PhaseAddresses)()
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
@@ -592,6 +600,7 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 // SetUp sets a link administratively up or down. Links set up are waited
 // for by WaitReady before traffic is sent.
 func (l *Lab) SetUp(k *Link, up bool) error {
+	defer l.Timed(PhaseLinks)()
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}

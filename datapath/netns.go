@@ -180,27 +180,50 @@ func (n *Netns) Do(fn func() error) error {
 // process killed at any point leaves either nothing visible, or a journal
 // entry naming what it claimed. If record fails, nothing is left behind.
 func createNamedNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
+	return createNamedNetnsFrom(name, nil, record)
+}
+
+// createNamedNetnsFrom is createNamedNetns naming spare, an anonymous
+// namespace made earlier (see nsPool), instead of creating one; spare is
+// closed if naming it fails.
+func createNamedNetnsFrom(name string, spare *Netns, record func(path string, id NsID) error) (*Netns, error) {
 	if err := ensureNetnsDir(); err != nil {
+		if spare != nil {
+			spare.Close()
+		}
 		return nil, err
 	}
 	path := filepath.Join(NetnsDir, name)
 
 	// The namespace is anonymous until it is mounted: it dies with the
 	// process, so nothing leaks before the journal knows about it.
-	f, err := unshareNetns()
-	if err != nil {
-		return nil, fmt.Errorf("create netns %q: %w", name, err)
+	var f *os.File
+	var id NsID
+	var err error
+	if spare != nil {
+		f, id = spare.file, spare.id
+	} else {
+		if f, err = unshareNetns(); err != nil {
+			return nil, fmt.Errorf("create netns %q: %w", name, err)
+		}
+		if id, err = statNs(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("create netns %q: %w", name, err)
+		}
 	}
-	id, err := statNs(f)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("create netns %q: %w", name, err)
+	// Closing the spare closes f and its netlink handle.
+	closeF := func() {
+		if spare != nil {
+			spare.Close()
+		} else {
+			f.Close()
+		}
 	}
 	// O_EXCL makes the name ours, or fails if another run or user has it;
 	// iproute2 claims names the same way.
 	mp, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
-		f.Close()
+		closeF()
 		if errors.Is(err, os.ErrExist) {
 			return nil, exists("netns %q exists already and is not this run's; pick another name (nkscript never adopts an existing namespace), or delete it with `ip netns del %s` if it is a leftover of yours", name, name)
 		}
@@ -208,14 +231,18 @@ func createNamedNetns(name string, record func(path string, id NsID) error) (*Ne
 	}
 	mp.Close()
 	if err := record(path, id); err != nil {
-		f.Close()
+		closeF()
 		os.Remove(path)
 		return nil, err
 	}
 	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), path, "none", unix.MS_BIND, ""); err != nil {
-		f.Close()
+		closeF()
 		os.Remove(path)
 		return nil, fmt.Errorf("create netns %q: mount: %w", name, err)
+	}
+	if spare != nil {
+		spare.name, spare.path = name, path
+		return spare, nil
 	}
 	ns, err := newNetns(name, path, f, false)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -55,6 +56,7 @@ func (r RouteSpec) netlinkRoute() *netlink.Route {
 // AddRoute adds a route in ns. Routes in a namespace the lab did not
 // create are journaled and removed on Close.
 func (l *Lab) AddRoute(ns *Netns, r RouteSpec) error {
+	defer l.Timed(PhaseRoutes)()
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
@@ -171,6 +173,7 @@ func writeSysctl(ns *Netns, key, value string) error {
 // create, the previous value is journaled and restored on Close, unless
 // something else has changed it in the meantime.
 func (l *Lab) Sysctl(ns *Netns, key, value string) error {
+	defer l.Timed(PhaseSysctls)()
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
@@ -253,6 +256,7 @@ func (l *Lab) Forwarding(ns *Netns) error {
 
 // LoadProgram loads a BPF program; it is closed with the lab.
 func (l *Lab) LoadProgram(spec ProgramSpec) (*Program, error) {
+	defer l.Timed(PhasePrograms)()
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
@@ -279,6 +283,7 @@ func (l *Lab) LoadProgram(spec ProgramSpec) (*Program, error) {
 // Attach attaches p to a link's hook. For the netkit hooks the program is
 // attached through the pair's primary device, as the kernel requires.
 func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attachment, error) {
+	defer l.Timed(PhasePrograms)()
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
@@ -370,6 +375,7 @@ func (k *Link) kindName() string {
 // operationally up, so the first packets are not lost to a link that has
 // no carrier yet.
 func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
+	defer l.Timed(PhaseChecks)()
 	if l.sh != nil {
 		return nil
 	}
@@ -388,11 +394,26 @@ func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 	l.mu.Unlock()
+	// The namespaces' links come up independently: wait for all of them
+	// at once, so that a chain of namespaces costs the slowest wait, not
+	// the sum.
+	var wg sync.WaitGroup
+	errs := make(chan error, len(byNs))
+	sem := make(chan struct{}, 16)
 	for ns, idx := range byNs {
 		slices.Sort(idx)
-		if err := WaitOperUp(ctx, ns, idx, timeout); err != nil {
-			return err
-		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := WaitOperUp(ctx, ns, idx, timeout); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
 	}
 	l.mu.Lock()
 	for _, k := range pending {
@@ -472,6 +493,7 @@ func (l *Lab) Exec(ctx context.Context, ns *Netns, argv []string) (string, error
 // namespaces deleted by identity, and the lab's namespaces deleted (their
 // links go with them). The journal is removed once everything is gone.
 func (l *Lab) Close() error {
+	defer l.Timed(PhaseTeardown)()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -479,6 +501,7 @@ func (l *Lab) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	l.pool.close()
 	if l.sh != nil {
 		l.host.Close()
 		return nil
@@ -532,6 +555,7 @@ func (l *Lab) Keep() error {
 		return nil
 	}
 	l.closed = true
+	l.pool.close()
 	err := l.pinAttachments()
 	for _, ns := range l.nslist {
 		ns.Close()

@@ -363,8 +363,12 @@ func hexBytes(b []byte) string {
 }
 
 // DryPing writes what ping() would check.
-func (l *Lab) DryPing(src *Netns, dst netip.Addr, count int) {
-	l.Shell("%sping -c %d -W 1 %s >/dev/null 2>&1 || echo \"ping %s from %s failed (or ping is not installed)\" >&2", inNs(src), count, dst, dst, src.name)
+func (l *Lab) DryPing(src *Netns, dst netip.Addr, count, ttl int) {
+	opt := ""
+	if ttl != 0 && ttl != 64 {
+		opt = fmt.Sprintf(" -t %d", ttl)
+	}
+	l.Shell("%sping -c %d -W 1%s %s >/dev/null 2>&1 || echo \"ping %s from %s failed (or ping is not installed)\" >&2", inNs(src), count, opt, dst, dst, src.name)
 }
 
 // DryExpect writes what an expectation would check: ICMP as ping, TCP

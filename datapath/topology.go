@@ -13,6 +13,7 @@ import (
 // journaled and deleted by identity on Close; in the lab's own namespaces
 // it goes with the namespace.
 func (l *Lab) NewBridge(ns *Netns, name string, ports []*Link, mtu int) (*Link, error) {
+	defer l.Timed(PhaseLinks)()
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,8 @@ command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-li
 # The microVM kernel is fetched with apt-get download and unpacked with
 # dpkg-deb; its modules are xz or zstd compressed.
 # Graphviz renders `nkscript graph --format=svg`.
-for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg dot:graphviz; do
+# ping is in --dry-run's output, the shell baseline of `make bench`.
+for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg dot:graphviz ping:iputils-ping; do
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 bp=()

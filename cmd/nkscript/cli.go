@@ -55,6 +55,7 @@ type options struct {
 	dryRun     bool
 	pauseFail  bool
 	trace      bool
+	profile    bool
 	allowPaths []string
 	help       bool
 	version    bool
@@ -89,6 +90,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")
 	fs.Uint64Var(&o.maxSteps, "max-steps", builtins.DefaultMaxSteps, "stop a script after this many Starlark execution steps (runaway loops), cleaning up")
+	fs.BoolVar(&o.profile, "profile", false, "print to stderr, at exit, the wall time spent per phase (namespaces, links, addresses, routes, sysctls, programs, checks, teardown)")
 	fs.BoolVar(&o.trace, "trace", false, "stream what BPF programs write with bpf_printk to stderr while the script runs")
 	fs.BoolVar(&o.pauseFail, "pause-on-fail", false, "at the first failed expectation, keep the lab up and wait for Enter, printing how to enter each namespace")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, bpftool) that would build the lab; bash runs them")
@@ -204,6 +206,11 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
 		return exitFail
+	}
+	if o.profile {
+		lab.EnableProfile()
+		start := time.Now()
+		defer func() { lab.WriteProfile(stderr, time.Since(start)) }()
 	}
 	if o.trace {
 		t, err := lab.Trace()

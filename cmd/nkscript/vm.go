@@ -97,6 +97,9 @@ func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
 			guestArgs = append(guestArgs, "--allow-path="+abs)
 		}
 	}
+	if o.profile {
+		guestArgs = append(guestArgs, "--profile")
+	}
 	if o.trace {
 		guestArgs = append(guestArgs, "--trace")
 	}

@@ -1,0 +1,208 @@
+// Command chaingo builds the lab of scripts/bench/chain.star by hand, the
+// way a careful engineer would with vishvananda/netlink, serially: N+1
+// named namespaces, N veth pairs created directly in place, /30 addresses,
+// routes end to end, forwarding on, one ping (TTL 255) from the first
+// namespace to the farthest one a packet can reach, then everything
+// deleted. It is the baseline nkscript's benchmark compares with.
+//
+//	chaingo N
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+func addr(i int) net.IP { return net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)) }
+
+func prefix(i int) *net.IPNet { return &net.IPNet{IP: addr(i), Mask: net.CIDRMask(30, 32)} }
+
+func main() {
+	n := 10
+	if len(os.Args) > 1 {
+		var err error
+		if n, err = strconv.Atoi(os.Args[1]); err != nil || n < 1 {
+			fmt.Fprintln(os.Stderr, "usage: chaingo N")
+			os.Exit(2)
+		}
+	}
+	if err := run(n); err != nil {
+		fmt.Fprintln(os.Stderr, "chaingo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int) (err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+
+	names := make([]string, n+1)
+	nss := make([]netns.NsHandle, n+1)
+	nls := make([]*netlink.Handle, n+1)
+	defer func() {
+		netns.Set(orig)
+		for i, name := range names {
+			if nls[i] != nil {
+				nls[i].Close()
+			}
+			if nss[i].IsOpen() {
+				nss[i].Close()
+			}
+			if name != "" {
+				if derr := netns.DeleteNamed(name); derr != nil {
+					err = errors.Join(err, derr)
+				}
+			}
+		}
+	}()
+	for i := range nss {
+		names[i] = fmt.Sprintf("gob%d", i)
+		if nss[i], err = netns.NewNamed(names[i]); err != nil {
+			names[i] = ""
+			return err
+		}
+		if nls[i], err = netlink.NewHandleAt(nss[i], unix.NETLINK_ROUTE); err != nil {
+			return err
+		}
+		lo, err := nls[i].LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := nls[i].LinkSetUp(lo); err != nil {
+			return err
+		}
+	}
+	if err := netns.Set(orig); err != nil {
+		return err
+	}
+	for i := 1; i <= n; i++ {
+		veth := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: fmt.Sprintf("r%d", i)},
+			PeerName:      fmt.Sprintf("l%d", i),
+			PeerNamespace: netlink.NsFd(nss[i]),
+		}
+		if err := nls[i-1].LinkAdd(veth); err != nil {
+			return fmt.Errorf("veth %d: %w", i, err)
+		}
+		for _, end := range []struct {
+			h    *netlink.Handle
+			name string
+			a    int
+		}{{nls[i-1], veth.Name, 4*i + 1}, {nls[i], veth.PeerName, 4*i + 2}} {
+			l, err := end.h.LinkByName(end.name)
+			if err != nil {
+				return err
+			}
+			if err := end.h.AddrAdd(l, &netlink.Addr{IPNet: prefix(end.a)}); err != nil {
+				return err
+			}
+			if err := end.h.LinkSetUp(l); err != nil {
+				return err
+			}
+		}
+	}
+	sysctl := func(i int, key, value string) error {
+		if err := netns.Set(nss[i]); err != nil {
+			return err
+		}
+		defer netns.Set(orig)
+		return os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0)
+	}
+	route := func(i int, dst *net.IPNet, gw int) error {
+		return nls[i].RouteAdd(&netlink.Route{Dst: dst, Gw: addr(gw)})
+	}
+	for i := range n {
+		if i > 0 {
+			if err := sysctl(i, "net/ipv4/ip_forward", "1"); err != nil {
+				return err
+			}
+		}
+		if i > 1 {
+			if err := route(i, &net.IPNet{IP: addr(4), Mask: net.CIDRMask(30, 32)}, 4*i+1); err != nil {
+				return err
+			}
+		}
+		if err := route(i, nil, 4*(i+1)+2); err != nil {
+			return err
+		}
+	}
+	if err := route(n, nil, 4*n+1); err != nil {
+		return err
+	}
+	far := min(n, 255)
+	if err := sysctl(far, "net/ipv4/ip_default_ttl", "255"); err != nil {
+		return err
+	}
+	// Like nkscript, wait for the links to be up before the first packet:
+	// otherwise an ARP request sent too early costs a one-second retry.
+	for i := 1; i <= n; i++ {
+		for _, end := range []struct {
+			h    *netlink.Handle
+			name string
+		}{{nls[i-1], fmt.Sprintf("r%d", i)}, {nls[i], fmt.Sprintf("l%d", i)}} {
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				l, err := end.h.LinkByName(end.name)
+				if err != nil {
+					return err
+				}
+				if l.Attrs().OperState == netlink.OperUp {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("%s is not up", end.name)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}
+	return ping(nss[0], orig, addr(4*far+2))
+}
+
+// ping sends one echo request with TTL 255 from inside ns and waits up to
+// five seconds for the reply.
+func ping(ns, orig netns.NsHandle, dst net.IP) error {
+	if err := netns.Set(ns); err != nil {
+		return err
+	}
+	c, err := icmp.ListenPacket("ip4:1", "0.0.0.0")
+	netns.Set(orig)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.IPv4PacketConn().SetTTL(255)
+	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: os.Getpid() & 0xffff, Seq: 1, Data: []byte("chaingo")}}
+	b, _ := msg.Marshal(nil)
+	if _, err := c.WriteTo(b, &net.IPAddr{IP: dst}); err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	for {
+		k, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("ping %s: %w", dst, err)
+		}
+		m, err := icmp.ParseMessage(1, buf[:k])
+		if err == nil && m.Type == ipv4.ICMPTypeEchoReply && from.String() == dst.String() {
+			return nil
+		}
+	}
+}
