@@ -86,13 +86,14 @@ print(task.name)`,
 	},
 	{
 		Name: "netkit_pair", Kind: KindFunc,
-		Signature: `netkit_pair(primary, peer, mode="l3", primary_ns=host, peer_ns=None, policy="forward", peer_policy="forward", mtu=None, peer_mtu=None, scrub="default", peer_scrub="default", num_tx_queues=1, num_rx_queues=1) -> netkit_pair`,
+		Signature: `netkit_pair(primary, peer, mode="l3", primary_ns=host, peer_ns=None, policy="forward", peer_policy="forward", mtu=None, peer_mtu=None, scrub="default", peer_scrub="default", num_tx_queues=1, num_rx_queues=1, headroom=0, tailroom=0) -> netkit_pair`,
 		Doc: "Creates a netkit pair, each end directly in its namespace (`peer_ns` defaults to " +
 			"`primary_ns`). `mode` is `\"l3\"` or `\"l2\"`; `policy` and `peer_policy` are " +
 			"`\"forward\"` or `\"blackhole\"`, the verdict when no program is attached; `mtu` " +
 			"(both ends) and `peer_mtu` are 68..65535; `scrub` and `peer_scrub` (`\"default\"` " +
 			"or `\"none\"`) say whether packets crossing to the primary, or to the peer, lose " +
-			"their mark and priority; `num_tx_queues` and `num_rx_queues` set both ends' queues. " +
+			"their mark and priority; `num_tx_queues` and `num_rx_queues` set both ends' queues; " +
+			"`headroom` and `tailroom` reserve bytes around packets (0..65535, Linux 6.14). " +
 			"Each knob is checked against the running kernel first: one it lacks fails with " +
 			"\"needs Linux ≥ X.Y (running A.B)\". On a kernel without netkit the error names " +
 			"CONFIG_NETKIT, the kernel version and `--vm`. Returns a pair (see `pair`).",

@@ -103,7 +103,8 @@ func makePair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 			"primary_ns?", &primNs, "peer_ns?", &peerNs,
 			"policy?", &o.Policy, "peer_policy?", &o.PeerPolicy, "mtu?", &mtu,
 			"peer_mtu?", &peerMTU, "scrub?", &o.Scrub, "peer_scrub?", &o.PeerScrub,
-			"num_tx_queues?", &o.TxQueues, "num_rx_queues?", &o.RxQueues)
+			"num_tx_queues?", &o.TxQueues, "num_rx_queues?", &o.RxQueues,
+			"headroom?", &o.Headroom, "tailroom?", &o.Tailroom)
 	} else {
 		err = starlark.UnpackArgs(b.Name(), args, kwargs,
 			"primary", &o.Primary, "peer", &o.Peer,

@@ -276,6 +276,9 @@ type PairOptions struct {
 	// TxQueues and RxQueues set the number of queues of both ends; 0
 	// keeps the kernel default (1).
 	TxQueues, RxQueues int
+	// Headroom and Tailroom reserve bytes in front of and behind packets
+	// (netkit, Linux 6.14); 0 keeps the kernel default.
+	Headroom, Tailroom int
 }
 
 // Pair is two connected devices: a veth pair or a netkit primary and peer.
@@ -473,7 +476,25 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 		l.dryPair(o, pair)
 		return pair, nil
 	}
-	if err := o.PrimaryNs.nl.LinkAdd(dev); err != nil {
+	var addErr error
+	if nk, ok := dev.(*netlink.Netkit); ok && (o.Headroom != 0 || o.Tailroom != 0) {
+		var peerNs *Netns
+		if o.PeerNs != o.PrimaryNs {
+			peerNs = o.PeerNs
+		}
+		peer := netlink.LinkAttrs{Name: o.Peer, MTU: o.MTU}
+		if o.PeerMTU != 0 {
+			peer.MTU = o.PeerMTU
+		}
+		if addErr = createNetkit(o.PrimaryNs, nk, peer, peerNs, uint16(o.Headroom), uint16(o.Tailroom)); addErr == nil {
+			if got, err := o.PrimaryNs.nl.LinkByName(o.Primary); err == nil {
+				nk.Index = got.Attrs().Index
+			}
+		}
+	} else {
+		addErr = o.PrimaryNs.nl.LinkAdd(dev)
+	}
+	if err := addErr; err != nil {
 		if errors.Is(err, os.ErrExist) {
 			// Either name may be the one taken.
 			return nil, exists("create %s pair %s/%s: a link named %q (in %s) or %q (in %s) exists already and is not this run's; pick other names",

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // Feature probes for netkit's optional knobs. Each creates a netkit pair
@@ -89,6 +91,14 @@ func (o PairOptions) netkitKnobs(nk *netlink.Netkit, probe bool) error {
 			return fmt.Errorf("%s=%d is out of range 1..4096", q.name, q.n)
 		}
 	}
+	if o.Headroom < 0 || o.Headroom > 0xffff || o.Tailroom < 0 || o.Tailroom > 0xffff {
+		return fmt.Errorf("headroom and tailroom are 0..65535 bytes")
+	}
+	if (o.Headroom != 0 || o.Tailroom != 0) && probe {
+		if err := HaveNetkitRoom(); err != nil {
+			return err
+		}
+	}
 	if o.TxQueues != 0 || o.RxQueues != 0 {
 		if probe {
 			if err := HaveNetkitQueues(); err != nil {
@@ -98,4 +108,143 @@ func (o PairOptions) netkitKnobs(nk *netlink.Netkit, probe bool) error {
 		nk.NumTxQueues, nk.NumRxQueues = o.TxQueues, o.RxQueues
 	}
 	return nil
+}
+
+// Headroom and tailroom (Linux 6.14): vishvananda/netlink v1.3.1 cannot
+// send them, so a pair that sets them is created with a request built
+// here. (Ported from the topo helper branch.)
+const (
+	iflaNetkitHeadroom = nl.IFLA_NETKIT_PEER_SCRUB + 1
+	iflaNetkitTailroom = nl.IFLA_NETKIT_PEER_SCRUB + 2
+)
+
+// HaveNetkitRoom reports whether the running kernel's netkit devices take
+// headroom and tailroom settings (Linux 6.14 or later). Older kernels
+// ignore the attributes silently, so the probe creates a pair asking for
+// a headroom in a throwaway namespace and checks that the kernel reports
+// it back. The probe runs once per process.
+var HaveNetkitRoom = sync.OnceValue(probeNetkitRoom)
+
+func probeNetkitRoom() error {
+	if err := HaveNetkit(); err != nil {
+		return err
+	}
+	ns, err := NewAnonNetns()
+	if err != nil {
+		return fmt.Errorf("probe netkit headroom: %w", err)
+	}
+	defer ns.Close()
+	nk := &netlink.Netkit{LinkAttrs: netlink.LinkAttrs{Name: "nkprobe0"}, Mode: netlink.NETKIT_MODE_L3,
+		Scrub: netlink.NETKIT_SCRUB_DEFAULT, PeerScrub: netlink.NETKIT_SCRUB_DEFAULT}
+	if err := createNetkit(ns, nk, netlink.LinkAttrs{Name: "nkprobe1"}, nil, 64, 0); err != nil {
+		// Kernels that check the attribute refuse what they lack.
+		return fmt.Errorf("probe netkit headroom: %w", err)
+	}
+	data, err := netkitInfoData(ns, "nkprobe0")
+	if err != nil {
+		return fmt.Errorf("probe netkit headroom: %w", err)
+	}
+	if _, ok := data[iflaNetkitHeadroom]; !ok {
+		return notSupported("netkit headroom=/tailroom= needs Linux ≥ 6.14 (running %s)", KernelRelease())
+	}
+	return nil
+}
+
+// createNetkit creates a netkit pair with one RTM_NEWLINK request built
+// here, for the attributes the netlink library cannot send: headroom and
+// tailroom (0 leaves them out). peerNs nil keeps the peer in ns.
+func createNetkit(ns *Netns, nk *netlink.Netkit, peer netlink.LinkAttrs, peerNs *Netns, headroom, tailroom uint16) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(nk.Name)))
+	if nk.MTU > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(nk.MTU))))
+	}
+	if nk.NumTxQueues > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(uint32(nk.NumTxQueues))))
+	}
+	if nk.NumRxQueues > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(uint32(nk.NumRxQueues))))
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("netkit"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_NETKIT_MODE, nl.Uint32Attr(uint32(nk.Mode)))
+	data.AddRtAttr(nl.IFLA_NETKIT_POLICY, nl.Uint32Attr(uint32(nk.Policy)))
+	data.AddRtAttr(nl.IFLA_NETKIT_PEER_POLICY, nl.Uint32Attr(uint32(nk.PeerPolicy)))
+	data.AddRtAttr(nl.IFLA_NETKIT_SCRUB, nl.Uint32Attr(uint32(nk.Scrub)))
+	data.AddRtAttr(nl.IFLA_NETKIT_PEER_SCRUB, nl.Uint32Attr(uint32(nk.PeerScrub)))
+	if headroom != 0 {
+		data.AddRtAttr(iflaNetkitHeadroom, nl.Uint16Attr(headroom))
+	}
+	if tailroom != 0 {
+		data.AddRtAttr(iflaNetkitTailroom, nl.Uint16Attr(tailroom))
+	}
+	pi := data.AddRtAttr(nl.IFLA_NETKIT_PEER_INFO, nil)
+	pi.AddChild(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	pi.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(peer.Name))
+	if peer.MTU > 0 {
+		pi.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(peer.MTU)))
+	}
+	if nk.NumTxQueues > 0 {
+		pi.AddRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(uint32(nk.NumTxQueues)))
+	}
+	if nk.NumRxQueues > 0 {
+		pi.AddRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(uint32(nk.NumRxQueues)))
+	}
+	if peerNs != nil {
+		pi.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peerNs.Fd())))
+	}
+	req.AddData(info)
+	return ns.Do(func() error {
+		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+		return err
+	})
+}
+
+// netkitInfoData returns the IFLA_INFO_DATA attributes the kernel reports
+// for the netkit device name in ns, by type.
+func netkitInfoData(ns *Netns, name string) (map[uint16][]byte, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	var msgs [][]byte
+	err := ns.Do(func() error {
+		var err error
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get link %s: %w", name, err)
+	}
+	if len(msgs) != 1 || len(msgs[0]) < unix.SizeofIfInfomsg {
+		return nil, fmt.Errorf("get link %s: %d answers", name, len(msgs))
+	}
+	attrs, err := nl.ParseRouteAttr(msgs[0][unix.SizeofIfInfomsg:])
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint16][]byte{}
+	for _, a := range attrs {
+		if a.Attr.Type&nl.NLA_TYPE_MASK != unix.IFLA_LINKINFO {
+			continue
+		}
+		infos, err := nl.ParseRouteAttr(a.Value)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range infos {
+			if i.Attr.Type&nl.NLA_TYPE_MASK != nl.IFLA_INFO_DATA {
+				continue
+			}
+			ds, err := nl.ParseRouteAttr(i.Value)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range ds {
+				out[d.Attr.Type&nl.NLA_TYPE_MASK] = d.Value
+			}
+		}
+	}
+	return out, nil
 }

@@ -1,11 +1,15 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 )
 
 // TestNetkitKnobs creates netkit pairs with every optional knob and checks
@@ -116,5 +120,61 @@ func TestNetkitDryRunCommand(t *testing.T) {
 	_, data := ipInfoData(t, l0)
 	if data["mode"] != "l3" || data["policy"] != "blackhole" || data["peer_policy"] != "forward" || l1["mtu"] != float64(1400) {
 		t.Errorf("the dry run's command built %v, peer mtu %v", data, l1["mtu"])
+	}
+}
+
+// TestNetkitCreateRequest checks the RTM_NEWLINK request nkscript builds
+// itself (for headroom and tailroom) against the kernel, with the
+// attributes every netkit kernel knows. It runs in the microVM.
+func TestNetkitCreateRequest(t *testing.T) {
+	requireNetkit(t)
+	a, b := testNetns(t), testNetns(t)
+	nk := &netlink.Netkit{LinkAttrs: netlink.LinkAttrs{Name: "nkr0", MTU: 1450, NumTxQueues: 2, NumRxQueues: 2}, Mode: netlink.NETKIT_MODE_L2,
+		Policy: netlink.NETKIT_POLICY_FORWARD, PeerPolicy: netlink.NETKIT_POLICY_BLACKHOLE,
+		Scrub: netlink.NETKIT_SCRUB_DEFAULT, PeerScrub: netlink.NETKIT_SCRUB_DEFAULT}
+	if err := createNetkit(a, nk, netlink.LinkAttrs{Name: "nkr1", MTU: 1350}, b, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	prim, peer := ipLink(t, a, "nkr0"), ipLink(t, b, "nkr1")
+	_, info := ipInfoData(t, prim)
+	if info["mode"] != "l2" || info["peer_policy"] != "blackhole" || info["policy"] != "forward" {
+		t.Errorf("nkr0 info_data %v", info)
+	}
+	if prim["mtu"] != float64(1450) || peer["mtu"] != float64(1350) {
+		t.Errorf("mtu %v/%v, want 1450/1350", prim["mtu"], peer["mtu"])
+	}
+	if HaveNetkitQueues() == nil && (prim["num_tx_queues"] != float64(2) || peer["num_rx_queues"] != float64(2)) {
+		t.Errorf("queues %v/%v, want 2", prim["num_tx_queues"], peer["num_rx_queues"])
+	}
+	data, err := netkitInfoData(a, "nkr0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := data[nl.IFLA_NETKIT_MODE]; !ok || len(m) != 4 || m[0] != byte(netlink.NETKIT_MODE_L2) {
+		t.Errorf("netkitInfoData mode %v (all %v)", m, data)
+	}
+}
+
+// TestNetkitRoom sets headroom and tailroom where the kernel has them,
+// and checks the error that names the kernel needed where it does not
+// (the microVM's 6.12).
+func TestNetkitRoom(t *testing.T) {
+	requireNetkit(t)
+	lab, host := testLab(t)
+	_, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: "nkh0", Peer: "nkh1", PrimaryNs: host, Mode: "l3", Policy: "forward", PeerPolicy: "forward", Headroom: 64, Tailroom: 32})
+	if herr := HaveNetkitRoom(); herr != nil {
+		want := "netkit headroom=/tailroom= needs Linux ≥ 6.14 (running " + KernelRelease() + ")"
+		if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("headroom on %s: %v, want %q", KernelRelease(), err, want)
+		}
+		t.Logf("refused as expected: %v", err)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, info := ipInfoData(t, ipLink(t, host, "nkh0"))
+	if info["headroom"] != float64(64) || info["tailroom"] != float64(32) {
+		t.Errorf("info_data %v, want headroom 64 tailroom 32", info)
 	}
 }

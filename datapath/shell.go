@@ -169,6 +169,13 @@ func (l *Lab) dryPair(o PairOptions, pair *Pair) {
 		if o.RxQueues != 0 {
 			cmd += fmt.Sprintf(" numrxqueues %d", o.RxQueues)
 		}
+		room := ""
+		if o.Headroom != 0 {
+			room += fmt.Sprintf(" headroom %d", o.Headroom)
+		}
+		if o.Tailroom != 0 {
+			room += fmt.Sprintf(" tailroom %d", o.Tailroom)
+		}
 		scrub := func(s string) string {
 			if s == "" {
 				return ""
@@ -178,7 +185,7 @@ func (l *Lab) dryPair(o PairOptions, pair *Pair) {
 		if o.PeerMTU != 0 {
 			peer = strings.Replace(peer, fmt.Sprintf(" mtu %d", o.MTU), "", 1) + fmt.Sprintf(" mtu %d", o.PeerMTU)
 		}
-		cmd += fmt.Sprintf(" type netkit mode %s %s%s peer %s%s %s", pair.Mode, policy(o.Policy), scrub(o.Scrub), policy(o.PeerPolicy), scrub(o.PeerScrub), peer)
+		cmd += fmt.Sprintf(" type netkit mode %s %s%s%s peer %s%s %s", pair.Mode, policy(o.Policy), scrub(o.Scrub), room, policy(o.PeerPolicy), scrub(o.PeerScrub), peer)
 	default:
 		cmd += " type veth peer " + peer
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -82,7 +83,11 @@ func machineState(t *testing.T, hostNs, journals string) []string {
 	}
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
-		s = append(s, "netns "+e.Name())
+		// Other packages' tests create and delete namespaces while these
+		// run: look only at the names the labs can use.
+		if labNetnsName().MatchString(e.Name()) {
+			s = append(s, "netns "+e.Name())
+		}
 	}
 	run := func(args ...string) []byte {
 		out, err := exec.Command(args[0], args[1:]...).Output()
@@ -127,6 +132,27 @@ func machineState(t *testing.T, hostNs, journals string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// labNetnsName matches the namespace names the labs of scripts/ and
+// these tests use: every string literal of the scripts ("backend%d"
+// matching backend1, ...), optionally behind an isolation test's prefix,
+// and the dry-run test's "-lab" namespaces.
+var labNetnsName = sync.OnceValue(func() *regexp.Regexp {
+	lit := regexp.MustCompile(`"([A-Za-z0-9_%.-]+)"`)
+	alts := []string{`.*-lab`}
+	files, _ := filepath.Glob("../../scripts/*.star")
+	more, _ := filepath.Glob("../../scripts/*/*.star")
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
+			alts = append(alts, strings.ReplaceAll(regexp.QuoteMeta(m[1]), "%d", "[0-9]+"))
+		}
+	}
+	return regexp.MustCompile(`^(a-|b-)?(` + strings.Join(alts, "|") + `)$`)
+})
 
 func diffState(before, after []string) string {
 	var d []string
