@@ -123,8 +123,9 @@ $GO test -run '^$' -bench . -benchtime 10x ./cmd/nkscript ./datapath >"$tmp/micr
   echo
   echo "Goals (issue 7): ≥ 12× faster than the shell script at N=100, no slower than the Go program (go ÷ nkscript ≥ 1),"
   echo "peak RSS under 60 MiB at N=100, N=1000 completes. \"Namespaces freed\" is the time from the process's exit until"
-  echo "the kernel's count of net_namespace objects (/proc/slabinfo) is back where it was before the runs: the"
-  echo "asynchronous teardown a run leaves behind, which the next run would otherwise pay for."
+  echo "the kernel's count of net_namespace objects (/sys/kernel/slab/net_namespace, after a shrink) is back within"
+  echo "two of what it was before the run: the asynchronous teardown a run leaves behind. 3000 means not within 3 s:"
+  echo "the count is noisy (per-CPU slabs), so treat large-N figures as an upper bound, not a measurement."
   echo
   echo "## Startup"
   echo
