@@ -44,14 +44,20 @@ func (s *Server) Attr(name string) (starlark.Value, error) {
 	case "served":
 		return starlark.MakeInt(s.s.Served()), nil
 	case "stop":
-		return newMethodFn("stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-				return nil, err
-			}
-			return starlark.None, s.s.Close()
-		}).BindReceiver(s), nil
+		return stopMethod(s, s.s.Close), nil
 	}
 	return nil, nil
+}
+
+// stopMethod is the stop() method of recv: it takes no arguments and
+// calls stop.
+func stopMethod(recv starlark.Value, stop func() error) *starlark.Builtin {
+	return newMethod(recv, "stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+			return nil, err
+		}
+		return starlark.None, stop()
+	})
 }
 
 func toPort(fn string, v starlark.Value) (int, error) {
@@ -204,12 +210,7 @@ func (c *Capture) Attr(name string) (starlark.Value, error) {
 	case "count":
 		return newMethod(c, "count", c.count), nil
 	case "stop":
-		return newMethodFn("stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-				return nil, err
-			}
-			return starlark.None, c.c.Close()
-		}).BindReceiver(c), nil
+		return stopMethod(c, c.c.Close), nil
 	}
 	return nil, nil
 }
