@@ -65,9 +65,10 @@ type KernelInfo struct {
 	Vmlinux string
 }
 
-// cacheDir is where nkscript keeps kernels and initramfs images:
-// $NKSCRIPT_CACHE, else ~/.cache/nkscript.
-func cacheDir() (string, error) {
+// CacheDir is where nkscript keeps kernels and initramfs images:
+// $NKSCRIPT_CACHE, else ~/.cache/nkscript. Tests that run nkscript with
+// another $HOME pass it on as $NKSCRIPT_CACHE.
+func CacheDir() (string, error) {
 	if d := os.Getenv("NKSCRIPT_CACHE"); d != "" {
 		return d, nil
 	}
@@ -79,7 +80,7 @@ func cacheDir() (string, error) {
 }
 
 func kernelsDir() (string, error) {
-	d, err := cacheDir()
+	d, err := CacheDir()
 	if err != nil {
 		return "", err
 	}

@@ -543,7 +543,7 @@ func initramfs(bin string, ki KernelInfo) (string, error) {
 	for _, chain := range mods {
 		fmt.Fprintf(h, "%s\x00", strings.Join(chain, "\x01"))
 	}
-	cache, err := cacheDir()
+	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}

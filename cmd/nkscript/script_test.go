@@ -39,6 +39,14 @@ func TestScripts(t *testing.T) {
 			env.Setenv("REPO", repo)
 			// A static nkscript, for runs that boot it in the microVM.
 			env.Setenv("NKBIN", nkbin)
+			// testscript sets $HOME to /no-home; --vm runs must find the
+			// kernels `make kernel` cached under the real one rather than
+			// fetch them again into /no-home.
+			cache, err := vm.CacheDir()
+			if err != nil {
+				return err
+			}
+			env.Setenv("NKSCRIPT_CACHE", cache)
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
