@@ -54,11 +54,11 @@ test: check setup
 # bpf/gen.go; install them with: apt-get install -y clang-19 llvm-19 libbpf-dev
 generate:
 	@command -v $(CLANG) >/dev/null || { echo "$(CLANG) not found: apt-get install -y clang-19 llvm-19 libbpf-dev"; exit 1; }
-	$(GO) generate ./bpf/
+	$(GO) generate ./bpf/ ./bench/nsrelease/
 
 # Fails if the committed objects are out of date with their sources.
 check-generate: generate
-	git diff --exit-code -- bpf/
+	git diff --exit-code -- bpf/ bench/nsrelease/
 
 # Writes BENCHMARKS.md (as root): nkscript vs the --dry-run shell script vs
 # hand-written netlink Go for chains of 1..1000 namespaces, startup, peak

@@ -6,6 +6,9 @@
 // deleted. It is the baseline nkscript's benchmark compares with.
 //
 //	chaingo N
+//
+// With $CHAINGO_PROFILE set it prints the wall time of each phase on
+// stderr, to set next to `nkscript --profile`.
 package main
 
 import (
@@ -57,6 +60,12 @@ func run(n int) (err error) {
 	nss := make([]netns.NsHandle, n+1)
 	nls := make([]*netlink.Handle, n+1)
 	defer func() {
+		t := time.Now()
+		defer func() {
+			if os.Getenv("CHAINGO_PROFILE") != "" {
+				fmt.Fprintf(os.Stderr, "teardown %v\n", time.Since(t))
+			}
+		}()
 		netns.Set(orig)
 		for i, name := range names {
 			if nls[i] != nil {
@@ -72,6 +81,7 @@ func run(n int) (err error) {
 			}
 		}
 	}()
+	mark := phaseTimer()
 	for i := range nss {
 		names[i] = fmt.Sprintf("gob%d", i)
 		if nss[i], err = netns.NewNamed(names[i]); err != nil {
@@ -92,6 +102,7 @@ func run(n int) (err error) {
 	if err := netns.Set(orig); err != nil {
 		return err
 	}
+	mark("namespaces")
 	for i := 1; i <= n; i++ {
 		veth := &netlink.Veth{
 			LinkAttrs:     netlink.LinkAttrs{Name: fmt.Sprintf("r%d", i)},
@@ -118,6 +129,7 @@ func run(n int) (err error) {
 			}
 		}
 	}
+	mark("links+addresses")
 	sysctl := func(i int, key, value string) error {
 		if err := netns.Set(nss[i]); err != nil {
 			return err
@@ -150,6 +162,7 @@ func run(n int) (err error) {
 	if err := sysctl(far, "net/ipv4/ip_default_ttl", "255"); err != nil {
 		return err
 	}
+	mark("routes+sysctls")
 	// Like nkscript, wait for the links to be up before the first packet:
 	// otherwise an ARP request sent too early costs a one-second retry.
 	for i := 1; i <= n; i++ {
@@ -172,6 +185,8 @@ func run(n int) (err error) {
 			}
 		}
 	}
+	mark("wait up")
+	defer mark("ping")
 	return ping(nss[0], orig, addr(4*far+2))
 }
 
@@ -204,5 +219,18 @@ func ping(ns, orig netns.NsHandle, dst net.IP) error {
 		if err == nil && m.Type == ipv4.ICMPTypeEchoReply && from.String() == dst.String() {
 			return nil
 		}
+	}
+}
+
+// phaseTimer returns a function that, with $CHAINGO_PROFILE set, prints
+// the time since its previous call (for comparing with nkscript --profile).
+func phaseTimer() func(string) {
+	t := time.Now()
+	on := os.Getenv("CHAINGO_PROFILE") != ""
+	return func(phase string) {
+		if on {
+			fmt.Fprintf(os.Stderr, "%s %v\n", phase, time.Since(t))
+		}
+		t = time.Now()
 	}
 }
