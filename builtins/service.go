@@ -177,7 +177,7 @@ func connectFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if err != nil {
 		return nil, err
 	}
-	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	ap := netip.AddrPortFrom(addr, uint16(port))

@@ -120,7 +120,7 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		r.lab.DryPing(src.ns, addr, count, ttl)
 		return &PingResult{dst: addr, src: src, res: datapath.PingResult{Sent: count, Received: count}}, nil
 	}
-	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	defer r.lab.Timed(datapath.PhaseChecks)()
@@ -214,7 +214,7 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	defer r.lab.Timed(datapath.PhaseChecks)()
 	rec := newExpectation(thread, b, proto, src, addr, port, wantPass, byProg)
 	defer rec.record(&r.report)
-	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	var before datapath.Stats

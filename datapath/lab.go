@@ -27,7 +27,7 @@ type Lab struct {
 	byName      map[string]*Netns
 	undo        []undoStep
 	links       []*Link
-	pendUp      map[*Link]bool // links set up since the last WaitReady
+	pendUp      map[*Link]linkWait // links set up (or given IPv6 addresses) since the last WaitReady
 	closed      bool
 	nslist      []*Netns
 	progs       []*Program
@@ -39,7 +39,7 @@ type Lab struct {
 	notice      func(string)
 	tracer      *Tracer
 	prof        *Profile
-	pool        *nsPool // spare namespaces, from the second netns() on
+	pool        *nsPool // spare namespaces, from the third netns() on
 	noticed     bool
 	ops         int
 	closers     []io.Closer      // servers and captures, closed first
@@ -72,6 +72,11 @@ type LabConfig struct {
 	// Notice receives what the user should know once about how the lab
 	// is built, such as falling back to legacy tc; nil drops it.
 	Notice func(string)
+	// Prefetch starts making a namespace in the background at once, on
+	// another CPU while the script is being compiled, for its first
+	// netns() call (see nsPool). Without it the lab makes spares from its
+	// third namespace on.
+	Prefetch bool
 }
 
 // NewLab starts an empty lab in the calling process's namespace and
@@ -102,7 +107,12 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 		return nil, err
 	}
 	faultAt, faultPanics := faultFromEnv()
+	var pool *nsPool
+	if cfg.Prefetch {
+		pool = startNsPool(1)
+	}
 	return &Lab{
+		pool:        pool,
 		prefix:      cfg.Prefix,
 		notice:      cfg.Notice,
 		faultAt:     faultAt,
@@ -112,7 +122,7 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 		journal:     j,
 		owned:       map[NsID]*Netns{},
 		byName:      map[string]*Netns{},
-		pendUp:      map[*Link]bool{},
+		pendUp:      map[*Link]linkWait{},
 	}, nil
 }
 
@@ -221,7 +231,7 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 		return ns, nil
 	}
 	if len(l.nslist) == 2 && l.pool == nil {
-		l.pool = startNsPool()
+		l.pool = startNsPool(nsPoolAhead)
 	}
 	var seq int
 	ns, err := createNamedNetnsFrom(name, l.pool.take(), func(path string, id NsID) error {
@@ -602,7 +612,7 @@ func (l *Lab) AddAddr(k *Link, p netip.Prefix) error {
 		// The kernel answers neighbour solicitations for a new IPv6
 		// address a moment after it is added: WaitReady waits for that.
 		l.mu.Lock()
-		l.pendUp[k] = true
+		l.pendUp[k] |= waitND
 		l.mu.Unlock()
 	}
 	return nil
@@ -649,7 +659,7 @@ func (l *Lab) SetUp(k *Link, up bool) error {
 	k.mu.Unlock()
 	l.mu.Lock()
 	if up {
-		l.pendUp[k] = true
+		l.pendUp[k] |= waitOper | waitND
 	} else {
 		delete(l.pendUp, k)
 	}

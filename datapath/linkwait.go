@@ -37,10 +37,16 @@ const linkPollInterval = time.Millisecond
 // deleted while waiting. A timeout of zero or less waits until ctx is done.
 // On timeout the error names the links that are still not up.
 func WaitOperUp(ctx context.Context, ns *Netns, ifindexes []int, timeout time.Duration) error {
+	return waitLinks(ctx, ns, ifindexes, ifindexes, timeout)
+}
+
+// waitLinks is WaitOperUp with the two waits on their own lists of links:
+// oper for being up, nd for the IPv6 solicited-node groups.
+func waitLinks(ctx context.Context, ns *Netns, oper, nd []int, timeout time.Duration) error {
 	if ns == nil {
 		return errors.New("wait for links: no namespace")
 	}
-	if len(ifindexes) == 0 {
+	if len(oper) == 0 && len(nd) == 0 {
 		return nil
 	}
 	if timeout > 0 {
@@ -50,38 +56,45 @@ func WaitOperUp(ctx context.Context, ns *Netns, ifindexes []int, timeout time.Du
 	}
 
 	w := &linkWaiter{ns: ns, pending: make(map[int]netlink.Link)}
-	for _, idx := range ifindexes {
+	for _, idx := range oper {
 		w.pending[idx] = nil
 	}
 
-	// Subscribe before reading the current state, so that no change is
-	// missed between the two.
-	updates := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	nsh := netns.NsHandle(ns.Fd())
-	subErr := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-		Namespace: &nsh,
-		// Errors end the subscription (the channel is closed), after
-		// which WaitOperUp polls instead.
-		ErrorCallback: func(error) {},
-	})
-	if subErr == nil {
-		defer func() {
-			close(done)
-			// Drain until the subscription goroutine has exited: it
-			// closes updates once its socket is closed.
-			for range updates {
-			}
-		}()
-	} else {
-		updates = nil
-	}
-
+	// Most links are up by the time anyone waits for them: look first,
+	// and subscribe to changes only if something is still pending.
 	if err := w.refresh(); err != nil {
 		return err
 	}
+	var updates chan netlink.LinkUpdate
+	if len(w.pending) > 0 {
+		// Subscribe, then read the state again, so that no change is
+		// missed between the two.
+		updates = make(chan netlink.LinkUpdate, 64)
+		done := make(chan struct{})
+		nsh := netns.NsHandle(ns.Fd())
+		subErr := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+			Namespace: &nsh,
+			// Errors end the subscription (the channel is closed), after
+			// which WaitOperUp polls instead.
+			ErrorCallback: func(error) {},
+		})
+		if subErr == nil {
+			defer func() {
+				close(done)
+				// Drain until the subscription goroutine has exited: it
+				// closes updates once its socket is closed.
+				for range updates {
+				}
+			}()
+		} else {
+			updates = nil
+		}
+		if err := w.refresh(); err != nil {
+			return err
+		}
+	}
 	var poll <-chan time.Time
-	if updates == nil {
+	if updates == nil && len(w.pending) > 0 {
 		t := time.NewTicker(linkPollInterval)
 		defer t.Stop()
 		poll = t.C
@@ -122,7 +135,10 @@ func WaitOperUp(ctx context.Context, ns *Netns, ifindexes []int, timeout time.Du
 			}
 		}
 	}
-	missing, err := waitSolicitedNodes(ctx, ns, ifindexes)
+	if len(nd) == 0 {
+		return nil
+	}
+	missing, err := waitSolicitedNodes(ctx, ns, nd, w.seen)
 	if len(missing) > 0 {
 		what := "kernel not yet listening for IPv6 neighbour solicitations to " + strings.Join(missing, ", ")
 		if context.Cause(ctx) == errLinkWaitTimeout {
@@ -142,6 +158,7 @@ var (
 type linkWaiter struct {
 	ns      *Netns
 	pending map[int]netlink.Link // last state seen, nil if none yet
+	seen    map[int]netlink.Link // last state of every link, pending or not
 }
 
 // refresh reads the state of every pending link.
@@ -164,6 +181,10 @@ func (w *linkWaiter) refresh() error {
 
 // update records the state of a pending link, dropping it once it is up.
 func (w *linkWaiter) update(idx int, l netlink.Link) error {
+	if w.seen == nil {
+		w.seen = make(map[int]netlink.Link)
+	}
+	w.seen[idx] = l
 	up, err := linkOperUp(l)
 	if err != nil {
 		return fmt.Errorf("link %s in namespace %s %w", l.Attrs().Name, w.ns.Name(), err)
@@ -224,37 +245,48 @@ func linkLabel(idx int, l netlink.Link) string {
 }
 
 // waitSolicitedNodes polls until ns has joined, on each link, the
-// solicited-node multicast group of every IPv6 address of the link. If ctx
-// is done first, it returns the addresses still missing with ctx.Err().
-func waitSolicitedNodes(ctx context.Context, ns *Netns, ifindexes []int) ([]string, error) {
-	want := make(map[string]string) // "ifindex group" -> what it is for
+// solicited-node multicast group of every IPv6 address of the link. links
+// holds the links' last known state. If ctx is done first, it returns the
+// addresses still missing with ctx.Err().
+func waitSolicitedNodes(ctx context.Context, ns *Netns, ifindexes []int, links map[int]netlink.Link) ([]string, error) {
+	nd := make(map[int]netlink.Link)
 	for _, idx := range ifindexes {
-		l, err := ns.Handle().LinkByIndex(idx)
-		if err != nil {
-			return nil, fmt.Errorf("get link %d in namespace %s: %w", idx, ns.Name(), err)
+		l := links[idx]
+		if l == nil {
+			var err error
+			if l, err = ns.Handle().LinkByIndex(idx); err != nil {
+				return nil, fmt.Errorf("get link %d in namespace %s: %w", idx, ns.Name(), err)
+			}
 		}
 		if l.Attrs().RawFlags&(unix.IFF_NOARP|unix.IFF_LOOPBACK) != 0 {
 			// No neighbour discovery, no group.
 			continue
 		}
-		addrs, err := ns.Handle().AddrList(l, netlink.FAMILY_V6)
-		if err != nil {
-			return nil, fmt.Errorf("list addresses of %s in namespace %s: %w", l.Attrs().Name, ns.Name(), err)
+		nd[idx] = l
+	}
+	if len(nd) == 0 {
+		return nil, nil
+	}
+	// One dump of the namespace's IPv6 addresses, not one per link.
+	addrs, err := ns.Handle().AddrList(nil, netlink.FAMILY_V6)
+	if err != nil {
+		return nil, fmt.Errorf("list IPv6 addresses in namespace %s: %w", ns.Name(), err)
+	}
+	want := make(map[string]string) // "ifindex group" -> what it is for
+	for _, a := range addrs {
+		l := nd[a.LinkIndex]
+		ip := a.IP.To16()
+		if l == nil || ip == nil || a.Flags&unix.IFA_F_DADFAILED != 0 {
+			continue
 		}
-		for _, a := range addrs {
-			ip := a.IP.To16()
-			if ip == nil || a.Flags&unix.IFA_F_DADFAILED != 0 {
-				continue
-			}
-			// ff02::1:ffXX:XXXX, from the low 24 bits of the address,
-			// as /proc/net/igmp6 prints it.
-			group := fmt.Sprintf("ff0200000000000000000001ff%x", []byte(ip[13:16]))
-			want[fmt.Sprintf("%d %s", idx, group)] = fmt.Sprintf("%s on %s", a.IP, l.Attrs().Name)
-		}
+		// ff02::1:ffXX:XXXX, from the low 24 bits of the address,
+		// as /proc/net/igmp6 prints it.
+		group := fmt.Sprintf("ff0200000000000000000001ff%x", []byte(ip[13:16]))
+		want[fmt.Sprintf("%d %s", a.LinkIndex, group)] = fmt.Sprintf("%s on %s", a.IP, l.Attrs().Name)
 	}
 	for len(want) > 0 {
 		var joined []byte
-		err := ns.Do(func() error {
+		err := ns.doQuick(func() error {
 			var err error
 			joined, err = os.ReadFile("/proc/thread-self/net/igmp6")
 			return err

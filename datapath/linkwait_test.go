@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"strings"
@@ -158,18 +159,7 @@ func TestWaitOperUpIPv6(t *testing.T) {
 		addr := netip.AddrFrom16([16]byte{0xfd, 15: byte(i), 14: 0xcd, 13: 0xab})
 		addAddrNodad(t, b, ib, netip.PrefixFrom(addr, 64))
 		waitUpT(t, b, ib)
-		var groups []byte
-		if err := b.Do(func() (err error) { groups, err = os.ReadFile("/proc/thread-self/net/igmp6"); return }); err != nil {
-			t.Fatal(err)
-		}
-		want := fmt.Sprintf("%d b%d ff0200000000000000000001ffabcd%02x", ib, i, i)
-		found := false
-		for line := range strings.Lines(string(groups)) {
-			if f := strings.Fields(line); len(f) > 3 && strings.Join(f[:3], " ") == want {
-				found = true
-			}
-		}
-		if !found {
+		if want, groups, ok := joinedGroup(t, b, fmt.Sprintf("%d b%d ff0200000000000000000001ffabcd%02x", ib, i, i)); !ok {
 			t.Fatalf("solicited-node group of %v not joined after WaitOperUp; want %q in:\n%s", addr, want, groups)
 		}
 	}
@@ -183,4 +173,75 @@ func TestWaitOperUpIPv6(t *testing.T) {
 	if err := WaitOperUp(context.Background(), a, []int{ia}, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWaitReadyFor checks that a wait before IPv4 traffic waits for the
+// links but leaves the IPv6 check pending, and that the next wait before
+// IPv6 traffic does it: the group of the link's IPv6 address is joined
+// when it returns.
+func TestWaitReadyFor(t *testing.T) {
+	lab, _ := testLab(t)
+	a, err := lab.Netns(uniqueName("wra"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.Netns(uniqueName("wrb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "a0", Peer: "b0", PrimaryNs: a, PeerNs: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*Link{p.Primary, p.Peer} {
+		if err := lab.SetUp(k, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v6 := netip.MustParsePrefix("fd00::ab:cd12/64")
+	for _, a := range []string{"10.7.0.2/24", v6.String()} {
+		if err := lab.AddAddr(p.Peer, netip.MustParsePrefix(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func() map[*Link]linkWait {
+		lab.mu.Lock()
+		defer lab.mu.Unlock()
+		return maps.Clone(lab.pendUp)
+	}
+
+	if err := lab.WaitReadyFor(context.Background(), 5*time.Second, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*Link{p.Primary, p.Peer} {
+		if got := pending()[k]; got != waitND {
+			t.Errorf("after the IPv4 wait, %s still waits for %b, want only the IPv6 check (%b)", k.Name(), got, waitND)
+		}
+	}
+
+	if err := lab.WaitReadyFor(context.Background(), 5*time.Second, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); len(got) != 0 {
+		t.Errorf("after the IPv6 wait, still pending: %v", got)
+	}
+	if want, groups, ok := joinedGroup(t, b, fmt.Sprintf("%d b0 ff0200000000000000000001ffabcd12", p.Peer.Index())); !ok {
+		t.Fatalf("solicited-node group of %v not joined after the IPv6 wait; want %q in:\n%s", v6.Addr(), want, groups)
+	}
+}
+
+// joinedGroup reports whether ns's /proc/net/igmp6 has a line starting
+// with want ("ifindex name group"), and returns what it read.
+func joinedGroup(t *testing.T, ns *Netns, want string) (string, []byte, bool) {
+	t.Helper()
+	var groups []byte
+	if err := ns.Do(func() (err error) { groups, err = os.ReadFile("/proc/thread-self/net/igmp6"); return }); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(groups)) {
+		if f := strings.Fields(line); len(f) > 3 && strings.Join(f[:3], " ") == want {
+			return want, groups, true
+		}
+	}
+	return want, groups, false
 }

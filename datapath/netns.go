@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -187,7 +188,7 @@ func createNamedNetns(name string, record func(path string, id NsID) error) (*Ne
 // namespace made earlier (see nsPool), instead of creating one; spare is
 // closed if naming it fails.
 func createNamedNetnsFrom(name string, spare *Netns, record func(path string, id NsID) error) (*Netns, error) {
-	if err := ensureNetnsDir(); err != nil {
+	if err := netnsDirReady(); err != nil {
 		if spare != nil {
 			spare.Close()
 		}
@@ -302,6 +303,10 @@ func runLocked(fn func() error) error {
 	return <-done
 }
 
+// netnsDirReady runs ensureNetnsDir once per process: a mount call per
+// namespace costs more than the check is worth.
+var netnsDirReady = sync.OnceValue(ensureNetnsDir)
+
 // ensureNetnsDir makes NetnsDir a shared mount point, as iproute2 does, so
 // namespaces mounted there are visible in every mount namespace.
 func ensureNetnsDir() error {
@@ -352,12 +357,14 @@ func NewAnonNetns() (*Netns, error) {
 }
 
 func (n *Netns) setLoopbackUp() error {
-	lo, err := n.nl.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("netns %s: find lo: %w", n.name, err)
-	}
+	// A new namespace's loopback is always ifindex 1 (LOOPBACK_IFINDEX):
+	// no need to look it up first.
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIfindex, Name: "lo"}}
 	if err := n.nl.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("netns %s: set lo up: %w", n.name, err)
 	}
 	return nil
 }
+
+// loopbackIfindex is the kernel's LOOPBACK_IFINDEX.
+const loopbackIfindex = 1

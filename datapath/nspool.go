@@ -3,50 +3,80 @@ package datapath
 import "sync"
 
 // A lab that creates its third namespace probably creates more: from
-// then on, a background goroutine keeps a few anonymous namespaces ready
-// (loopback up, netlink handle open), so that creating one — the
-// kernel's most expensive step of a lab, ~1 ms — overlaps with the
-// script's other work on another CPU. netns() then only names a spare:
-// claims the name, journals it and bind-mounts it. Spares are anonymous:
-// nothing names them, and they die with the process, so a run killed at
-// any point leaks none; the ones left unused are closed with the lab.
+// then on, a background goroutine makes anonymous namespaces (loopback
+// up, netlink handle open) one step ahead of the script, so that creating
+// one — the kernel's most expensive step of a lab, ~0.5 ms — overlaps
+// with the script's next call on another CPU. netns() then only names a
+// spare: claims the name, journals it and bind-mounts it.
+//
+// The pool makes a spare only for a netns() call that has happened (plus
+// nsPoolAhead to start with): namespaces made in the background while the
+// script has moved on to links would compete with it for the kernel's
+// locks, and those left unused at the end are wasted work for the
+// kernel's cleanup. Spares are anonymous: nothing names them and they die
+// with the process, so a run killed at any point leaks none.
 
-const nsPoolDepth = 4
+const nsPoolAhead = 2
 
 type nsPool struct {
-	spares chan *Netns
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	spares  chan *Netns
+	credits chan struct{}
+	stop    chan struct{}
+	once    sync.Once
 }
 
-func startNsPool() *nsPool {
-	p := &nsPool{spares: make(chan *Netns, nsPoolDepth), stop: make(chan struct{})}
-	p.wg.Go(func() {
-		for {
-			select {
-			case <-p.stop:
-				return
-			default:
-			}
-			ns, err := NewAnonNetns()
-			if err != nil {
-				return // netns() creates its own and reports the error
-			}
-			select {
-			case p.spares <- ns:
-			case <-p.stop:
-				ns.Close()
-				return
-			}
-		}
-	})
+// startNsPool starts a pool that makes ahead spares before the next take.
+func startNsPool(ahead int) *nsPool {
+	p := &nsPool{
+		spares:  make(chan *Netns, nsPoolAhead),
+		credits: make(chan struct{}, nsPoolAhead),
+		stop:    make(chan struct{}),
+	}
+	for range ahead {
+		p.credits <- struct{}{}
+	}
+	go p.run()
 	return p
 }
 
-// take returns a spare namespace, or nil if none is ready.
+func (p *nsPool) run() {
+	for {
+		// Stop wins over a credit waiting at the same time.
+		select {
+		case <-p.stop:
+			p.drain()
+			return
+		default:
+		}
+		select {
+		case <-p.stop:
+			p.drain()
+			return
+		case <-p.credits:
+		}
+		ns, err := NewAnonNetns()
+		if err != nil {
+			return // netns() creates its own and reports the error
+		}
+		select {
+		case p.spares <- ns:
+		case <-p.stop:
+			ns.Close()
+			p.drain()
+			return
+		}
+	}
+}
+
+// take returns a spare namespace, or nil if none is ready, and lets the
+// pool make the next one.
 func (p *nsPool) take() *Netns {
 	if p == nil {
 		return nil
+	}
+	select {
+	case p.credits <- struct{}{}:
+	default:
 	}
 	select {
 	case ns := <-p.spares:
@@ -56,13 +86,21 @@ func (p *nsPool) take() *Netns {
 	}
 }
 
-// close stops the pool and closes the spares left.
+// close stops the pool. A spare being made is closed by the pool's
+// goroutine when it is done, without making close wait for it.
 func (p *nsPool) close() {
 	if p == nil {
 		return
 	}
-	close(p.stop)
-	p.wg.Wait()
+	p.once.Do(func() {
+		close(p.stop)
+		p.drain()
+	})
+}
+
+// drain closes the spares left. Both close and the goroutine call it, so
+// a spare handed over while close runs is closed all the same.
+func (p *nsPool) drain() {
 	for {
 		select {
 		case ns := <-p.spares:

@@ -148,7 +148,7 @@ func ReadSysctl(ns *Netns, key string) (string, error) {
 		return "", err
 	}
 	var val string
-	err = ns.Do(func() error {
+	err = ns.doQuick(func() error {
 		b, err := os.ReadFile(path)
 		val = strings.TrimSpace(string(b))
 		return err
@@ -164,7 +164,7 @@ func writeSysctl(ns *Netns, key, value string) error {
 	if err != nil {
 		return err
 	}
-	return ns.Do(func() error {
+	return ns.doQuick(func() error {
 		return os.WriteFile(path, []byte(value), 0o644)
 	})
 }
@@ -373,24 +373,41 @@ func (k *Link) kindName() string {
 
 // WaitReady waits until every link set up since the last call is
 // operationally up, so the first packets are not lost to a link that has
-// no carrier yet.
+// no carrier yet, and until the kernel listens for IPv6 neighbour
+// solicitations to the links' IPv6 addresses (see WaitOperUp).
 func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
+	return l.WaitReadyFor(ctx, timeout, true)
+}
+
+// WaitReadyFor is WaitReady before traffic of one family: without ipv6
+// it waits only for the links to be up and leaves the IPv6 check for the
+// first IPv6 traffic (or WaitReady).
+func (l *Lab) WaitReadyFor(ctx context.Context, timeout time.Duration, ipv6 bool) error {
 	defer l.Timed(PhaseChecks)()
 	if l.sh != nil {
 		return nil
 	}
+	type lists struct{ oper, nd []int }
 	l.mu.Lock()
-	byNs := map[*Netns][]int{}
+	byNs := map[*Netns]*lists{}
 	var pending []*Link
-	for k := range l.pendUp {
+	for k, what := range l.pendUp {
 		pending = append(pending, k)
 		// A link whose partner is down has no carrier and never will
 		// until the script brings the partner up: nothing to wait for.
-		if k.loop {
+		if k.loop || (k.pair != nil && !k.partner().IsUp()) {
 			continue
 		}
-		if k.pair == nil || k.partner().IsUp() {
-			byNs[k.ns] = append(byNs[k.ns], k.index)
+		ls := byNs[k.ns]
+		if ls == nil {
+			ls = &lists{}
+			byNs[k.ns] = ls
+		}
+		if what&waitOper != 0 {
+			ls.oper = append(ls.oper, k.index)
+		}
+		if ipv6 && what&waitND != 0 {
+			ls.nd = append(ls.nd, k.index)
 		}
 	}
 	l.mu.Unlock()
@@ -400,12 +417,16 @@ func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(byNs))
 	sem := make(chan struct{}, 16)
-	for ns, idx := range byNs {
-		slices.Sort(idx)
+	for ns, ls := range byNs {
+		if len(ls.oper) == 0 && len(ls.nd) == 0 {
+			continue
+		}
+		slices.Sort(ls.oper)
+		slices.Sort(ls.nd)
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := WaitOperUp(ctx, ns, idx, timeout); err != nil {
+			if err := waitLinks(ctx, ns, ls.oper, ls.nd, timeout); err != nil {
 				errs <- err
 			}
 		})
@@ -415,13 +436,27 @@ func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
 	if err := <-errs; err != nil {
 		return err
 	}
+	done := waitOper
+	if ipv6 {
+		done |= waitND
+	}
 	l.mu.Lock()
 	for _, k := range pending {
-		delete(l.pendUp, k)
+		if l.pendUp[k] &^= done; l.pendUp[k] == 0 {
+			delete(l.pendUp, k)
+		}
 	}
 	l.mu.Unlock()
 	return nil
 }
+
+// linkWait says what WaitReady still has to wait for on a link.
+type linkWait uint8
+
+const (
+	waitOper linkWait = 1 << iota // operationally up
+	waitND                        // listening for solicitations to its IPv6 addresses
+)
 
 // NetnsOwning returns the namespace, among the host and the lab's own,
 // that has addr assigned to one of its interfaces.

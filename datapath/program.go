@@ -17,7 +17,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 
 	"golang.org/x/sys/unix"
 
@@ -80,9 +79,24 @@ type Program struct {
 	lab *Lab
 }
 
-// removeMemlock lifts RLIMIT_MEMLOCK on kernels that still charge BPF
-// memory to it (before 5.11); elsewhere it does nothing.
-var removeMemlock = sync.OnceValue(rlimit.RemoveMemlock)
+// removeMemlock lifts RLIMIT_MEMLOCK, which kernels before 5.11 charge
+// BPF maps and programs to; later kernels charge the memory cgroup
+// instead. It is done once, when the first object is loaded, rather than
+// through cilium/ebpf's rlimit package, whose import alone costs every
+// run a BPF probe at startup (0.3 ms). It is best effort: where raising
+// the limit is not allowed, a kernel that needs it refuses the load, and
+// cilium/ebpf's error then names MEMLOCK.
+var removeMemlock = sync.OnceValue(func() error {
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &cur); err == nil && cur.Cur == unix.RLIM_INFINITY {
+		return nil
+	}
+	inf := &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, inf); err != nil && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("remove memlock limit: %w", err)
+	}
+	return nil
+})
 
 // LoadProgram loads the program spec describes into the kernel, after
 // setting its constants. Only SchedCLS programs can be loaded: they are

@@ -82,7 +82,7 @@ func newDryLab(cfg LabConfig) (*Lab, error) {
 		ownHost: true,
 		owned:   map[NsID]*Netns{},
 		byName:  map[string]*Netns{},
-		pendUp:  map[*Link]bool{},
+		pendUp:  map[*Link]linkWait{},
 		prefix:  cfg.Prefix,
 		sh:      sh,
 	}, nil

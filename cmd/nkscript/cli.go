@@ -201,7 +201,7 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	}
 
 	abs, _ := filepath.Abs(script)
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix,
+	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: true,
 		Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }})
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
