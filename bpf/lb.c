@@ -111,7 +111,9 @@ int lb(struct __sk_buff *skb)
 	}
 	if (n == 0)
 		return verdict_drop();
-	pick = flow_hash(&pkt.ip, pkt.ports) % n;
+	/* hash * n / 2^32 maps the hash onto 0..n-1 as evenly as hash % n,
+	 * without a division. */
+	pick = ((__u64)flow_hash(&pkt.ip, pkt.ports) * n) >> 32;
 	chosen = bpf_map_lookup_elem(&backends, &pick);
 	if (!chosen)
 		return verdict_drop();

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 )
 
 const verdictRedirect = 7 // TC_ACT_REDIRECT
@@ -171,6 +172,21 @@ func BenchmarkBundledPrograms(b *testing.B) {
 		}, tcp},
 		{"mirror/off", ProgramSpec{Name: "mirror"}, nil, tcp},
 	}
+	// The floor: a program that only returns, so BENCHMARKS.md can tell
+	// the test run's own cost from the programs'.
+	b.Run("empty", func(b *testing.B) {
+		p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		_, per, err := p.Benchmark(tcp, b.N, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(per.Nanoseconds()), "ns/pkt")
+	})
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			p, err := LoadProgram(c.spec)
@@ -192,5 +208,3 @@ func BenchmarkBundledPrograms(b *testing.B) {
 		})
 	}
 }
-
-var _ = ebpf.SchedCLS
