@@ -288,7 +288,7 @@ func waitSolicitedNodes(ctx context.Context, ns *Netns, ifindexes []int, links m
 		var joined []byte
 		err := ns.doQuick(func() error {
 			var err error
-			joined, err = os.ReadFile("/proc/thread-self/net/igmp6")
+			joined, err = procRead("/proc/thread-self/net/igmp6")
 			return err
 		})
 		if errors.Is(err, os.ErrNotExist) {

@@ -121,7 +121,7 @@ func (n *Netns) Close() error {
 // Do runs fn on an OS thread that is inside the namespace: sockets fn
 // creates belong to the namespace, and so do ifindexes it resolves. The
 // thread is locked for the duration; if it cannot be switched back to the
-// namespace it came from, it is discarded instead of being reused. A panic
+// host namespace, it is discarded instead of being reused. A panic
 // in fn is re-raised in the caller.
 func (n *Netns) Do(fn func() error) error {
 	if n.host {
@@ -135,14 +135,9 @@ func (n *Netns) Do(fn func() error) error {
 	}
 	done := make(chan result, 1)
 	go func() {
+		// A new goroutine's thread is in the host namespace (no thread
+		// is ever handed back in another), so that is where it returns.
 		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("open current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
 		if err := unix.Setns(n.Fd(), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			done <- result{err: fmt.Errorf("enter netns %s: %w", n.name, err)}
@@ -153,7 +148,7 @@ func (n *Netns) Do(fn func() error) error {
 			defer func() { res.panic = recover() }()
 			res.err = fn()
 		}()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(int(startNetns.Fd()), unix.CLONE_NEWNET); err != nil {
 			// Leave the thread locked: the runtime terminates it when
 			// this goroutine exits, so no other goroutine runs in n.
 			if res.err == nil {
@@ -267,15 +262,18 @@ func unshareNetns() (*os.File, error) {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare: %w", err)
 		}
-		var err error
-		f, err = os.Open("/proc/thread-self/ns/net")
-		return err
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open new netns: %w", err)
+		}
+		f = os.NewFile(uintptr(fd), "netns")
+		return nil
 	})
 	return f, err
 }
 
 // runLocked runs fn on a locked OS thread and then moves the thread back
-// to the namespace it came from. If that fails, the thread stays locked
+// to the host namespace, where every thread of the process is otherwise. If that fails, the thread stays locked
 // and is discarded when the goroutine exits, so no other goroutine ever
 // runs in a namespace fn left it in. (Go never discards the main thread:
 // a goroutine that happened to run on it would otherwise leave the
@@ -284,15 +282,8 @@ func runLocked(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		err = fn()
-		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
+		err := fn()
+		if rerr := unix.Setns(int(startNetns.Fd()), unix.CLONE_NEWNET); rerr != nil {
 			// Stay locked: the thread exits with the goroutine.
 			done <- errors.Join(err, fmt.Errorf("restore netns: %w", rerr))
 			return

@@ -9,7 +9,7 @@ import "sync"
 // with the script's next call on another CPU. netns() then only names a
 // spare: claims the name, journals it and bind-mounts it.
 //
-// The pool makes a spare only for a netns() call that has happened (plus
+// The pool makes a spare only to replace one netns() took (plus
 // nsPoolAhead to start with): namespaces made in the background while the
 // script has moved on to links would compete with it for the kernel's
 // locks, and those left unused at the end are wasted work for the
@@ -68,18 +68,20 @@ func (p *nsPool) run() {
 	}
 }
 
-// take returns a spare namespace, or nil if none is ready, and lets the
-// pool make the next one.
+// take returns a spare namespace, or nil if none is ready. A spare taken
+// is replaced; when none is ready the one being made serves the next
+// call, and the caller makes its own meanwhile, so both CPUs make
+// namespaces and at most the replacement of the last spare is wasted.
 func (p *nsPool) take() *Netns {
 	if p == nil {
 		return nil
 	}
 	select {
-	case p.credits <- struct{}{}:
-	default:
-	}
-	select {
 	case ns := <-p.spares:
+		select {
+		case p.credits <- struct{}{}:
+		default:
+		}
 		return ns
 	default:
 		return nil

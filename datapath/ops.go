@@ -149,7 +149,7 @@ func ReadSysctl(ns *Netns, key string) (string, error) {
 	}
 	var val string
 	err = ns.doQuick(func() error {
-		b, err := os.ReadFile(path)
+		b, err := procRead(path)
 		val = strings.TrimSpace(string(b))
 		return err
 	})
@@ -165,7 +165,7 @@ func writeSysctl(ns *Netns, key, value string) error {
 		return err
 	}
 	return ns.doQuick(func() error {
-		return os.WriteFile(path, []byte(value), 0o644)
+		return procWrite(path, []byte(value))
 	})
 }
 

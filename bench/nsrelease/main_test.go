@@ -10,8 +10,8 @@ import (
 )
 
 // TestWatcherSeesCleanup creates a namespace, drops it, and expects the
-// tracepoint programs to see the kernel's cleanup_net work queued and
-// run to the end.
+// tracepoint programs to see the kernel's cleanup_net work run to the end
+// after that.
 func TestWatcherSeesCleanup(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loads BPF programs and creates a namespace")
@@ -49,9 +49,8 @@ func TestWatcherSeesCleanup(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if w.get(w.objs.Queued) == queued0 {
-		t.Error("a run was seen but no queue_work")
-	}
+	// A queue_work is not required: other tests' namespaces may have
+	// queued the work before this one joined the list.
 	if end := uint64(w.get(w.objs.LastEndNs)); end <= start {
 		t.Errorf("last_end_ns %d is not after the namespace was made (%d)", end, start)
 	}
