@@ -63,7 +63,7 @@ check-generate: generate
 # Writes BENCHMARKS.md (as root): nkscript vs the --dry-run shell script vs
 # hand-written netlink Go for chains of 1..1000 namespaces, startup, peak
 # RSS, phases, BPF ns/packet. QUICK=1 for fewer repetitions.
-bench: build
+bench: setup
 	./hack/bench.sh
 
 # The long version of the reliability tests `make test` runs short: a fault

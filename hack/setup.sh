@@ -29,10 +29,12 @@ command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-li
 # The microVM kernel is fetched with apt-get download and unpacked with
 # dpkg-deb; its modules are xz or zstd compressed.
 # Graphviz renders `nkscript graph --format=svg`.
-# ping is in --dry-run's output, the shell baseline of `make bench`.
+# ping is in --dry-run's output, the shell baseline of `make bench`;
+# GNU time gives make bench each run's peak memory.
 for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg dot:graphviz ping:iputils-ping; do
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
+[ -x /usr/bin/time ] || need+=(time)
 bp=()
 command -v bpftool >/dev/null || bp+=(bpftool)
 ip -V 2>/dev/null | grep -qE 'iproute2-6\.(1[5-9]|[2-9][0-9])' || bp+=(iproute2)
