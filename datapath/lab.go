@@ -72,11 +72,11 @@ type LabConfig struct {
 	// Notice receives what the user should know once about how the lab
 	// is built, such as falling back to legacy tc; nil drops it.
 	Notice func(string)
-	// Prefetch starts making a namespace in the background at once, on
-	// another CPU while the script is being compiled, for its first
-	// netns() call (see nsPool). Without it the lab makes spares from its
-	// third namespace on.
-	Prefetch bool
+	// Prefetch, from StartPrefetch, hands the lab the namespaces made in
+	// the background before it existed, for its first netns() calls; the
+	// lab takes it over. Without one, the lab makes spares from its
+	// third namespace on (see nsPool).
+	Prefetch *Prefetch
 }
 
 // NewLab starts an empty lab in the calling process's namespace and
@@ -108,8 +108,8 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 	}
 	faultAt, faultPanics := faultFromEnv()
 	var pool *nsPool
-	if cfg.Prefetch {
-		pool = startNsPool(1)
+	if cfg.Prefetch != nil {
+		pool, cfg.Prefetch.pool = cfg.Prefetch.pool, nil
 	}
 	return &Lab{
 		pool:        pool,

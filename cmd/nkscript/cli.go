@@ -180,12 +180,20 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	if o.dryRun {
 		return dryRun(o, script, scriptArgs, stdout, stderr)
 	}
+	// The lab's first namespace is made while the rest of this function
+	// decides where to run, opens the journal and compiles the script.
+	var prefetch *datapath.Prefetch
+	if o.vmMode != "always" && o.kernel == "" && os.Geteuid() == 0 {
+		prefetch = datapath.StartPrefetch()
+	}
+	defer prefetch.Close()
 	useVM, why, err := decideVM(o, script)
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
 		return exitFail
 	}
 	if useVM {
+		prefetch.Close()
 		if why != "" {
 			fmt.Fprintf(stderr, "nkscript: %s; running in a microVM\n", why)
 		}
@@ -201,7 +209,7 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	}
 
 	abs, _ := filepath.Abs(script)
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: true,
+	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch,
 		Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }})
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
