@@ -50,6 +50,9 @@ type undoStep struct {
 	what string
 	seq  int // journal entry, 0 if none
 	fn   func() error
+	// independent steps next to each other in the stack may run at
+	// the same time (see Lab.Close).
+	independent bool
 }
 
 // LabConfig configures a Lab.
@@ -150,6 +153,12 @@ func (l *Lab) push(what string, seq int, fn func() error) {
 	l.undo = append(l.undo, undoStep{what: what, seq: seq, fn: fn})
 }
 
+// pushIndependent is push for a step that does not depend on the steps
+// next to it, nor they on it.
+func (l *Lab) pushIndependent(what string, seq int, fn func() error) {
+	l.undo = append(l.undo, undoStep{what: what, seq: seq, fn: fn, independent: true})
+}
+
 func (l *Lab) checkOpen() error {
 	if l.closed {
 		return errors.New("lab is closed")
@@ -248,7 +257,9 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	l.owned[ns.id] = ns
 	l.byName[script] = ns
 	l.nslist = append(l.nslist, ns)
-	l.push("netns "+name, seq, func() error {
+	// Namespaces go independently of each other: Close unmounts them
+	// in parallel.
+	l.pushIndependent("netns "+name, seq, func() error {
 		ns.Close()
 		return unmountNetns(ns.path)
 	})

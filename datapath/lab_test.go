@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -357,6 +358,50 @@ func TestProcessStaysInHostNetns(t *testing.T) {
 		ns.Close()
 		if id, err := statNsPath("/proc/self/ns/net"); err != nil || id != host.ID() {
 			t.Fatalf("after %d namespaces /proc/self/ns/net is %v (%v), want the host's %v", i+1, id, err, host.ID())
+		}
+	}
+}
+
+// TestCloseUndoOrder checks the order Close undoes things in: last done,
+// first undone, with a run of independent steps (namespaces) at once but
+// never across the steps around it, and every error reported.
+func TestCloseUndoOrder(t *testing.T) {
+	lab, err := NewLab(LabConfig{JournalDir: t.TempDir(), Script: t.Name(), Host: testNetns(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []string
+	step := func(name string, fail bool) func() error {
+		return func() error {
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		}
+	}
+	lab.push("A", 0, step("A", false))
+	for i := range 40 {
+		lab.pushIndependent(fmt.Sprintf("B%d", i), 0, step(fmt.Sprintf("B%d", i), i == 7))
+	}
+	lab.push("C", 0, step("C", false))
+	for i := range 3 {
+		lab.pushIndependent(fmt.Sprintf("D%d", i), 0, step(fmt.Sprintf("D%d", i), false))
+	}
+	err = lab.Close()
+	if err == nil || !strings.Contains(err.Error(), "cleanup B7: boom") {
+		t.Errorf("Close = %v, want the error of B7", err)
+	}
+	group := func(s string) int { return strings.Index("DCBA", s[:1]) }
+	if len(order) != 45 {
+		t.Fatalf("%d steps ran, want 45: %v", len(order), order)
+	}
+	for i := 1; i < len(order); i++ {
+		if group(order[i]) < group(order[i-1]) {
+			t.Fatalf("%s undone after %s: %v", order[i], order[i-1], order)
 		}
 	}
 }

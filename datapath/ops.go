@@ -558,15 +558,28 @@ func (l *Lab) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	for i := len(l.undo) - 1; i >= 0; i-- {
-		s := l.undo[i]
-		if err := s.fn(); err != nil {
-			errs = append(errs, fmt.Errorf("cleanup %s: %w", s.what, err))
-			continue
+	for i := len(l.undo) - 1; i >= 0; {
+		// A run of independent steps (the lab's namespaces) goes at
+		// once, the rest one by one in reverse order.
+		j := i
+		for j >= 0 && l.undo[j].independent {
+			j--
 		}
-		if s.seq != 0 {
-			l.journal.Undone(s.seq)
+		batch := l.undo[j+1 : i+1]
+		if len(batch) == 0 {
+			batch, j = l.undo[i:i+1], i-1
 		}
+		for k, err := range runSteps(batch) {
+			s := batch[len(batch)-1-k]
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cleanup %s: %w", s.what, err))
+				continue
+			}
+			if s.seq != 0 {
+				l.journal.Undone(s.seq)
+			}
+		}
+		i = j
 	}
 	if l.ownHost {
 		l.host.Close()
@@ -577,6 +590,42 @@ func (l *Lab) Close() error {
 		return errors.Join(errs...)
 	}
 	return l.journal.Remove()
+}
+
+// undoParallel bounds how many independent undo steps run at once.
+// Unmounting a namespace waits for an RCU grace period after the mount
+// lock is dropped (namespace_unlock), and grace periods are shared by
+// whoever waits at the same time: 1001 namespaces unmounted one by one
+// cost 40-360 ms at N=1000, mostly waiting.
+const undoParallel = 32
+
+// runSteps runs steps, last first, and returns their errors in that
+// order. One step runs on the calling goroutine; more run in parallel.
+func runSteps(steps []undoStep) []error {
+	errs := make([]error, len(steps))
+	if len(steps) == 1 {
+		errs[0] = steps[0].fn()
+		return errs
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, undoParallel)
+	for k := range steps {
+		s := steps[len(steps)-1-k]
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			// A panic here would end the process with the rest of
+			// the cleanup undone: make it this step's error.
+			defer func() {
+				if p := recover(); p != nil {
+					errs[k] = fmt.Errorf("panic: %v", p)
+				}
+			}()
+			errs[k] = s.fn()
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 // Keep releases the lab without undoing anything, leaving the journal so
