@@ -6,8 +6,10 @@
 //	pagecost: ns_per_page=N pages=P
 //
 // make bench reports it next to the page faults of a trivial run, because
-// on virtual machines that shadow the guest's page tables it dominates
-// the startup of any process, and varies between hosts of the same kind.
+// on virtual machines that shadow the guest's page tables it is a large
+// part of the startup of any process (about a third of an empty Go
+// program's on the host of 2026-12-01), and varies between hosts of the
+// same kind.
 package main
 
 import (
