@@ -39,18 +39,18 @@ run1() {
   echo "$(field wall_us "$line") 0 $(field release_us "$line")" >>"$tmp/$name"
 }
 
-# peak_rss CMD...: the peak resident set of one run in KiB, by GNU time
-# (which forks from a small process; see bench/nsrelease), also waited
-# for until its namespaces are released.
-peak_rss() {
-  "$NSR" -- /usr/bin/time -f %M -o "$tmp/rss" "$@" >/dev/null 2>&1 || { echo "peak_rss $* failed"; exit 1; }
-  tail -1 "$tmp/rss"
+# gnu_time FORMAT CMD...: one figure of one run by GNU time (which forks
+# from a small process; see bench/nsrelease), also waited for until its
+# namespaces are released.
+gnu_time() {
+  local format=$1; shift
+  "$NSR" -- /usr/bin/time -f "$format" -o "$tmp/gnu-time" "$@" >/dev/null 2>&1 || { echo "GNU time $* failed"; exit 1; }
+  tail -1 "$tmp/gnu-time"
 }
-# faults CMD...: the minor page faults of one run, by GNU time.
-faults() {
-  "$NSR" -- /usr/bin/time -f %R -o "$tmp/faults" "$@" >/dev/null 2>&1 || { echo "faults $* failed"; exit 1; }
-  tail -1 "$tmp/faults"
-}
+# peak_rss CMD...: the peak resident set of one run in KiB.
+peak_rss() { gnu_time %M "$@"; }
+# faults CMD...: the minor page faults of one run.
+faults() { gnu_time %R "$@"; }
 field() { sed -n "s/.*$1=\(-\?[0-9]*\).*/\1/p" <<<"$2"; }
 
 # stats FILE COLUMN: median min max of a column (microseconds -> s).
