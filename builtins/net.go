@@ -327,10 +327,10 @@ func failFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if s, ok := msg.(starlark.String); ok {
 		text = string(s)
 	}
-	if r := runOf(thread); r.lab.DryRun() {
-		// The checks of a dry run see made-up results: note, go on.
-		r.lab.Comment(fmt.Sprintf("the script checks here (%s): fail(%q) unless it holds", thread.CallFrame(1).Pos, text))
-		return starlark.None, nil
+	// The checks of a dry run see made-up results: there, it notes the
+	// check and the run goes on.
+	if err := runOf(thread).lab.Check(thread.CallFrame(1).Pos.String(), text); err != nil {
+		return nil, fmt.Errorf("fail: %s", text)
 	}
-	return nil, fmt.Errorf("fail: %s", text)
+	return starlark.None, nil
 }

@@ -181,11 +181,7 @@ func connectFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	ap := netip.AddrPortFrom(addr, uint16(port))
-	if r.lab.DryRun() {
-		r.lab.Shell("# connect %s %s -> %s (nkscript's own client)", proto, src.ns.Name(), ap)
-		return &ConnectResult{proto: proto, src: src, dst: ap, res: datapath.ConnectResult{Reply: "(dry run)"}}, nil
-	}
-	res, err := datapath.Connect(r.ctx, src.ns, proto, ap, to)
+	res, err := r.lab.Connect(r.ctx, src.ns, proto, ap, to)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}

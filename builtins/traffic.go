@@ -115,16 +115,7 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err != nil {
 		return nil, err
 	}
-	if r.lab.DryRun() {
-		// A dry run cannot know: it writes the ping and assumes replies.
-		r.lab.DryPing(src.ns, addr, count, ttl)
-		return &PingResult{dst: addr, src: src, res: datapath.PingResult{Sent: count, Received: count}}, nil
-	}
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	defer r.lab.Timed(datapath.PhaseChecks)()
-	res, err := datapath.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: to, TTL: ttl})
+	res, err := r.lab.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: to, TTL: ttl}, r.ready)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
@@ -207,11 +198,6 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	flow := flowString(proto, src, addr, port)
-	if r.lab.DryRun() {
-		r.lab.DryExpect(proto, src.ns, addr, port, wantPass)
-		return starlark.None, nil
-	}
-	defer r.lab.Timed(datapath.PhaseChecks)()
 	rec := newExpectation(thread, b, proto, src, addr, port, wantPass, byProg)
 	defer rec.record(&r.report)
 	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
@@ -233,10 +219,14 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		ctx, droppedEarly, stop = watchDrops(r.ctx, byProg.p, before.Dropped)
 		defer stop()
 	}
-	res, err := datapath.Probe(ctx, datapath.ProbeOptions{
+	res, err := r.lab.Probe(ctx, datapath.ProbeOptions{
 		Proto: proto, Src: src.ns, DstNs: dstNs, Dst: addr, Port: port, Timeout: to,
 		Message: "nkscript " + flow,
-	})
+	}, wantPass)
+	if res.Assumed {
+		// Nothing was sent (a dry run): nothing was checked or seen.
+		return starlark.None, nil
+	}
 	if err != nil && droppedEarly != nil && droppedEarly() && r.ctx.Err() == nil {
 		res, err = datapath.ProbeResult{Reason: "dropped by " + byProg.p.Name()}, nil
 	}

@@ -17,11 +17,9 @@ func pauseFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, err
 	}
 	r := runOf(thread)
-	if r.lab.DryRun() {
-		r.lab.Comment("pause(): the script stops here to let you look around")
-		return starlark.None, nil
+	if r.lab.Pause("pause(): the script stops here to let you look around") {
+		r.pause(thread, msg)
 	}
-	r.pause(thread, msg)
 	return starlark.None, nil
 }
 

@@ -200,7 +200,7 @@ func BenchmarkBundledPrograms(b *testing.B) {
 				}
 			}
 			// The kernel repeats the run b.N times and reports the mean.
-			_, per, err := p.prog.Benchmark(c.pkt, b.N, nil)
+			_, per, err := kprog(p).Benchmark(c.pkt, b.N, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -38,25 +38,6 @@ type Capture struct {
 	wg      sync.WaitGroup
 }
 
-// Capture starts a capture on k; it is closed with the lab.
-func (l *Lab) Capture(k *Link) (*Capture, error) {
-	if err := l.checkOpenLocked(); err != nil {
-		return nil, err
-	}
-	if l.sh != nil {
-		l.Shell("# capture on %s in %s (tcpdump -i %s)", k.name, k.ns.name, k.name)
-		return &Capture{link: k, fd: -1, stopped: true}, nil
-	}
-	c, err := StartCapture(k)
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.closers = append(l.closers, c)
-	l.mu.Unlock()
-	return c, nil
-}
-
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // StartCapture starts a capture on k; the caller closes it.

@@ -2,9 +2,11 @@ package datapath
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,54 +18,43 @@ import (
 // `nkscript cleanup` can undo runs that were killed with SIGKILL.
 const DefaultJournalDir = "/run/nkscript"
 
-// Entry is one record of a journal: an object a run created or a setting
-// it changed, with what identifies it beyond its name.
-type Entry struct {
-	Op string `json:"op"` // "run", "netns", "link", "route", "sysctl", "pin", "bpffs", "undone"
+// JournalVersion is the version of the journal format this nkscript
+// writes and reads; `nkscript cleanup` refuses journals of other versions.
+const JournalVersion = 2
 
-	// "run": the process owning the journal.
-	PID       int    `json:"pid,omitempty"`
-	StartTime uint64 `json:"start_time,omitempty"` // /proc/PID/stat field 22
+// RunHeader is a journal's first line: the process that owns it.
+type RunHeader struct {
+	Version   int    `json:"version"`
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"` // /proc/PID/stat field 22
 	Script    string `json:"script,omitempty"`
-	Host      NsID   `json:"host,omitzero"`
+	Host      NsID   `json:"host"`
 	BootID    string `json:"boot_id,omitempty"`
-
-	// "netns": Name, Path, NS. "link": NS, Ifindex, Name, Kind.
-	// "route": NS, Route, Dst, Via, Table. "sysctl": NS, Key, Old, New.
-	// "pin": Path, LinkID. "bpffs": Path (a mount).
-	Name    string `json:"name,omitempty"`
-	Path    string `json:"path,omitempty"`
-	NS      NsID   `json:"ns,omitzero"`
-	Ifindex int    `json:"ifindex,omitempty"`
-	Kind    string `json:"kind,omitempty"`
-	Route   string `json:"route,omitempty"`
-	Dst     string `json:"dst,omitempty"`
-	Via     string `json:"via,omitempty"`
-	Table   int    `json:"table,omitempty"`
-	Key     string `json:"key,omitempty"`
-	Old     string `json:"old,omitempty"`
-	New     string `json:"new,omitempty"`
-
-	// "undone": Seq names an earlier entry the run already removed.
-	Seq int `json:"seq,omitempty"`
-
-	LinkID uint32 `json:"link_id,omitempty"`
 }
 
-// Journal is an append-only file of Entries, one JSON object per line.
-// Every append is written through before the kernel object it describes is
-// relied on, so a run killed at any point leaves a journal that names
-// everything it made.
+// undone marks an earlier record, by sequence number, as undone.
+type undone struct {
+	Seq int `json:"seq"`
+}
+
+// Journal is an append-only file of records, one JSON object per line
+// tagged with its "op". Every append is written through before the kernel
+// object it describes is relied on, so a run killed at any point leaves a
+// journal that names everything it made.
 type Journal struct {
 	path string
 	f    *os.File
 	seq  int
 }
 
-// CreateJournal starts the journal of the calling process in dir.
+// CreateJournal starts the journal of the calling process in dir. The
+// directory must be root's and writable by nobody else.
 func CreateJournal(dir, script string, host NsID) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create journal dir: %w", err)
+	}
+	if err := checkPrivate(dir); err != nil {
+		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	pid := os.Getpid()
 	start, err := processStartTime(pid)
@@ -76,7 +67,8 @@ func CreateJournal(dir, script string, host NsID) (*Journal, error) {
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	j := &Journal{path: path, f: f}
-	if _, err := j.Append(Entry{Op: "run", PID: pid, StartTime: start, Script: script, Host: host, BootID: bootID()}); err != nil {
+	hdr := RunHeader{Version: JournalVersion, PID: pid, StartTime: start, Script: script, Host: host, BootID: bootID()}
+	if _, err := j.write("run", hdr); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, err
@@ -84,25 +76,55 @@ func CreateJournal(dir, script string, host NsID) (*Journal, error) {
 	return j, nil
 }
 
+// checkPrivate refuses a journal directory or file that is not owned by
+// root or that group or others may write: whoever can write a journal
+// decides what `nkscript cleanup` deletes.
+func checkPrivate(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return fmt.Errorf("%s: cannot tell its owner", path)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symbolic link; journals must be plain files in a plain directory", path)
+	case st.Uid != 0:
+		return fmt.Errorf("%s is owned by uid %d, not root: a journal names what nkscript deletes, so only root may write it; chown root it or use another --journal-dir", path, st.Uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s is writable by group or others (mode %04o): a journal names what nkscript deletes, so only root may write it; chmod go-w it or use another --journal-dir", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
 // Path is the journal's file.
 func (j *Journal) Path() string { return j.path }
 
-// Append writes e and returns its sequence number.
-func (j *Journal) Append(e Entry) (int, error) {
-	b, err := json.Marshal(e)
+// Append writes r and returns its sequence number.
+func (j *Journal) Append(r Record) (int, error) { return j.write(r.Op(), r) }
+
+func (j *Journal) write(op string, v any) (int, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("journal: %w", err)
 	}
-	if _, err := j.f.Write(append(b, '\n')); err != nil {
+	line := fmt.Appendf(nil, `{"op":%q`, op)
+	if len(b) > 2 {
+		line = append(append(line, ','), b[1:]...)
+	} else {
+		line = append(line, '}')
+	}
+	if _, err := j.f.Write(append(line, '\n')); err != nil {
 		return 0, fmt.Errorf("journal: %w", err)
 	}
 	j.seq++
 	return j.seq, nil
 }
 
-// Undone records that the entry with sequence number seq was removed.
+// Undone records that the record with sequence number seq was removed.
 func (j *Journal) Undone(seq int) error {
-	_, err := j.Append(Entry{Op: "undone", Seq: seq})
+	_, err := j.write("undone", undone{Seq: seq})
 	return err
 }
 
@@ -118,40 +140,74 @@ func (j *Journal) Remove() error {
 	return nil
 }
 
-// ReadJournal parses a journal file. Entries marked undone are dropped; a
+// ErrJournalVersion is returned for a journal written by an nkscript
+// with another journal format.
+var ErrJournalVersion = errors.New("journal of another nkscript version")
+
+// ReadJournal parses a journal file. Records marked undone are dropped; a
 // torn last line (the process died mid-write) is ignored.
-func ReadJournal(path string) (run Entry, entries []Entry, err error) {
-	f, err := os.Open(path)
+func ReadJournal(path string) (run RunHeader, records []Record, err error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return Entry{}, nil, err
+		return RunHeader{}, nil, err
 	}
-	defer f.Close()
-	var all []Entry
-	undone := map[int]bool{}
-	sc := bufio.NewScanner(f)
+	var all []Record
+	done := map[int]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		var e Entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+	for n := 1; sc.Scan(); n++ {
+		var tag struct {
+			Op string `json:"op"`
+		}
+		if json.Unmarshal(sc.Bytes(), &tag) != nil {
 			break
 		}
-		all = append(all, e)
-		if e.Op == "undone" {
-			undone[e.Seq] = true
+		switch {
+		case n == 1 && tag.Op == "run":
+			if err := json.Unmarshal(sc.Bytes(), &run); err != nil {
+				return RunHeader{}, nil, fmt.Errorf("read journal %s: %w", path, err)
+			}
+			if run.Version != JournalVersion {
+				return run, nil, fmt.Errorf("read journal %s: it has format version %d, this nkscript reads version %d; clean it up with the nkscript that wrote it: %w", path, run.Version, JournalVersion, ErrJournalVersion)
+			}
+		case n == 1:
+			return RunHeader{}, nil, fmt.Errorf("read journal %s: no run header", path)
+		case tag.Op == "undone":
+			var u undone
+			if json.Unmarshal(sc.Bytes(), &u) == nil {
+				done[u.Seq] = true
+			}
+			all = append(all, nil)
+		default:
+			r, err := decodeRecord(tag.Op, sc.Bytes())
+			if err != nil {
+				return run, nil, fmt.Errorf("read journal %s line %d: %w", path, n, err)
+			}
+			all = append(all, r)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return Entry{}, nil, fmt.Errorf("read journal %s: %w", path, err)
+	if run.PID == 0 {
+		return RunHeader{}, nil, fmt.Errorf("read journal %s: no run header", path)
 	}
-	if len(all) == 0 || all[0].Op != "run" {
-		return Entry{}, nil, fmt.Errorf("read journal %s: no run header", path)
-	}
-	for i, e := range all[1:] {
-		if e.Op != "undone" && !undone[i+2] {
-			entries = append(entries, e)
+	for i, r := range all {
+		// Sequence numbers count from the header, 1.
+		if r != nil && !done[i+2] {
+			records = append(records, r)
 		}
 	}
-	return all[0], entries, nil
+	return run, records, nil
+}
+
+func decodeRecord(op string, line []byte) (Record, error) {
+	mk, ok := recordTypes[op]
+	if !ok {
+		return nil, fmt.Errorf("unknown record %q", op)
+	}
+	r := mk()
+	if err := json.Unmarshal(line, r); err != nil {
+		return nil, fmt.Errorf("record %q: %w", op, err)
+	}
+	return r, nil
 }
 
 // processStartTime returns the start time of pid in clock ticks since

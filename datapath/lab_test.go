@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,15 @@ func uniqueName(prefix string) string {
 // nothing the test does reaches the real host's links or settings.
 func testLab(t *testing.T) (*Lab, *Netns) {
 	t.Helper()
+	return testLabWith(t, LabConfig{})
+}
+
+// testLabWith is testLab with cfg's other settings.
+func testLabWith(t *testing.T, cfg LabConfig) (*Lab, *Netns) {
+	t.Helper()
 	host := testNetns(t)
-	lab, err := NewLab(LabConfig{JournalDir: t.TempDir(), Script: t.Name(), Host: host})
+	cfg.JournalDir, cfg.Script, cfg.Host = t.TempDir(), t.Name(), host
+	lab, err := NewLab(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,9 +206,9 @@ func TestLabHostLinkDeletedByIdentity(t *testing.T) {
 	}
 	var ops []string
 	for _, e := range entries {
-		ops = append(ops, e.Op)
-		if e.Op == "link" && (e.NS != host.ID() || e.Ifindex != pair.Primary.Index() || e.Name != "nk0" || e.Kind != "veth") {
-			t.Errorf("journal link entry %+v does not identify nk0 in the host", e)
+		ops = append(ops, e.Op())
+		if k, ok := e.(*LinkRecord); ok && (k.NS != host.ID() || k.Ifindex != pair.Primary.Index() || k.Name != "nk0" || k.Kind != "veth") {
+			t.Errorf("journal link record %+v does not identify nk0 in the host", k)
 		}
 	}
 	if got := strings.Join(ops, ","); got != "netns,link,sysctl,route" {
@@ -250,8 +258,7 @@ func TestSysctlKeys(t *testing.T) {
 }
 
 func TestLabFaultInjection(t *testing.T) {
-	t.Setenv(FaultEnv, "2")
-	lab, host := testLab(t)
+	lab, host := testLabWith(t, LabConfig{Faults: &FaultPlan{At: 2}})
 	if _, err := lab.Netns(uniqueName("nkt-f")); err != nil {
 		t.Fatalf("operation 1 failed: %v", err)
 	}
@@ -280,17 +287,17 @@ func TestCleanupStaleJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := json.NewEncoder(f)
-	// pid 1 with start time 1 is not a live process: init started at 0+.
-	enc.Encode(Entry{Op: "run", PID: 1, StartTime: 1 << 62, Script: "killed.star"})
-	enc.Encode(Entry{Op: "netns", Name: name, Path: NetnsDir + "/" + name, NS: ns.ID()})
+	j := &Journal{path: f.Name(), f: f}
+	// pid 1 with start time 1<<62 is not a live process: init started at 0+.
+	j.write("run", RunHeader{Version: JournalVersion, PID: 1, StartTime: 1 << 62, Script: "killed.star"})
+	j.Append(&NetnsRecord{Name: name, Path: NetnsDir + "/" + name, NS: ns.ID()})
 	// A namespace with the same name but another identity is not touched.
 	other := uniqueName("nkt-o")
 	if out, err := exec.Command("ip", "netns", "add", other).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", other).Run() })
-	enc.Encode(Entry{Op: "netns", Name: other, Path: NetnsDir + "/" + other, NS: NsID{Dev: 1, Ino: 1}})
+	j.Append(&NetnsRecord{Name: other, Path: NetnsDir + "/" + other, NS: NsID{Dev: 1, Ino: 1}})
 	// A run killed after claiming a name and before mounting there leaves
 	// an empty placeholder file: that is removed.
 	claimed := uniqueName("nkt-c")
@@ -298,14 +305,14 @@ func TestCleanupStaleJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Remove(NetnsDir + "/" + claimed) })
-	enc.Encode(Entry{Op: "netns", Name: claimed, Path: NetnsDir + "/" + claimed, NS: NsID{Dev: 2, Ino: 2}})
+	j.Append(&NetnsRecord{Name: claimed, Path: NetnsDir + "/" + claimed, NS: NsID{Dev: 2, Ino: 2}})
 	f.Close()
 
 	runs, err := StaleRuns(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 1 || runs[0].Script != "killed.star" || len(runs[0].Entries) != 3 {
+	if len(runs) != 1 || runs[0].Script != "killed.star" || len(runs[0].Records) != 3 {
 		t.Fatalf("stale runs %+v", runs)
 	}
 	var log strings.Builder
@@ -331,7 +338,7 @@ func TestCleanupStaleJournal(t *testing.T) {
 
 func TestLiveRunIsNotStale(t *testing.T) {
 	lab, _ := testLab(t)
-	runs, err := StaleRuns(lab.journal.path[:strings.LastIndexByte(lab.journal.path, '/')])
+	runs, err := StaleRuns(filepath.Dir(lab.JournalPath()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,16 +390,19 @@ func TestCloseUndoOrder(t *testing.T) {
 			return nil
 		}
 	}
-	lab.push("A", 0, step("A", false))
-	for i := range 40 {
-		lab.pushIndependent(fmt.Sprintf("B%d", i), 0, step(fmt.Sprintf("B%d", i), i == 7))
+	push := func(name string, independent, fail bool) {
+		lab.undo = append(lab.undo, undoStep{rec: &stepRecord{name, step(name, fail)}, independent: independent})
 	}
-	lab.push("C", 0, step("C", false))
+	push("A", false, false)
+	for i := range 40 {
+		push(fmt.Sprintf("B%d", i), true, i == 7)
+	}
+	push("C", false, false)
 	for i := range 3 {
-		lab.pushIndependent(fmt.Sprintf("D%d", i), 0, step(fmt.Sprintf("D%d", i), false))
+		push(fmt.Sprintf("D%d", i), true, false)
 	}
 	err = lab.Close()
-	if err == nil || !strings.Contains(err.Error(), "cleanup B7: boom") {
+	if err == nil || !strings.Contains(err.Error(), "cleanup step B7: boom") {
 		t.Errorf("Close = %v, want the error of B7", err)
 	}
 	group := func(s string) int { return strings.Index("DCBA", s[:1]) }
@@ -405,3 +415,13 @@ func TestCloseUndoOrder(t *testing.T) {
 		}
 	}
 }
+
+// stepRecord is a record whose undo is a test's function.
+type stepRecord struct {
+	name string
+	fn   func() error
+}
+
+func (r *stepRecord) Op() string         { return "step" }
+func (r *stepRecord) String() string     { return r.name }
+func (r *stepRecord) undo(*undoer) error { return r.fn() }

@@ -63,7 +63,7 @@ func TestMapStructs(t *testing.T) {
 	// The kernel holds exactly the bytes: ifindex native-endian, the
 	// address in network order.
 	var raw [8]byte
-	if err := backends.m.Lookup(uint32(2), &raw); err != nil {
+	if err := backends.store.(kernelMap).m.Lookup(uint32(2), &raw); err != nil {
 		t.Fatal(err)
 	}
 	if binary.NativeEndian.Uint32(raw[:4]) != 7 || netip.AddrFrom4([4]byte(raw[4:])) != netip.MustParseAddr("10.0.2.2") {

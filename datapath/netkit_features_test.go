@@ -89,7 +89,7 @@ func TestNetkitDryRunCommand(t *testing.T) {
 		t.Skip("needs ip")
 	}
 	var out strings.Builder
-	dry, err := NewLab(LabConfig{DryRun: &out})
+	dry, err := NewLab(LabConfig{Backend: NewShell(&out, "")})
 	if err != nil {
 		t.Fatal(err)
 	}

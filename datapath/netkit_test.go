@@ -439,7 +439,7 @@ func newLenCounter(t *testing.T) *lenCounter {
 	}
 	id, _ := info.ID()
 	return &lenCounter{
-		Program: &Program{name: "count_next", id: uint32(id), typ: ebpf.SchedCLS, prog: prog},
+		Program: &Program{name: "count_next", id: uint32(id), typ: ebpf.SchedCLS, impl: &kernelProg{prog: prog}},
 		counts:  m,
 	}
 }

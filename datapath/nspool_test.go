@@ -28,7 +28,7 @@ func TestPrefetchTakenOver(t *testing.T) {
 	p := StartPrefetch()
 	defer p.Close()
 	lab, _ := testLab(t) // a lab without one first: NewLab must not touch p
-	if lab.pool != nil {
+	if lab.b.(*kernel).pool != nil {
 		t.Fatal("a lab without Prefetch has a pool before its third namespace")
 	}
 	lab, err := NewLab(LabConfig{JournalDir: t.TempDir(), Script: t.Name(), Host: testNetns(t), Prefetch: p})
@@ -36,10 +36,10 @@ func TestPrefetchTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lab.Close()
-	if p.pool != nil || lab.pool == nil {
+	if p.pool != nil || lab.b.(*kernel).pool == nil {
 		t.Fatal("the lab did not take the prefetch over")
 	}
-	spare := waitSpare(t, lab.pool)
+	spare := waitSpare(t, lab.b.(*kernel).pool)
 	ns, err := lab.Netns(uniqueName("pf"))
 	if err != nil {
 		t.Fatal(err)

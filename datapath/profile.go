@@ -21,42 +21,56 @@ const (
 
 var phaseOrder = []string{PhaseNamespaces, PhaseLinks, PhaseAddresses, PhaseRoutes, PhaseSysctls, PhasePrograms, PhaseChecks, PhaseTeardown}
 
-// Profile sums the wall time a lab spends in each phase.
+// Profile sums the wall time a lab spends in each phase: the time in
+// which at least one operation of the phase was under way, so that
+// operations running at once count once.
 type Profile struct {
-	mu    sync.Mutex
-	start time.Time
-	d     map[string]time.Duration
-	n     map[string]int
-	depth map[string]int
+	mu     sync.Mutex
+	start  time.Time
+	d      map[string]time.Duration
+	n      map[string]int
+	active map[string]int
+	since  map[string]time.Time
 }
 
-// EnableProfile makes the lab time its operations by phase; without it,
-// timing costs nothing.
+func newProfile() *Profile {
+	return &Profile{start: time.Now(), d: map[string]time.Duration{}, n: map[string]int{}, active: map[string]int{}, since: map[string]time.Time{}}
+}
+
+// EnableProfile makes the lab time its backend's operations by phase;
+// call it before the first operation. Without it, timing costs nothing.
 func (l *Lab) EnableProfile() {
-	l.prof = &Profile{start: time.Now(), d: map[string]time.Duration{}, n: map[string]int{}, depth: map[string]int{}}
+	l.prof = newProfile()
+	l.b = WithProfile(l.b, l.prof)
 }
 
-// Timed starts timing an operation of phase; call the result when it is
-// done. Nested operations of the same phase count once.
-func (l *Lab) Timed(phase string) func() {
-	p := l.prof
-	if p == nil {
-		return func() {}
-	}
+// timed starts timing an operation of phase; call the result when it is
+// done.
+func (p *Profile) timed(phase string) func() {
 	p.mu.Lock()
-	p.depth[phase]++
-	outer := p.depth[phase] == 1
+	if p.active[phase] == 0 {
+		p.since[phase] = time.Now()
+	}
+	p.active[phase]++
 	p.mu.Unlock()
-	start := time.Now()
 	return func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.depth[phase]--
-		if outer {
-			p.d[phase] += time.Since(start)
-			p.n[phase]++
+		p.n[phase]++
+		if p.active[phase]--; p.active[phase] == 0 {
+			p.d[phase] += time.Since(p.since[phase])
 		}
 	}
+}
+
+// Timed starts timing work of phase outside the backend (the lab's
+// teardown); call the result when it is done. It costs nothing without a
+// profile.
+func (l *Lab) Timed(phase string) func() {
+	if l.prof == nil {
+		return func() {}
+	}
+	return l.prof.timed(phase)
 }
 
 // WriteProfile writes the lab's profile as a table, with the time not

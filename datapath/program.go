@@ -16,7 +16,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/link"
 
 	"golang.org/x/sys/unix"
 
@@ -59,24 +58,36 @@ type Stats struct {
 	Redirected uint64
 }
 
-// Program is a BPF program loaded into the kernel. Nothing is pinned:
-// closing it, or the process exiting, unloads it once no attachment
-// holds it.
+// Program is a BPF program loaded by a Lab's backend: into the kernel,
+// or as a dry run's stand-in. Nothing is pinned: closing it, or the
+// process exiting, unloads it once no attachment holds it.
 type Program struct {
-	name string
-	id   uint32
-	typ  ebpf.ProgramType
-
-	mu    sync.Mutex
-	coll  *ebpf.Collection
-	prog  *ebpf.Program
-	stats *ebpf.Map // nil if the object has no compatible stats map
+	name  string
+	id    uint32
+	typ   ebpf.ProgramType
 	specs map[string]*ebpf.MapSpec
 
-	// A dry run's stand-in: where bpftool pins it, and its lab.
-	dry bool
-	pin string
-	lab *Lab
+	mu   sync.Mutex
+	impl programImpl
+}
+
+// programImpl is what a Program is in its backend.
+type programImpl interface {
+	// stats reads the program's counters.
+	stats() (Stats, error)
+	// mapStore returns where the entries of the map called name live.
+	mapStore(name string) (mapStore, error)
+	// kernel returns a reference of the caller's own to the loaded
+	// program.
+	kernel() (*ebpf.Program, error)
+	close() error
+}
+
+// kernelProg is a program loaded into the kernel.
+type kernelProg struct {
+	coll     *ebpf.Collection
+	prog     *ebpf.Program
+	statsMap *ebpf.Map // nil if the object has no compatible stats map
 }
 
 // removeMemlock lifts RLIMIT_MEMLOCK, which kernels before 5.11 charge
@@ -143,8 +154,9 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 		}
 		return nil, fmt.Errorf("load program %s: %w", label, err)
 	}
-	p := &Program{name: name, typ: ps.Type, coll: c, prog: c.Programs[fn], specs: coll.Maps}
-	info, err := p.prog.Info()
+	kp := &kernelProg{coll: c, prog: c.Programs[fn]}
+	p := &Program{name: name, typ: ps.Type, specs: coll.Maps, impl: kp}
+	info, err := kp.prog.Info()
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("load program %s: program info: %w", label, err)
@@ -156,7 +168,7 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 	}
 	p.id = uint32(id)
 	if m := c.Maps[bpf.StatsMap]; m != nil && statsCompatible(m) {
-		p.stats = m
+		kp.statsMap = m
 	}
 	return p, nil
 }
@@ -472,32 +484,56 @@ func (p *Program) ID() uint32 { return p.id }
 func (p *Program) Type() string { return p.typ.String() }
 
 // Stats returns the program's counters summed over all CPUs. It returns
-// ErrNoStats if the object has no compatible stats map.
+// ErrNoStats if the object has no compatible stats map; a dry run's
+// counters are zero.
 func (p *Program) Stats() (Stats, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.dry {
-		return Stats{}, nil
+	s, err := p.impl.stats()
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats of program %s: %w", p.name, err)
 	}
-	if p.coll == nil {
-		return Stats{}, fmt.Errorf("stats of program %s: program is closed", p.name)
+	return s, nil
+}
+
+// Close releases the program and its maps. Attachments keep the program
+// in the kernel until they are detached. Close is idempotent.
+func (p *Program) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.impl.close()
+}
+
+// kernelProgram returns a reference of the caller's own to the loaded
+// program: p may be closed while the caller attaches it.
+func (p *Program) kernelProgram() (*ebpf.Program, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.impl.kernel()
+}
+
+var errClosed = errors.New("program is closed")
+
+func (kp *kernelProg) stats() (Stats, error) {
+	if kp.coll == nil {
+		return Stats{}, errClosed
 	}
-	if p.stats == nil {
-		return Stats{}, fmt.Errorf("stats of program %s: %w", p.name, ErrNoStats)
+	if kp.statsMap == nil {
+		return Stats{}, ErrNoStats
 	}
 	var vals [bpf.NumStats]uint64
 	for i := range vals {
 		key := uint32(i)
-		if p.stats.Type() == ebpf.PerCPUArray {
+		if kp.statsMap.Type() == ebpf.PerCPUArray {
 			var percpu []uint64
-			if err := p.stats.Lookup(key, &percpu); err != nil {
-				return Stats{}, fmt.Errorf("stats of program %s: read counter %d: %w", p.name, i, err)
+			if err := kp.statsMap.Lookup(key, &percpu); err != nil {
+				return Stats{}, fmt.Errorf("read counter %d: %w", i, err)
 			}
 			for _, v := range percpu {
 				vals[i] += v
 			}
-		} else if err := p.stats.Lookup(key, &vals[i]); err != nil {
-			return Stats{}, fmt.Errorf("stats of program %s: read counter %d: %w", p.name, i, err)
+		} else if err := kp.statsMap.Lookup(key, &vals[i]); err != nil {
+			return Stats{}, fmt.Errorf("read counter %d: %w", i, err)
 		}
 	}
 	return Stats{
@@ -507,354 +543,29 @@ func (p *Program) Stats() (Stats, error) {
 	}, nil
 }
 
-// Close releases the program and its maps. Attachments keep the program
-// in the kernel until they are detached. Close is idempotent.
-func (p *Program) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.coll == nil {
+func (kp *kernelProg) mapStore(name string) (mapStore, error) {
+	if kp.coll == nil {
+		return nil, errClosed
+	}
+	m := kp.coll.Maps[name]
+	if m == nil {
+		return nil, fmt.Errorf("not loaded")
+	}
+	return kernelMap{m}, nil
+}
+
+func (kp *kernelProg) kernel() (*ebpf.Program, error) {
+	if kp.prog == nil {
+		return nil, errClosed
+	}
+	return kp.prog.Clone()
+}
+
+func (kp *kernelProg) close() error {
+	if kp.coll == nil {
 		return nil
 	}
-	p.coll.Close()
-	p.coll, p.prog, p.stats = nil, nil, nil
-	return nil
-}
-
-// Hook is a place in the datapath a program can be attached to.
-type Hook int
-
-// Hooks. The zero Hook is invalid.
-const (
-	// HookIngress is tcx ingress: packets a device receives.
-	HookIngress Hook = iota + 1
-	// HookEgress is tcx egress: packets a device transmits.
-	HookEgress
-	// HookPrimary is a netkit pair's primary device: packets the primary
-	// transmits, before they reach the peer.
-	HookPrimary
-	// HookPeer is a netkit pair's peer device: packets the peer transmits,
-	// before they reach the primary.
-	HookPeer
-	// HookXDP is XDP: packets a device receives, before the kernel
-	// allocates an skb. One program per device.
-	HookXDP
-)
-
-var hookNames = map[Hook]string{
-	HookIngress: "ingress",
-	HookEgress:  "egress",
-	HookPrimary: "primary",
-	HookPeer:    "peer",
-	HookXDP:     "xdp",
-}
-
-// String returns the hook's name as ParseHook accepts it.
-func (h Hook) String() string {
-	if s, ok := hookNames[h]; ok {
-		return s
-	}
-	return fmt.Sprintf("Hook(%d)", int(h))
-}
-
-// ParseHook parses "ingress", "egress" (tcx), "primary" or "peer" (netkit).
-func ParseHook(s string) (Hook, error) {
-	for h := HookIngress; h <= HookXDP; h++ {
-		if hookNames[h] == s {
-			return h, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown hook %q: valid hooks are \"ingress\", \"egress\" (tcx), \"primary\", \"peer\" (netkit) and \"xdp\"", s)
-}
-
-func (h Hook) attachType() (ebpf.AttachType, bool) {
-	switch h {
-	case HookIngress:
-		return ebpf.AttachTCXIngress, true
-	case HookEgress:
-		return ebpf.AttachTCXEgress, true
-	case HookPrimary:
-		return ebpf.AttachNetkitPrimary, true
-	case HookPeer:
-		return ebpf.AttachNetkitPeer, true
-	case HookXDP:
-		return ebpf.AttachXDP, true
-	}
-	return 0, false
-}
-
-// Attachment is a program attached to a hook through a BPF link. Nothing
-// is pinned: detaching, or the process exiting, removes it.
-type Attachment struct {
-	id      uint32
-	hook    Hook
-	prog    string
-	ifindex int
-
-	mu   sync.Mutex
-	link link.Link
-	dev  *Link // set in dry runs, for Detach
-	dry  *Lab
-	// progID is the attached program's ID; legacy, for a legacy tc
-	// filter, deletes it.
-	progID uint32
-	legacy func() error
-	on     *Link // the device it was attached to
-	gone   bool  // detached
-}
-
-// Device is the link the program was attached to; nil if unknown.
-func (a *Attachment) Device() *Link { return a.on }
-
-// Program is the attached program's name.
-func (a *Attachment) Program() string { return a.prog }
-
-// Detached reports whether Detach was called.
-func (a *Attachment) Detached() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.gone
-}
-
-// AttachProgram attaches p to hook on the device with ifindex in ns. The
-// tcx hooks take any device; the netkit hooks need the ifindex of a netkit
-// pair's primary device. Errors for a kernel without tcx or netkit wrap
-// ErrNotSupported.
-func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOptions) (*Attachment, error) {
-	at, ok := hook.attachType()
-	if !ok {
-		return nil, fmt.Errorf("attach program: invalid hook %s", hook)
-	}
-	p.mu.Lock()
-	prog := p.prog
-	if prog == nil {
-		p.mu.Unlock()
-		return nil, fmt.Errorf("attach program %s: program is closed", p.name)
-	}
-	// Hold a reference of our own: p may be closed while we attach.
-	prog, err := prog.Clone()
-	p.mu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("attach program %s: %w", p.name, err)
-	}
-	defer prog.Close()
-
-	what := fmt.Sprintf("attach %s to %s ifindex %d in netns %s", p.name, hook, ifindex, ns.Name())
-	if err := checkHookType(p, hook); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if ifindex <= 0 {
-		return nil, fmt.Errorf("%s: invalid ifindex", what)
-	}
-	anchor, err := opts.anchor()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if hook == HookXDP && anchor != nil {
-		return nil, fmt.Errorf("%s: XDP takes one program per device: there is no order to choose", what)
-	}
-
-	if (hook == HookIngress || hook == HookEgress) && errors.Is(HaveTCX(), ErrNotSupported) {
-		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
-	}
-
-	var l link.Link
-	err = ns.Do(func() error {
-		var err error
-		switch hook {
-		case HookIngress, HookEgress:
-			l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
-		case HookXDP:
-			l, err = link.AttachXDP(link.XDPOptions{Interface: ifindex, Program: prog})
-		default:
-			l, err = link.AttachNetkit(link.NetkitOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
-		}
-		return err
-	})
-	if err != nil && anchor != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ERANGE)) {
-		return nil, fmt.Errorf("%s: %s is not attached to that hook; see chain() for what is: %w", what, opts.describe(), err)
-	}
-	if err != nil {
-		return nil, attachError(what, hook, err)
-	}
-	info, err := l.Info()
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("%s: link info: %w", what, err)
-	}
-	return &Attachment{progID: p.id, id: uint32(info.ID), hook: hook, prog: p.name, ifindex: ifindex, link: l}, nil
-}
-
-// checkHookType says which program types a hook takes.
-func checkHookType(p *Program, hook Hook) error {
-	switch {
-	case hook == HookXDP && p.typ != ebpf.XDP:
-		return fmt.Errorf("program %s has type %s; the xdp hook takes XDP programs (SEC(\"xdp\"), e.g. the bundled xdp_pass, xdp_drop_port)", p.name, p.typ)
-	case hook != HookXDP && p.typ != ebpf.SchedCLS:
-		return fmt.Errorf("program %s has type %s; %s hooks take SchedCLS programs (SEC(\"tc\")); attach XDP programs to \"xdp\"", p.name, p.typ, hookFamily(hook))
-	}
-	return nil
-}
-
-// AttachOptions place a program among the others on a tcx or netkit
-// hook. At most one field may be set; none appends, as Last does.
-type AttachOptions struct {
-	// First puts the program before every other.
-	First bool
-	// Last puts it after every other.
-	Last bool
-	// Before and After put it right before or after an attached
-	// program (any attachment of it) or attachment.
-	BeforeProgram, AfterProgram       *Program
-	BeforeAttachment, AfterAttachment *Attachment
-}
-
-func (o AttachOptions) count() int {
-	n := 0
-	for _, set := range []bool{o.First, o.Last, o.BeforeProgram != nil, o.AfterProgram != nil, o.BeforeAttachment != nil, o.AfterAttachment != nil} {
-		if set {
-			n++
-		}
-	}
-	return n
-}
-
-func (o AttachOptions) describe() string {
-	switch {
-	case o.BeforeProgram != nil:
-		return "program " + o.BeforeProgram.name
-	case o.AfterProgram != nil:
-		return "program " + o.AfterProgram.name
-	case o.BeforeAttachment != nil:
-		return "the attachment of " + o.BeforeAttachment.prog
-	case o.AfterAttachment != nil:
-		return "the attachment of " + o.AfterAttachment.prog
-	}
-	return "the anchor"
-}
-
-func (o AttachOptions) anchor() (link.Anchor, error) {
-	if o.count() > 1 {
-		return nil, errors.New("give at most one of first, last, before and after")
-	}
-	progID := func(p *Program) (ebpf.ProgramID, error) {
-		if p.dry {
-			return 0, nil
-		}
-		return ebpf.ProgramID(p.id), nil
-	}
-	switch {
-	case o.First:
-		return link.Head(), nil
-	case o.Last:
-		return link.Tail(), nil
-	case o.BeforeProgram != nil:
-		id, err := progID(o.BeforeProgram)
-		return link.BeforeProgramByID(id), err
-	case o.AfterProgram != nil:
-		id, err := progID(o.AfterProgram)
-		return link.AfterProgramByID(id), err
-	case o.BeforeAttachment != nil:
-		return link.BeforeLinkByID(link.ID(o.BeforeAttachment.id)), nil
-	case o.AfterAttachment != nil:
-		return link.AfterLinkByID(link.ID(o.AfterAttachment.id)), nil
-	}
-	return nil, nil
-}
-
-// Chain lists the names of the programs on a tcx or netkit hook of a
-// device, in the order they run, whoever attached them.
-func Chain(ns *Netns, ifindex int, hook Hook) ([]string, error) {
-	at, ok := hook.attachType()
-	if !ok || hook == HookXDP {
-		return nil, fmt.Errorf("chain: hook %s has no chain; use a tcx or netkit hook", hook)
-	}
-	var names []string
-	err := ns.Do(func() error {
-		res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: at})
-		if err != nil {
-			return err
-		}
-		for _, ap := range res.Programs {
-			name := fmt.Sprintf("id %d", ap.ID)
-			if prog, err := ebpf.NewProgramFromID(ap.ID); err == nil {
-				if info, err := prog.Info(); err == nil && info.Name != "" {
-					name = info.Name
-				}
-				prog.Close()
-			}
-			names = append(names, name)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, attachError(fmt.Sprintf("chain of %s ifindex %d in netns %s", hook, ifindex, ns.Name()), hook, err)
-	}
-	return names, nil
-}
-
-func hookFamily(h Hook) string {
-	switch h {
-	case HookPrimary, HookPeer:
-		return "netkit"
-	case HookXDP:
-		return "xdp"
-	}
-	return "tcx"
-}
-
-func attachError(what string, hook Hook, err error) error {
-	switch {
-	case errors.Is(err, ebpf.ErrNotSupported):
-		if hookFamily(hook) == "netkit" {
-			return fmt.Errorf("%s: the running kernel %s cannot attach to netkit devices (needs CONFIG_NETKIT, Linux 6.7 or later): %w: %w", what, KernelRelease(), ErrNotSupported, err)
-		}
-		return fmt.Errorf("%s: the running kernel %s has no tcx (needs Linux 6.6 or later): %w: %w", what, KernelRelease(), ErrNotSupported, err)
-	case hookFamily(hook) == "netkit" && errors.Is(err, unix.ENXIO):
-		return fmt.Errorf("%s: the device is not a netkit device; use \"ingress\" or \"egress\" (tcx) on other devices: %w", what, err)
-	case hookFamily(hook) == "netkit" && errors.Is(err, unix.EACCES):
-		return fmt.Errorf("%s: the device is a netkit peer; attach through the pair's primary device: %w", what, err)
-	case errors.Is(err, unix.ENODEV):
-		return fmt.Errorf("%s: no such device in the namespace: %w", what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
-// ID is the BPF link's ID in the kernel.
-func (a *Attachment) ID() uint32 { return a.id }
-
-// Hook is the hook the program is attached to.
-func (a *Attachment) Hook() Hook { return a.hook }
-
-// Detach removes the program from its hook. It is idempotent.
-func (a *Attachment) Detach() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.gone = true
-	if a.legacy != nil {
-		err := a.legacy()
-		a.legacy = nil
-		if err != nil {
-			return fmt.Errorf("detach %s from %s ifindex %d: %w", a.prog, a.hook, a.ifindex, err)
-		}
-		return nil
-	}
-	if a.dev != nil {
-		switch a.hook {
-		case HookIngress, HookEgress:
-			a.dry.Shell("%sbpftool net detach tcx_%s dev %s", inNs(a.dev.ns), a.hook, shq(a.dev.name))
-		case HookXDP:
-			a.dry.Shell("%sbpftool net detach xdp dev %s", inNs(a.dev.ns), shq(a.dev.name))
-		}
-		a.dev = nil
-		return nil
-	}
-	if a.link == nil {
-		return nil
-	}
-	err := a.link.Close()
-	a.link = nil
-	if err != nil {
-		return fmt.Errorf("detach %s from %s ifindex %d: %w", a.prog, a.hook, a.ifindex, err)
-	}
+	kp.coll.Close()
+	kp.coll, kp.prog, kp.statsMap = nil, nil, nil
 	return nil
 }

@@ -92,7 +92,7 @@ func mustLoadFail(tb testing.TB, spec ProgramSpec, want ...string) error {
 // runProg runs p once on pkt with BPF_PROG_TEST_RUN and returns its verdict.
 func runProg(tb testing.TB, p *Program, pkt []byte) uint32 {
 	tb.Helper()
-	ret, err := p.prog.Run(&ebpf.RunOptions{Data: pkt})
+	ret, err := kprog(p).Run(&ebpf.RunOptions{Data: pkt})
 	if err != nil {
 		tb.Fatalf("test run %s: %v", p.Name(), err)
 	}
@@ -256,7 +256,7 @@ func TestProgramPass(t *testing.T) {
 		}
 	}
 	const repeat = 7
-	ret, err := p.prog.Run(&ebpf.RunOptions{Data: pkts[0], Repeat: repeat})
+	ret, err := kprog(p).Run(&ebpf.RunOptions{Data: pkts[0], Repeat: repeat})
 	if err != nil || ret != verdictNext {
 		t.Fatalf("repeated run: verdict %s, %v", verdictString(ret), err)
 	}

@@ -36,27 +36,7 @@ type Server struct {
 // Serve starts a server for proto ("tcp" or "udp") on port, on every
 // address of ns (IPv4 and IPv6), that answers with reply. A TCP client
 // gets the reply and then end of stream; a UDP client gets the reply as
-// one datagram for each datagram it sends. The server is closed with the
-// lab.
-func (l *Lab) Serve(ns *Netns, proto string, port int, reply string) (*Server, error) {
-	if err := l.checkOpenLocked(); err != nil {
-		return nil, err
-	}
-	if l.sh != nil {
-		l.Shell("# serve %s port %d in %s, answering %q (nkscript's own server)", proto, port, ns.name, reply)
-		return &Server{ns: ns, proto: proto, port: port, reply: []byte(reply), stop: make(chan struct{})}, nil
-	}
-	s, err := Serve(ns, proto, port, reply)
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.closers = append(l.closers, s)
-	l.mu.Unlock()
-	return s, nil
-}
-
-// Serve starts a server; see Lab.Serve. The caller closes it.
+// one datagram for each datagram it sends. The caller closes it.
 func Serve(ns *Netns, proto string, port int, reply string) (*Server, error) {
 	if port < 1 || port > 65535 {
 		return nil, fmt.Errorf("serve %s: port %d is not within 1..65535", proto, port)
@@ -225,39 +205,4 @@ func Connect(ctx context.Context, src *Netns, proto string, dst netip.AddrPort, 
 		return ConnectResult{Reason: "closed without a reply"}, nil
 	}
 	return ConnectResult{Reply: string(reply)}, nil
-}
-
-// Loopback returns the loopback device of a namespace the lab created, so
-// that a script can give it addresses (a service's virtual IP). The host's
-// loopback is not handed out: its addresses are not the lab's to change.
-func (l *Lab) Loopback(ns *Netns) (*Link, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.checkOpen(); err != nil {
-		return nil, err
-	}
-	if k, ok := l.lo[ns]; ok {
-		return k, nil
-	}
-	if l.owned[ns.id] != ns {
-		return nil, fmt.Errorf("loopback of namespace %s: only the loopback of a namespace the lab created can be changed; add the address in a lab namespace", ns.Name())
-	}
-	if l.sh != nil {
-		k := &Link{ns: ns, index: 1, name: "lo", loop: true, up: true}
-		if l.lo == nil {
-			l.lo = map[*Netns]*Link{}
-		}
-		l.lo[ns] = k
-		return k, nil
-	}
-	nl, err := ns.nl.LinkByName("lo")
-	if err != nil {
-		return nil, fmt.Errorf("loopback of namespace %s: %w", ns.Name(), err)
-	}
-	k := &Link{ns: ns, index: nl.Attrs().Index, name: "lo", loop: true, up: true}
-	if l.lo == nil {
-		l.lo = map[*Netns]*Link{}
-	}
-	l.lo[ns] = k
-	return k, nil
 }

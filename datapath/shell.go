@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,22 +13,22 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/nkscript/nkscript/bpf"
 )
 
-// A dry-run lab changes nothing: each operation writes the shell commands
-// (ip, sysctl, bpftool) that would do the same to its writer and returns
-// a stand-in object. Running the output with bash builds the same lab and,
-// on exit, removes what it built unless NKSCRIPT_KEEP=1.
-
+// shell is the Backend of --dry-run: it changes nothing and writes the
+// shell commands (ip, sysctl, bpftool) that would build the same lab.
+// Running its output with bash builds the lab and, on exit, removes what
+// it built unless NKSCRIPT_KEEP=1. It hands out the recorder's stand-ins.
 type shell struct {
+	*recorder
 	w       io.Writer
-	mu      sync.Mutex
-	ifindex int
-	nsIno   uint64
+	wmu     sync.Mutex
 	objects int
+	ns      map[NsID]*Netns
+	routes  map[string]string // route arguments by RouteSpec.String, for undo
 }
 
 const shellHeader = `#!/bin/bash
@@ -49,50 +50,23 @@ undo rm -rf "$NK_TMP"
 NK_PIN=/sys/fs/bpf/nkscript-dry-$$
 `
 
-// DryRun reports whether the lab only writes shell commands.
-func (l *Lab) DryRun() bool { return l.sh != nil }
-
-// Shell writes a line to a dry-run lab's output: a command, or a comment
-// when it starts with "#". It does nothing for a lab that is not dry.
-func (l *Lab) Shell(format string, args ...any) {
-	if l.sh == nil {
-		return
+// NewShell returns the --dry-run backend, which writes the commands for
+// the lab of script to w.
+func NewShell(w io.Writer, script string) Backend {
+	s := &shell{recorder: &recorder{ifindex: 1000}, w: w, ns: map[NsID]*Netns{}, routes: map[string]string{}}
+	desc := "An nkscript lab"
+	if script != "" {
+		desc = "The lab of " + script
 	}
-	l.sh.mu.Lock()
-	defer l.sh.mu.Unlock()
-	fmt.Fprintf(l.sh.w, format+"\n", args...)
+	fmt.Fprintf(w, shellHeader, desc)
+	return s
 }
 
-// Comment writes text as shell comment lines to a dry-run lab's output.
-func (l *Lab) Comment(text string) {
-	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		l.Shell("# %s", line)
-	}
-}
-
-func newDryLab(cfg LabConfig) (*Lab, error) {
-	host, err := HostNetns()
-	if err != nil {
-		return nil, err
-	}
-	sh := &shell{w: cfg.DryRun, ifindex: 1000}
-	fmt.Fprintf(sh.w, shellHeader, describeScript(cfg.Script))
-	return &Lab{
-		host:    host,
-		ownHost: true,
-		owned:   map[NsID]*Netns{},
-		byName:  map[string]*Netns{},
-		pendUp:  map[*Link]linkWait{},
-		prefix:  cfg.Prefix,
-		sh:      sh,
-	}, nil
-}
-
-func describeScript(s string) string {
-	if s == "" {
-		return "An nkscript lab"
-	}
-	return "The lab of " + s
+// line writes one line: a command, or a comment when it starts with "#".
+func (s *shell) line(format string, args ...any) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	fmt.Fprintf(s.w, format+"\n", args...)
 }
 
 // shq quotes s for the shell when it needs it.
@@ -120,26 +94,20 @@ func inNs(ns *Netns) string {
 	return "nsenter --net=/run/netns/" + shq(ns.name) + " "
 }
 
-func (l *Lab) dryNetns(name string) *Netns {
-	l.sh.mu.Lock()
-	l.sh.nsIno++
-	ino := l.sh.nsIno
-	l.sh.mu.Unlock()
-	ns := &Netns{name: name, path: NetnsDir + "/" + name, id: NsID{Dev: 0, Ino: ino}}
-	l.Shell("ip netns add %s", shq(name))
-	l.Shell("undo ip netns del %s", shq(name))
-	l.Shell("ip -n %s link set lo up", shq(name))
-	return ns
+func (s *shell) CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
+	s.line("ip netns add %s", shq(name))
+	ns, err := s.recorder.CreateNetns(name, record)
+	if err != nil {
+		return nil, err
+	}
+	s.wmu.Lock()
+	s.ns[ns.id] = ns
+	s.wmu.Unlock()
+	s.line("ip -n %s link set lo up", shq(name))
+	return ns, nil
 }
 
-func (l *Lab) dryIndex() int {
-	l.sh.mu.Lock()
-	defer l.sh.mu.Unlock()
-	l.sh.ifindex++
-	return l.sh.ifindex
-}
-
-func (l *Lab) dryPair(o PairOptions, pair *Pair) {
+func (s *shell) CreatePair(o PairOptions) (int, int, error) {
 	cmd := fmt.Sprintf("%s link add %s", ipn(o.PrimaryNs), shq(o.Primary))
 	if o.MTU != 0 {
 		cmd += fmt.Sprintf(" mtu %d", o.MTU)
@@ -155,56 +123,82 @@ func (l *Lab) dryPair(o PairOptions, pair *Pair) {
 			peer += " netns " + shq(o.PeerNs.name)
 		}
 	}
-	switch o.Kind {
-	case Netkit:
-		policy := func(p string) string {
-			if p == "drop" || p == "blackhole" {
-				return "blackhole"
-			}
-			return "forward"
-		}
-		if o.TxQueues != 0 {
-			cmd += fmt.Sprintf(" numtxqueues %d", o.TxQueues)
-		}
-		if o.RxQueues != 0 {
-			cmd += fmt.Sprintf(" numrxqueues %d", o.RxQueues)
-		}
-		room := ""
-		if o.Headroom != 0 {
-			room += fmt.Sprintf(" headroom %d", o.Headroom)
-		}
-		if o.Tailroom != 0 {
-			room += fmt.Sprintf(" tailroom %d", o.Tailroom)
-		}
-		scrub := func(s string) string {
-			if s == "" {
-				return ""
-			}
-			return " scrub " + s
-		}
-		if o.PeerMTU != 0 {
-			peer = strings.Replace(peer, fmt.Sprintf(" mtu %d", o.MTU), "", 1) + fmt.Sprintf(" mtu %d", o.PeerMTU)
-		}
-		cmd += fmt.Sprintf(" type netkit mode %s %s%s%s peer %s%s %s", pair.Mode, policy(o.Policy), scrub(o.Scrub), room, policy(o.PeerPolicy), scrub(o.PeerScrub), peer)
-	default:
+	if o.Kind == Netkit {
+		cmd += netkitWords(o, peer)
+	} else {
 		cmd += " type veth peer " + peer
 	}
-	l.Shell("%s", cmd)
-	for _, k := range []struct {
-		name string
-		ns   *Netns
-	}{{o.Primary, o.PrimaryNs}, {o.Peer, o.PeerNs}} {
-		if l.owned[k.ns.id] != k.ns {
-			l.Shell("undo %s link del %s", ipn(k.ns), shq(k.name))
-			break
-		}
-	}
-	pair.Primary = &Link{ns: o.PrimaryNs, index: l.dryIndex(), name: o.Primary, pair: pair, prim: true}
-	pair.Peer = &Link{ns: o.PeerNs, index: l.dryIndex(), name: o.Peer, pair: pair}
-	l.links = append(l.links, pair.Primary, pair.Peer)
+	s.line("%s", cmd)
+	return s.recorder.CreatePair(o)
 }
 
-func (l *Lab) dryRoute(ns *Netns, r RouteSpec) {
+// netkitWords is the rest of `ip link add` for a netkit pair.
+func netkitWords(o PairOptions, peer string) string {
+	policy := func(p string) string {
+		if p == "drop" || p == "blackhole" {
+			return "blackhole"
+		}
+		return "forward"
+	}
+	scrub := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return " scrub " + s
+	}
+	var cmd, room string
+	if o.TxQueues != 0 {
+		cmd += fmt.Sprintf(" numtxqueues %d", o.TxQueues)
+	}
+	if o.RxQueues != 0 {
+		cmd += fmt.Sprintf(" numrxqueues %d", o.RxQueues)
+	}
+	if o.Headroom != 0 {
+		room += fmt.Sprintf(" headroom %d", o.Headroom)
+	}
+	if o.Tailroom != 0 {
+		room += fmt.Sprintf(" tailroom %d", o.Tailroom)
+	}
+	if o.PeerMTU != 0 {
+		peer = strings.Replace(peer, fmt.Sprintf(" mtu %d", o.MTU), "", 1) + fmt.Sprintf(" mtu %d", o.PeerMTU)
+	}
+	return cmd + fmt.Sprintf(" type netkit mode %s %s%s%s peer %s%s %s", netkitModeName(o.Mode), policy(o.Policy), scrub(o.Scrub), room, policy(o.PeerPolicy), scrub(o.PeerScrub), peer)
+}
+
+func (s *shell) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
+	cmd := fmt.Sprintf("%s link add %s", ipn(ns), shq(name))
+	if mtu != 0 {
+		cmd += fmt.Sprintf(" mtu %d", mtu)
+	}
+	s.line("%s type bridge", cmd)
+	return s.recorder.CreateBridge(ns, name, mtu)
+}
+
+func (s *shell) AddAddr(k *Link, p netip.Prefix) error {
+	nodad := ""
+	if p.Addr().Is6() {
+		nodad = " nodad"
+	}
+	s.line("%s addr add %s dev %s%s", ipn(k.ns), p, shq(k.name), nodad)
+	return nil
+}
+
+func (s *shell) SetUp(k *Link, up bool) error {
+	s.line("%s link set %s %s", ipn(k.ns), shq(k.name), upDown(up))
+	return nil
+}
+
+func (s *shell) SetMaster(k, br *Link) error {
+	s.line("%s link set %s %s", ipn(k.ns), shq(k.name), masterWords(br))
+	return nil
+}
+
+func (s *shell) SetMTU(k *Link, mtu int) error {
+	s.line("%s link set %s mtu %d", ipn(k.ns), shq(k.name), mtu)
+	return nil
+}
+
+func (s *shell) AddRoute(ns *Netns, r RouteSpec) error {
 	args := r.Dst.String()
 	if r.Dst.Bits() == 0 {
 		args = "default"
@@ -221,72 +215,72 @@ func (l *Lab) dryRoute(ns *Netns, r RouteSpec) {
 	if r.Table != 0 {
 		args += fmt.Sprintf(" table %d", r.Table)
 	}
-	l.Shell("%s route add %s", ipn(ns), args)
-	if !l.Owns(ns) {
-		l.Shell("undo %s route del %s", ipn(ns), args)
-	}
+	s.line("%s route add %s", ipn(ns), args)
+	s.wmu.Lock()
+	s.routes[r.String()] = args
+	s.wmu.Unlock()
+	return nil
 }
 
-func (l *Lab) drySysctl(ns *Netns, key, value string) {
-	if ns.host {
-		if old, err := ReadSysctl(ns, key); err == nil && old != value {
-			l.Shell("undo sysctl -qw %s", shq(key+"="+old))
-		}
-	}
-	l.Shell("%ssysctl -qw %s", inNs(ns), shq(key+"="+value))
+func (s *shell) WriteSysctl(ns *Netns, key, _, value string) error {
+	s.line("%ssysctl -qw %s", inNs(ns), shq(key+"="+value))
+	return nil
 }
 
-// dryProgram writes the program's object, with its constants set, as a
-// here-document, and loads it with bpftool, pinning its programs and
-// maps under $NK_PIN.
-func (l *Lab) dryProgram(spec ProgramSpec) (*Program, error) {
-	var obj []byte
-	var err error
-	fn := ""
-	name := spec.Name
-	if spec.Name != "" {
-		if obj, err = bpf.Object(spec.Name); err != nil {
-			return nil, fmt.Errorf("load program: %w", err)
-		}
-		fn, _ = bpf.Function(spec.Name)
-	} else {
-		if obj, err = os.ReadFile(spec.Path); err != nil {
-			return nil, fmt.Errorf("load program %s: %w", spec.Path, err)
-		}
-	}
-	coll, selected, err := programCollection(spec)
+// LoadProgram writes the program's object, with its constants set, as a
+// here-document, and loads it with bpftool, pinning its programs and maps
+// under $NK_PIN.
+func (s *shell) LoadProgram(spec ProgramSpec) (*Program, error) {
+	p, err := s.recorder.LoadProgram(spec)
 	if err != nil {
 		return nil, err
 	}
-	if fn == "" {
-		fn, name = selected, selected
+	obj, fn, err := shellObject(spec, p.name)
+	if err != nil {
+		return nil, err
 	}
-	if obj, err = patchConsts(obj, spec); err != nil {
-		return nil, fmt.Errorf("load program %s: %w", name, err)
-	}
-	l.sh.mu.Lock()
-	l.sh.objects++
-	n := l.sh.objects
-	l.sh.mu.Unlock()
+	s.wmu.Lock()
+	s.objects++
+	n := s.objects
+	s.wmu.Unlock()
 	dir := fmt.Sprintf("$NK_PIN/%d", n)
-	l.Shell("# program %s (%d bytes of ELF)", name, len(obj))
-	l.Shell("base64 -d > \"$NK_TMP/%d.o\" <<'EOF'", n)
+	s.line("# program %s (%d bytes of ELF)", p.name, len(obj))
+	s.line("base64 -d > \"$NK_TMP/%d.o\" <<'EOF'", n)
 	enc := base64.StdEncoding.EncodeToString(obj)
 	for len(enc) > 76 {
-		l.Shell("%s", enc[:76])
+		s.line("%s", enc[:76])
 		enc = enc[76:]
 	}
-	l.Shell("%s\nEOF", enc)
+	s.line("%s\nEOF", enc)
 	if n == 1 {
-		l.Shell("mountpoint -q /sys/fs/bpf || { mount -t bpf bpf /sys/fs/bpf; undo umount /sys/fs/bpf; }")
-		l.Shell("mkdir -p \"$NK_PIN\"")
-		l.Shell("undo rm -rf \"$NK_PIN\"")
+		s.line("mountpoint -q /sys/fs/bpf || { mount -t bpf bpf /sys/fs/bpf; undo umount /sys/fs/bpf; }")
+		s.line("mkdir -p \"$NK_PIN\"")
+		s.line("undo rm -rf \"$NK_PIN\"")
 	}
-	l.Shell("mkdir -p %s/maps", dir)
-	l.Shell("bpftool prog loadall \"$NK_TMP/%d.o\" %s pinmaps %s/maps", n, dir, dir)
-	p := &Program{name: name, typ: ebpf.SchedCLS, dry: true, pin: dir + "/" + fn, specs: coll.Maps, lab: l}
-	l.progs = append(l.progs, p)
+	s.line("mkdir -p %s/maps", dir)
+	s.line("bpftool prog loadall \"$NK_TMP/%d.o\" %s pinmaps %s/maps", n, dir, dir)
+	p.impl = &shellProg{sh: s, pin: dir + "/" + fn}
 	return p, nil
+}
+
+// shellObject returns the ELF object of spec with its constants set, and
+// the name bpftool pins the program under.
+func shellObject(spec ProgramSpec, name string) ([]byte, string, error) {
+	var obj []byte
+	var err error
+	fn := name
+	if spec.Name != "" {
+		if obj, err = bpf.Object(spec.Name); err != nil {
+			return nil, "", fmt.Errorf("load program: %w", err)
+		}
+		fn, _ = bpf.Function(spec.Name)
+	} else if obj, err = os.ReadFile(spec.Path); err != nil {
+		return nil, "", fmt.Errorf("load program %s: %w", spec.Path, err)
+	}
+	if obj, err = patchConsts(obj, spec); err != nil {
+		return nil, "", fmt.Errorf("load program %s: %w", name, err)
+	}
+	return obj, fn, nil
 }
 
 // patchConsts writes the spec's constants into the object's .rodata, so
@@ -321,44 +315,190 @@ func patchConsts(obj []byte, spec ProgramSpec) ([]byte, error) {
 		if !isInt && !isAddr {
 			continue
 		}
-		val := v.Value
-		for _, s := range syms {
-			if s.Name != name || int(s.Section) >= len(f.Sections) {
+		for _, sym := range syms {
+			if sym.Name != name || int(sym.Section) >= len(f.Sections) {
 				continue
 			}
-			sec := f.Sections[s.Section]
-			off := sec.Offset + s.Value
-			if sec.Type == elf.SHT_NOBITS || off+uint64(len(val)) > uint64(len(out)) {
+			sec := f.Sections[sym.Section]
+			off := sec.Offset + sym.Value
+			if sec.Type == elf.SHT_NOBITS || off+uint64(len(v.Value)) > uint64(len(out)) {
 				return nil, fmt.Errorf("constant %q is not stored in the object", name)
 			}
-			copy(out[off:], val)
+			copy(out[off:], v.Value)
 		}
 	}
 	return out, nil
 }
 
-func (l *Lab) dryAttach(p *Program, target *Link, hook Hook) *Attachment {
-	a := &Attachment{hook: hook, prog: p.name, ifindex: target.index, dev: target, dry: l, on: target}
+func (s *shell) Attach(p *Program, target *Link, hook Hook, opts AttachOptions) (*Attachment, error) {
+	a, err := s.recorder.Attach(p, target, hook, opts)
+	if err != nil {
+		return nil, err
+	}
+	pin := p.impl.(*shellProg).pin
 	switch hook {
 	case HookXDP:
-		l.Shell("%sbpftool net attach xdp pinned %s dev %s", inNs(target.ns), p.pin, shq(target.name))
+		s.line("%sbpftool net attach xdp pinned %s dev %s", inNs(target.ns), pin, shq(target.name))
 	case HookIngress, HookEgress:
-		l.Shell("%sbpftool net attach tcx_%s pinned %s dev %s", inNs(target.ns), hook, p.pin, shq(target.name))
+		s.line("%sbpftool net attach tcx_%s pinned %s dev %s", inNs(target.ns), hook, pin, shq(target.name))
 	default:
-		l.Shell("# attach %s to netkit %s of %s: bpftool (7.5) cannot attach netkit programs;", p.name, hook, target.name)
-		l.Shell("# a loader must: link.AttachNetkit(ifindex of %s, %s, ebpf.AttachNetkit%s)", target.name, p.pin, strings.ToUpper(hook.String()[:1])+hook.String()[1:])
+		s.line("# attach %s to netkit %s of %s: bpftool (7.5) cannot attach netkit programs;", p.name, hook, target.name)
+		s.line("# a loader must: link.AttachNetkit(ifindex of %s, %s, ebpf.AttachNetkit%s)", target.name, pin, strings.ToUpper(hook.String()[:1])+hook.String()[1:])
 	}
-	l.attached = append(l.attached, a)
-	return a
+	a.mech = &shellAttach{sh: s, dev: target, hook: hook}
+	return a, nil
 }
 
-// dryMapUpdate writes m[k] = v as a bpftool map update.
-func (m *Map) dryUpdate(kb, vb []byte) {
-	m.lab.Shell("bpftool map update pinned %s key hex %s value hex %s", m.pin, hexBytes(kb), hexBytes(vb))
+func (s *shell) Ping(ctx context.Context, src *Netns, dst netip.Addr, opts PingOptions) (PingResult, error) {
+	opt := ""
+	if opts.TTL != 0 && opts.TTL != 64 {
+		opt = fmt.Sprintf(" -t %d", opts.TTL)
+	}
+	s.line("%sping -c %d -W 1%s %s >/dev/null 2>&1 || echo \"ping %s from %s failed (or ping is not installed)\" >&2", inNs(src), opts.Count, opt, dst, dst, src.name)
+	return s.recorder.Ping(ctx, src, dst, opts)
 }
 
-func (m *Map) dryDelete(kb []byte) {
-	m.lab.Shell("bpftool map delete pinned %s key hex %s", m.pin, hexBytes(kb))
+// Probe writes what an expectation would check: ICMP as ping, TCP and
+// UDP, which need a listener, as a comment.
+func (s *shell) Probe(ctx context.Context, o ProbeOptions, pass bool) (ProbeResult, error) {
+	switch {
+	case o.Proto == "icmp" && pass:
+		s.line("%sping -c 1 -W 1 %s >/dev/null 2>&1 || echo \"expected icmp %s -> %s to pass (is ping installed?)\" >&2", inNs(o.Src), o.Dst, o.Src.name, o.Dst)
+	case o.Proto == "icmp":
+		s.line("! %sping -c 1 -W 1 %s >/dev/null 2>&1 || echo \"expected icmp %s -> %s to be dropped\" >&2", inNs(o.Src), o.Dst, o.Src.name, o.Dst)
+	default:
+		verdict := "pass"
+		if !pass {
+			verdict = "be dropped"
+		}
+		s.line("# expect %s %s -> %s:%d to %s (nkscript checks it with its own listener)", o.Proto, o.Src.name, o.Dst, o.Port, verdict)
+	}
+	return s.recorder.Probe(ctx, o, pass)
+}
+
+func (s *shell) Connect(ctx context.Context, src *Netns, proto string, dst netip.AddrPort, timeout time.Duration) (ConnectResult, error) {
+	s.line("# connect %s %s -> %s (nkscript's own client)", proto, src.name, dst)
+	return s.recorder.Connect(ctx, src, proto, dst, timeout)
+}
+
+func (s *shell) Serve(ns *Netns, proto string, port int, reply string) (*Server, error) {
+	s.line("# serve %s port %d in %s, answering %q (nkscript's own server)", proto, port, ns.name, reply)
+	return s.recorder.Serve(ns, proto, port, reply)
+}
+
+// Exec writes the command, run in ns.
+func (s *shell) Exec(ctx context.Context, ns *Netns, argv []string) (string, error) {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = shq(a)
+	}
+	prefix := ""
+	if !ns.host {
+		prefix = "ip netns exec " + shq(ns.name) + " "
+	}
+	s.line("%s%s", prefix, strings.Join(q, " "))
+	return s.recorder.Exec(ctx, ns, argv)
+}
+
+func (s *shell) Capture(k *Link) (*Capture, error) {
+	s.line("# capture on %s in %s (tcpdump -i %s)", k.name, k.ns.name, k.name)
+	return s.recorder.Capture(k)
+}
+
+func (s *shell) Trace(record func(Record) error) (*Tracer, error) {
+	s.line("# trace: bpf_printk lines: cat %s/trace_pipe", TraceFSDir)
+	return s.recorder.Trace(record)
+}
+
+// Note writes text as comment lines.
+func (s *shell) Note(text string) {
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		s.line("# %s", line)
+	}
+}
+
+// Pause notes what the script says where it would stop.
+func (s *shell) Pause(says string) bool {
+	s.Note(says)
+	return false
+}
+
+// Check notes the script's check and goes on: the checks of a dry run
+// see made-up results.
+func (s *shell) Check(pos, msg string) error {
+	s.Note(fmt.Sprintf("the script checks here (%s): fail(%q) unless it holds", pos, msg))
+	return nil
+}
+
+// Journal returns the shell itself: it writes each record's undo as an
+// `undo` command, which bash runs on exit.
+func (s *shell) Journal(dir, script string, host NsID) (journal, error) {
+	s.recorder.Journal(dir, script, host)
+	return s, nil
+}
+
+// Append writes the undo command of r.
+func (s *shell) Append(r Record) (int, error) {
+	switch r := r.(type) {
+	case *NetnsRecord:
+		s.line("undo ip netns del %s", shq(r.Name))
+	case *LinkRecord:
+		s.line("undo %s link del %s", s.ipnOf(r.NS), shq(r.Name))
+	case *RouteRecord:
+		s.wmu.Lock()
+		args := s.routes[r.Route]
+		s.wmu.Unlock()
+		s.line("undo %s route del %s", s.ipnOf(r.NS), args)
+	case *SysctlRecord:
+		s.line("undo sysctl -qw %s", shq(r.Key+"="+r.Old))
+	}
+	return 0, nil
+}
+
+func (s *shell) ipnOf(id NsID) string {
+	s.wmu.Lock()
+	ns := s.ns[id]
+	s.wmu.Unlock()
+	if ns == nil {
+		return "ip"
+	}
+	return ipn(ns)
+}
+
+func (s *shell) Undone(int) error { return nil }
+func (s *shell) Path() string     { return "" }
+func (s *shell) Remove() error    { return nil }
+
+// shellProg is a program bpftool loads and pins at pin.
+type shellProg struct {
+	standIn
+	sh  *shell
+	pin string
+}
+
+func (p *shellProg) mapStore(name string) (mapStore, error) {
+	return &shellMap{sh: p.sh, pin: p.pin[:strings.LastIndexByte(p.pin, '/')] + "/maps/" + name}, nil
+}
+
+// shellMap writes map updates as bpftool commands on its pin.
+type shellMap struct {
+	standIn
+	sh  *shell
+	pin string
+}
+
+func (sm *shellMap) put(m *Map, _ any, kb []byte, v any) error {
+	vb, err := m.valueBytes(v)
+	if err != nil {
+		return err
+	}
+	sm.sh.line("bpftool map update pinned %s key hex %s value hex %s", sm.pin, hexBytes(kb), hexBytes(vb))
+	return nil
+}
+
+func (sm *shellMap) delete(_ *Map, _ any, kb []byte) (bool, error) {
+	sm.sh.line("bpftool map delete pinned %s key hex %s", sm.pin, hexBytes(kb))
+	return true, nil
 }
 
 func hexBytes(b []byte) string {
@@ -369,75 +509,22 @@ func hexBytes(b []byte) string {
 	return strings.Join(parts, " ")
 }
 
-// DryPing writes what ping() would check.
-func (l *Lab) DryPing(src *Netns, dst netip.Addr, count, ttl int) {
-	opt := ""
-	if ttl != 0 && ttl != 64 {
-		opt = fmt.Sprintf(" -t %d", ttl)
-	}
-	l.Shell("%sping -c %d -W 1%s %s >/dev/null 2>&1 || echo \"ping %s from %s failed (or ping is not installed)\" >&2", inNs(src), count, opt, dst, dst, src.name)
+// shellAttach is a program bpftool attached; detaching writes the
+// command. At the end of the script bash's undo removes it with its
+// namespace.
+type shellAttach struct {
+	standIn
+	sh   *shell
+	dev  *Link
+	hook Hook
 }
 
-// DryExpect writes what an expectation would check: ICMP as ping, TCP
-// and UDP, which need a listener, as a comment.
-func (l *Lab) DryExpect(proto string, src *Netns, dst netip.Addr, port int, pass bool) {
-	verdict := "pass"
-	if !pass {
-		verdict = "be dropped"
+func (a *shellAttach) detach() error {
+	switch a.hook {
+	case HookIngress, HookEgress:
+		a.sh.line("%sbpftool net detach tcx_%s dev %s", inNs(a.dev.ns), a.hook, shq(a.dev.name))
+	case HookXDP:
+		a.sh.line("%sbpftool net detach xdp dev %s", inNs(a.dev.ns), shq(a.dev.name))
 	}
-	if proto == "icmp" {
-		if pass {
-			l.Shell("%sping -c 1 -W 1 %s >/dev/null 2>&1 || echo \"expected icmp %s -> %s to pass (is ping installed?)\" >&2", inNs(src), dst, src.name, dst)
-		} else {
-			l.Shell("! %sping -c 1 -W 1 %s >/dev/null 2>&1 || echo \"expected icmp %s -> %s to be dropped\" >&2", inNs(src), dst, src.name, dst)
-		}
-		return
-	}
-	l.Shell("# expect %s %s -> %s:%d to %s (nkscript checks it with its own listener)", proto, src.name, dst, port, verdict)
-}
-
-// DryExec writes a command run in ns.
-func (l *Lab) DryExec(ns *Netns, argv []string) {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = shq(a)
-	}
-	prefix := ""
-	if !ns.host {
-		prefix = "ip netns exec " + shq(ns.name) + " "
-	}
-	l.Shell("%s%s", prefix, strings.Join(q, " "))
-}
-
-// dryOwning finds the namespace holding addr among the addresses the
-// dry run gave its links.
-func (l *Lab) dryOwning(addr netip.Addr) (*Netns, error) {
-	var found []*Netns
-	links := append(l.Links(), l.loopbacks()...)
-	for _, k := range links {
-		for _, p := range k.Addrs() {
-			if p.Addr() == addr && !slices.Contains(found, k.ns) {
-				found = append(found, k.ns)
-			}
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, fmt.Errorf("no namespace of this lab has the address %s; add it with link.addr()", addr)
-	case 1:
-		return found[0], nil
-	}
-	return nil, fmt.Errorf("address %s is in several namespaces; it must be unique", addr)
-}
-
-func (l *Lab) loopbacks() []*Link {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []*Link
-	for _, ns := range l.nslist {
-		if k, ok := l.lo[ns]; ok {
-			out = append(out, k)
-		}
-	}
-	return out
+	return nil
 }

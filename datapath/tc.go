@@ -121,7 +121,6 @@ func legacyPriority(fs []*netlink.BpfFilter, opts AttachOptions) (uint16, error)
 // attachLegacyTC attaches prog (a clone the caller owns) to a clsact hook
 // as a cls_bpf direct-action filter.
 func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook Hook, opts AttachOptions, what string) (*Attachment, error) {
-	dev := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
 	qdisc := &netlink.GenericQdisc{
 		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
 		QdiscType:  "clsact",
@@ -163,34 +162,53 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 		undoQdisc()
 		return nil, fmt.Errorf("%s: add cls_bpf filter: %w", what, err)
 	}
-	a := &Attachment{id: p.id, progID: p.id, hook: hook, prog: p.name, ifindex: ifindex}
-	a.legacy = func() error {
-		// Delete the filter only if our program is still the one there.
-		fs, err := legacyFilters(ns, ifindex, hook)
-		if err != nil {
-			if isGone(err) {
-				return nil
-			}
+	tf := &tcFilter{ns: ns, ifindex: ifindex, hook: hook, prio: prio, progID: p.id, filter: f, qdisc: qdisc, addedQdisc: addedQdisc}
+	return &Attachment{id: p.id, progID: p.id, hook: hook, prog: p.name, ifindex: ifindex, mech: tf}, nil
+}
+
+// tcFilter is a program attached as a cls_bpf filter on a clsact hook.
+type tcFilter struct {
+	ns         *Netns
+	ifindex    int
+	hook       Hook
+	prio       uint16
+	progID     uint32
+	filter     *netlink.BpfFilter
+	qdisc      *netlink.GenericQdisc
+	addedQdisc bool
+}
+
+func (t *tcFilter) legacy() bool   { return true }
+func (t *tcFilter) release() error { return t.detach() }
+
+// pin has nothing to do: a filter outlives the process that added it.
+func (t *tcFilter) pin(string) (bool, error) { return false, nil }
+
+// detach deletes the filter if the program is still the one there, and
+// the clsact qdisc if it added it and no filter is left on either hook.
+func (t *tcFilter) detach() error {
+	fs, err := legacyFilters(t.ns, t.ifindex, t.hook)
+	if err != nil {
+		if isGone(err) {
+			return nil
+		}
+		return err
+	}
+	i := slices.IndexFunc(fs, func(g *netlink.BpfFilter) bool { return g.Priority == t.prio && uint32(g.Id) == t.progID })
+	if i >= 0 {
+		if err := t.ns.nl.FilterDel(t.filter); err != nil && !isGone(err) {
 			return err
 		}
-		i := slices.IndexFunc(fs, func(g *netlink.BpfFilter) bool { return g.Priority == prio && uint32(g.Id) == p.id })
-		if i >= 0 {
-			if err := ns.nl.FilterDel(f); err != nil && !isGone(err) {
+		fs = slices.Delete(fs, i, i+1)
+	}
+	if t.addedQdisc && len(fs) == 0 {
+		if other, err := legacyFilters(t.ns, t.ifindex, otherTCHook(t.hook)); err == nil && len(other) == 0 {
+			if err := t.ns.nl.QdiscDel(t.qdisc); err != nil && !isGone(err) {
 				return err
 			}
-			fs = slices.Delete(fs, i, i+1)
 		}
-		if addedQdisc && len(fs) == 0 {
-			if other, err := legacyFilters(ns, ifindex, otherTCHook(hook)); err == nil && len(other) == 0 {
-				if err := ns.nl.QdiscDel(qdisc); err != nil && !isGone(err) {
-					return err
-				}
-			}
-		}
-		return nil
 	}
-	_ = dev
-	return a, nil
+	return nil
 }
 
 func otherTCHook(h Hook) Hook {

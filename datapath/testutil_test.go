@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 )
 
@@ -61,3 +62,6 @@ func testVeth(tb testing.TB, a *Netns, aName string, aAddr netip.Prefix, b *Netn
 	}
 	return setup(a, aName, aAddr), setup(b, bName, bAddr)
 }
+
+// kprog is the loaded program behind p, for PROG_TEST_RUN.
+func kprog(p *Program) *ebpf.Program { return p.impl.(*kernelProg).prog }

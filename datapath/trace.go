@@ -24,9 +24,8 @@ const TraceFSDir = "/sys/kernel/tracing"
 // instance's trace_pipe. The kernel does not say which program wrote a
 // line: a tracer sees the lines of every program on the machine.
 type Tracer struct {
-	dir     string
-	pipe    *os.File
-	mounted bool
+	dir  string
+	pipe *os.File
 
 	mu    sync.Mutex
 	lines []string
@@ -35,54 +34,36 @@ type Tracer struct {
 	wg    sync.WaitGroup
 }
 
-// Trace starts the lab's tracer, once; later calls return the same one.
-// Each line is also passed to every function given to Subscribe.
-func (l *Lab) Trace() (*Tracer, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.checkOpen(); err != nil {
-		return nil, err
-	}
-	if l.tracer != nil {
-		return l.tracer, nil
-	}
-	if l.sh != nil {
-		l.Shell("# trace: bpf_printk lines: cat %s/trace_pipe", TraceFSDir)
-		l.tracer = &Tracer{}
-		return l.tracer, nil
-	}
+// startTracer creates the tracing instance nkscript-PID, mounting tracefs
+// first if it is not mounted, and starts reading it. record journals what
+// it creates before it creates it.
+func startTracer(record func(Record) error) (*Tracer, error) {
 	t := &Tracer{dir: filepath.Join(TraceFSDir, "instances", fmt.Sprintf("nkscript-%d", os.Getpid()))}
 	if _, err := os.Stat(filepath.Join(TraceFSDir, "instances")); errors.Is(err, os.ErrNotExist) {
 		if err := unix.Mount("tracefs", TraceFSDir, "tracefs", 0, ""); err != nil {
 			return nil, fmt.Errorf("trace: mount tracefs on %s: %w", TraceFSDir, err)
 		}
-		t.mounted = true
-		seq, err := l.journal.Append(Entry{Op: "tracefs", Path: TraceFSDir})
-		if err != nil {
+		if err := record(&TraceFSRecord{Path: TraceFSDir}); err != nil {
 			unix.Unmount(TraceFSDir, 0)
 			return nil, err
 		}
-		l.push("unmount tracefs", seq, func() error { return unmountIfUnused(TraceFSDir) })
 	}
-	seq, err := l.journal.Append(Entry{Op: "trace", Path: t.dir})
-	if err != nil {
+	if err := record(&TraceRecord{Path: t.dir}); err != nil {
 		return nil, err
 	}
 	if err := os.Mkdir(t.dir, 0o700); err != nil {
-		l.journal.Undone(seq)
 		return nil, fmt.Errorf("trace: create tracing instance: %w", err)
 	}
-	l.push("tracing instance "+t.dir, seq, t.close)
 	if err := os.WriteFile(filepath.Join(t.dir, "events/bpf_trace/bpf_trace_printk/enable"), []byte("1"), 0); err != nil {
 		return nil, fmt.Errorf("trace: enable bpf_trace_printk events (needs CONFIG_BPF_EVENTS): %w", err)
 	}
 	// Non-blocking, so that the runtime poller serves the reads and
 	// Close interrupts one in progress.
+	var err error
 	if t.pipe, err = os.OpenFile(filepath.Join(t.dir, "trace_pipe"), os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
 	t.wg.Go(t.read)
-	l.tracer = t
 	return t, nil
 }
 
@@ -137,19 +118,19 @@ func (t *Tracer) Lines(quiet, max time.Duration) []string {
 	return append([]string(nil), t.lines...)
 }
 
-// close removes the tracing instance; rmdir fails while the pipe is open,
-// so it closes the pipe first.
-func (t *Tracer) close() error {
+// Close stops the tracer: it stops the events and the reader. The
+// instance itself is removed by the undo of its record (rmdir fails while
+// the pipe is open).
+func (t *Tracer) Close() error {
 	if t.dir == "" {
 		return nil
 	}
-	// Stop producing, then unblock the reader.
 	os.WriteFile(filepath.Join(t.dir, "events/bpf_trace/bpf_trace_printk/enable"), []byte("0"), 0)
 	if t.pipe != nil {
 		t.pipe.Close()
 	}
 	t.wg.Wait()
-	return removeTraceInstance(t.dir)
+	return nil
 }
 
 func removeTraceInstance(dir string) error {

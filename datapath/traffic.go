@@ -512,6 +512,9 @@ type ProbeResult struct {
 	// Delivered is true if the message reached the listener and its echo
 	// came back intact.
 	Delivered bool
+	// Assumed is true if nothing was sent: a backend that changes nothing
+	// took the outcome the script expects.
+	Assumed bool
 	// Reason says why the probe was not delivered; empty if it was.
 	Reason string
 }

@@ -209,7 +209,7 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	}
 
 	abs, _ := filepath.Abs(script)
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch,
+	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch, Faults: faultPlan(),
 		Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }})
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: %v\n", err)
@@ -239,7 +239,7 @@ func finish(o *options, lab *datapath.Lab, code int, stderr io.Writer) int {
 	// A second Ctrl-C must not interrupt cleanup.
 	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	defer signal.Reset(os.Interrupt, syscall.SIGTERM)
-	if os.Getenv(datapath.FaultEnv) == "count" {
+	if os.Getenv(faultEnv) == "count" {
 		// Test hook: how many operations a fault sweep has to cover.
 		fmt.Fprintf(stderr, "nkscript: test: %d kernel-changing operations\n", lab.Ops())
 	}

@@ -28,7 +28,7 @@ func dryRun(o *options, script string, scriptArgs []string, stdout, stderr io.Wr
 
 func dryLab(o *options, script string, w io.Writer) (*datapath.Lab, error) {
 	abs, _ := filepath.Abs(script)
-	return datapath.NewLab(datapath.LabConfig{Script: filepath.Base(abs), Prefix: o.prefix, DryRun: w})
+	return datapath.NewLab(datapath.LabConfig{Prefix: o.prefix, Backend: datapath.NewShell(w, filepath.Base(abs))})
 }
 
 // commentWriter turns each line written to it into a shell comment.

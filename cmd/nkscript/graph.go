@@ -55,7 +55,7 @@ func cmdGraph(o *options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nkscript graph: %s: no such script file\n", script)
 		return exitUsage
 	}
-	lab, err := dryLab(o, script, io.Discard)
+	lab, err := datapath.NewLab(datapath.LabConfig{Prefix: o.prefix, Backend: datapath.NewRecorder()})
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript graph: %v\n", err)
 		return exitFail

@@ -186,7 +186,7 @@ var opsLine = regexp.MustCompile(`nkscript: test: (\d+) kernel-changing operatio
 // kernel-changing operations it performs.
 func countOps(t *testing.T, hostNs, journals, script string) int {
 	t.Helper()
-	cmd, stdout, stderr := runIn(t, hostNs, journals, []string{datapath.FaultEnv + "=count"}, script)
+	cmd, stdout, stderr := runIn(t, hostNs, journals, []string{faultEnv + "=count"}, script)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s without faults: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(script), err, stdout, stderr)
 	}
@@ -224,7 +224,7 @@ func TestFaultSweep(t *testing.T) {
 					// builtin's panic must clean up the same way.
 					mode, env = "panic", "panic:"+env
 				}
-				cmd, _, stderr := runIn(t, hostNs, journals, []string{datapath.FaultEnv + "=" + env}, script)
+				cmd, _, stderr := runIn(t, hostNs, journals, []string{faultEnv + "=" + env}, script)
 				err := cmd.Run()
 				var exit *exec.ExitError
 				if !errors.As(err, &exit) || exit.ExitCode() != 1 {

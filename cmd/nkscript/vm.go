@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/nkscript/nkscript/builtins"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/nkscript/nkscript/builtins"
 
 	"github.com/nkscript/nkscript/datapath"
 	"github.com/nkscript/nkscript/vm"

@@ -1,0 +1,154 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// bpfLink is an attachment through a BPF link: the program stays on the
+// hook while the link is open or pinned.
+type bpfLink struct{ l link.Link }
+
+func (b bpfLink) detach() error  { return b.l.Close() }
+func (b bpfLink) release() error { return b.l.Close() }
+func (b bpfLink) legacy() bool   { return false }
+
+func (b bpfLink) pin(path string) (bool, error) { return true, b.l.Pin(path) }
+
+// tcxLink is a program on a device's tcx ingress or egress (Linux 6.6).
+type tcxLink struct{ bpfLink }
+
+// netkitLink is a program on a netkit pair's primary or peer hook.
+type netkitLink struct{ bpfLink }
+
+// xdpLink is an XDP program on a device.
+type xdpLink struct{ bpfLink }
+
+// AttachProgram attaches p to hook on the device with ifindex in ns. The
+// tcx hooks take any device; the netkit hooks need the ifindex of a netkit
+// pair's primary device. On a kernel without tcx, ingress and egress
+// programs become legacy tc filters. Errors for a kernel without tcx or
+// netkit wrap ErrNotSupported.
+func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOptions) (*Attachment, error) {
+	if _, ok := hook.attachType(); !ok {
+		return nil, fmt.Errorf("attach program: invalid hook %s", hook)
+	}
+	prog, err := p.kernelProgram()
+	if err != nil {
+		return nil, fmt.Errorf("attach program %s: %w", p.name, err)
+	}
+	defer prog.Close()
+	what := fmt.Sprintf("attach %s to %s ifindex %d in netns %s", p.name, hook, ifindex, ns.Name())
+	anchor, err := checkAttach(p, ifindex, hook, opts, what)
+	if err != nil {
+		return nil, err
+	}
+	if (hook == HookIngress || hook == HookEgress) && errors.Is(HaveTCX(), ErrNotSupported) {
+		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
+	}
+	at, _ := hook.attachType()
+	var mech mechanism
+	var l link.Link
+	err = ns.Do(func() error {
+		var err error
+		switch hook {
+		case HookIngress, HookEgress:
+			l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
+			mech = tcxLink{bpfLink{l}}
+		case HookXDP:
+			l, err = link.AttachXDP(link.XDPOptions{Interface: ifindex, Program: prog})
+			mech = xdpLink{bpfLink{l}}
+		default:
+			l, err = link.AttachNetkit(link.NetkitOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
+			mech = netkitLink{bpfLink{l}}
+		}
+		return err
+	})
+	if err != nil && anchor != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ERANGE)) {
+		return nil, fmt.Errorf("%s: %s is not attached to that hook; see chain() for what is: %w", what, opts.describe(), err)
+	}
+	if err != nil {
+		return nil, attachError(what, hook, err)
+	}
+	return linkAttachment(p, ifindex, hook, l, mech, what)
+}
+
+// checkAttach checks an attach request and returns its anchor.
+func checkAttach(p *Program, ifindex int, hook Hook, opts AttachOptions, what string) (link.Anchor, error) {
+	if err := checkHookType(p, hook); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if ifindex <= 0 {
+		return nil, fmt.Errorf("%s: invalid ifindex", what)
+	}
+	anchor, err := opts.anchor()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if hook == HookXDP && anchor != nil {
+		return nil, fmt.Errorf("%s: XDP takes one program per device: there is no order to choose", what)
+	}
+	return anchor, nil
+}
+
+// linkAttachment wraps a new BPF link as an Attachment.
+func linkAttachment(p *Program, ifindex int, hook Hook, l link.Link, mech mechanism, what string) (*Attachment, error) {
+	info, err := l.Info()
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("%s: link info: %w", what, err)
+	}
+	return &Attachment{progID: p.id, id: uint32(info.ID), hook: hook, prog: p.name, ifindex: ifindex, mech: mech}, nil
+}
+
+// Chain lists the names of the programs on a tcx or netkit hook of a
+// device, in the order they run, whoever attached them.
+func Chain(ns *Netns, ifindex int, hook Hook) ([]string, error) {
+	at, ok := hook.attachType()
+	if !ok || hook == HookXDP {
+		return nil, fmt.Errorf("chain: hook %s has no chain; use a tcx or netkit hook", hook)
+	}
+	var names []string
+	err := ns.Do(func() error {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: at})
+		if err != nil {
+			return err
+		}
+		for _, ap := range res.Programs {
+			name := fmt.Sprintf("id %d", ap.ID)
+			if prog, err := ebpf.NewProgramFromID(ap.ID); err == nil {
+				if info, err := prog.Info(); err == nil && info.Name != "" {
+					name = info.Name
+				}
+				prog.Close()
+			}
+			names = append(names, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, attachError(fmt.Sprintf("chain of %s ifindex %d in netns %s", hook, ifindex, ns.Name()), hook, err)
+	}
+	return names, nil
+}
+
+func attachError(what string, hook Hook, err error) error {
+	switch {
+	case errors.Is(err, ebpf.ErrNotSupported):
+		if hookFamily(hook) == "netkit" {
+			return fmt.Errorf("%s: the running kernel %s cannot attach to netkit devices (needs CONFIG_NETKIT, Linux 6.7 or later): %w: %w", what, KernelRelease(), ErrNotSupported, err)
+		}
+		return fmt.Errorf("%s: the running kernel %s has no tcx (needs Linux 6.6 or later): %w: %w", what, KernelRelease(), ErrNotSupported, err)
+	case hookFamily(hook) == "netkit" && errors.Is(err, unix.ENXIO):
+		return fmt.Errorf("%s: the device is not a netkit device; use \"ingress\" or \"egress\" (tcx) on other devices: %w", what, err)
+	case hookFamily(hook) == "netkit" && errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%s: the device is a netkit peer; attach through the pair's primary device: %w", what, err)
+	case errors.Is(err, unix.ENODEV):
+		return fmt.Errorf("%s: no such device in the namespace: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

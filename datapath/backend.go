@@ -1,0 +1,102 @@
+package datapath
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Backend makes the changes a Lab decides on. The Lab checks names,
+// applies --prefix, refuses duplicates, journals and keeps the undo list;
+// everything that touches a machine goes through its Backend. There are
+// three: the kernel (netlink, cilium/ebpf), the shell writer of --dry-run,
+// which prints the commands that would do the same, and the recorder, which
+// only hands out stand-in objects (`nkscript graph`). Fault injection and
+// profiling wrap any of them (WithFaults, WithProfile).
+//
+// Objects are validated by the Lab before they reach a Backend; a Backend
+// reports only what the machine said.
+type Backend interface {
+	// CreateNetns creates a namespace mounted under NetnsDir/name, its
+	// loopback up; record is called once the name is claimed, before the
+	// namespace is mounted there (see createNamedNetns).
+	CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error)
+	// CreatePair creates both ends of a pair and returns their ifindexes.
+	CreatePair(o PairOptions) (primary, peer int, err error)
+	// CreateBridge creates a bridge (down, no ports) and returns its ifindex.
+	CreateBridge(ns *Netns, name string, mtu int) (int, error)
+	// Loopback returns the ifindex of ns's loopback device.
+	Loopback(ns *Netns) (int, error)
+	// AddAddr adds p to k.
+	AddAddr(k *Link, p netip.Prefix) error
+	// SetUp sets k administratively up or down.
+	SetUp(k *Link, up bool) error
+	// SetMaster enslaves k to br, or releases it if br is nil.
+	SetMaster(k, br *Link) error
+	// SetMTU sets k's MTU.
+	SetMTU(k *Link, mtu int) error
+	// AddRoute adds a route in ns.
+	AddRoute(ns *Netns, r RouteSpec) error
+	// ReadSysctl reads a network setting of ns.
+	ReadSysctl(ns *Netns, key string) (string, error)
+	// WriteSysctl sets key to value in ns; old is what ReadSysctl said.
+	WriteSysctl(ns *Netns, key, old, value string) error
+	// LoadProgram loads a BPF program.
+	LoadProgram(spec ProgramSpec) (*Program, error)
+	// Attach attaches p to hook on the device target (for netkit hooks,
+	// a pair's primary device).
+	Attach(p *Program, target *Link, hook Hook, opts AttachOptions) (*Attachment, error)
+	// Chain lists the programs on a hook of target, in order.
+	Chain(target *Link, hook Hook, lab []*Attachment) ([]string, error)
+	// Pin keeps attachments alive after the process exits, journaling
+	// each pin with record (--keep).
+	Pin(as []*Attachment, name string, record func(Record) error) error
+	// WaitLinks waits until the links oper are operationally up and the
+	// links nd answer IPv6 neighbour solicitations.
+	WaitLinks(ctx context.Context, ns *Netns, oper, nd []int, timeout time.Duration) error
+	// AddrOwners lists the namespaces among nss that have addr on a
+	// device; links are the lab's devices with the addresses it gave.
+	AddrOwners(addr netip.Addr, nss []*Netns, links []*Link) ([]*Netns, error)
+	// Ping sends echo requests from src to dst.
+	Ping(ctx context.Context, src *Netns, dst netip.Addr, opts PingOptions) (PingResult, error)
+	// Probe checks that traffic of one protocol passes; pass is what the
+	// script expects.
+	Probe(ctx context.Context, o ProbeOptions, pass bool) (ProbeResult, error)
+	// Connect makes one client exchange with a server.
+	Connect(ctx context.Context, src *Netns, proto string, dst netip.AddrPort, timeout time.Duration) (ConnectResult, error)
+	// Serve starts a server in ns.
+	Serve(ns *Netns, proto string, port int, reply string) (*Server, error)
+	// Exec runs argv in ns and returns its standard output.
+	Exec(ctx context.Context, ns *Netns, argv []string) (string, error)
+	// Capture records the packets of k.
+	Capture(k *Link) (*Capture, error)
+	// Trace starts collecting bpf_printk lines, journaling what it
+	// creates with record.
+	Trace(record func(Record) error) (*Tracer, error)
+	// Note tells the reader of the backend's output something about the
+	// run that is not an operation (what the script prints, a pause).
+	Note(text string)
+	// Pause reports whether the run can stop here for the user to look
+	// around; a backend that cannot notes what it says instead.
+	Pause(says string) bool
+	// Check reports a failed check of the script (fail()): an error, or
+	// nil where checks see made-up results and the run goes on.
+	Check(pos, msg string) error
+	// Journal makes the run's journal, or returns a sink that turns
+	// records into undo commands, or nothing.
+	Journal(dir, script string, host NsID) (journal, error)
+	// Undo undoes one record at Close, in the namespace of nss it names.
+	Undo(r Record, nss map[NsID]*Netns) error
+	// Close releases what the backend holds (not what it made).
+	Close() error
+}
+
+// journal is where a Lab's records go: a Journal file, or a backend's own
+// rendering of them.
+type journal interface {
+	Append(r Record) (int, error)
+	Undone(seq int) error
+	Path() string
+	Close() error
+	Remove() error
+}

@@ -1,0 +1,303 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// kernel is the Backend that changes the running kernel, through netlink
+// and cilium/ebpf.
+type kernel struct {
+	pool *nsPool // spare namespaces, from the third netns() on
+	made int     // namespaces created
+}
+
+// NewKernel returns the backend that changes the running kernel. prefetch,
+// if not nil, hands it the namespaces StartPrefetch made; without one it
+// makes spares from the third namespace on (see nsPool).
+func NewKernel(prefetch *Prefetch) Backend {
+	k := &kernel{}
+	if prefetch != nil {
+		k.pool, prefetch.pool = prefetch.pool, nil
+	}
+	return k
+}
+
+func (k *kernel) CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
+	if k.made == 2 && k.pool == nil {
+		k.pool = startNsPool(nsPoolAhead)
+	}
+	ns, err := createNamedNetnsFrom(name, k.pool.take(), record)
+	if err == nil {
+		k.made++
+	}
+	return ns, err
+}
+
+// netkitModeName is the mode a netkit pair is created in.
+func netkitModeName(mode string) string {
+	if mode == "l2" {
+		return "l2"
+	}
+	return "l3"
+}
+
+func parseNetkitPolicy(what, s string) (netlink.NetkitPolicy, error) {
+	switch s {
+	case "", "forward", "pass":
+		return netlink.NETKIT_POLICY_FORWARD, nil
+	case "blackhole", "drop":
+		return netlink.NETKIT_POLICY_BLACKHOLE, nil
+	}
+	return 0, fmt.Errorf("%s %q is not a netkit policy; use \"forward\" or \"blackhole\"", what, s)
+}
+
+// pairDevice builds the netlink request for a pair, checking its options;
+// with probe it also checks that the running kernel has what they need.
+func pairDevice(o PairOptions, probe bool) (netlink.Link, error) {
+	attrs := netlink.LinkAttrs{Name: o.Primary, MTU: o.MTU}
+	switch o.Kind {
+	case Veth:
+		v := &netlink.Veth{LinkAttrs: attrs, PeerName: o.Peer}
+		if o.PeerNs != o.PrimaryNs && probe {
+			v.PeerNamespace = netlink.NsFd(o.PeerNs.Fd())
+		}
+		if o.MTU != 0 {
+			v.PeerMTU = uint32(o.MTU)
+		}
+		return v, nil
+	case Netkit:
+		return netkitDevice(o, attrs, probe)
+	}
+	return nil, fmt.Errorf("unknown pair kind %q", o.Kind)
+}
+
+func netkitDevice(o PairOptions, attrs netlink.LinkAttrs, probe bool) (*netlink.Netkit, error) {
+	nk := &netlink.Netkit{LinkAttrs: attrs, Scrub: netlink.NETKIT_SCRUB_DEFAULT, PeerScrub: netlink.NETKIT_SCRUB_DEFAULT}
+	if err := o.netkitKnobs(nk, probe); err != nil {
+		return nil, err
+	}
+	switch o.Mode {
+	case "", "l3":
+		nk.Mode = netlink.NETKIT_MODE_L3
+	case "l2":
+		nk.Mode = netlink.NETKIT_MODE_L2
+	default:
+		return nil, fmt.Errorf("mode %q is not a netkit mode; use \"l3\" or \"l2\"", o.Mode)
+	}
+	var err error
+	if nk.Policy, err = parseNetkitPolicy("policy", o.Policy); err != nil {
+		return nil, err
+	}
+	if nk.PeerPolicy, err = parseNetkitPolicy("peer_policy", o.PeerPolicy); err != nil {
+		return nil, err
+	}
+	peer := netlink.LinkAttrs{Name: o.Peer, MTU: o.MTU, NumTxQueues: o.TxQueues, NumRxQueues: o.RxQueues}
+	if o.PeerMTU != 0 {
+		peer.MTU = o.PeerMTU
+	}
+	if o.PeerNs != o.PrimaryNs && probe {
+		peer.Namespace = netlink.NsFd(o.PeerNs.Fd())
+	}
+	nk.SetPeerAttrs(&peer)
+	return nk, nil
+}
+
+func (k *kernel) CreatePair(o PairOptions) (int, int, error) {
+	if o.Kind == Netkit {
+		if err := HaveNetkit(); err != nil {
+			return 0, 0, err
+		}
+	}
+	dev, err := pairDevice(o, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := addPairDevice(o, dev); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			// Either name may be the one taken.
+			return 0, 0, exists("create %s pair %s/%s: a link named %q (in %s) or %q (in %s) exists already and is not this run's; pick other names",
+				o.Kind, o.Primary, o.Peer, o.Primary, o.PrimaryNs.name, o.Peer, o.PeerNs.name)
+		}
+		return 0, 0, fmt.Errorf("create %s pair %s/%s: %w", o.Kind, o.Primary, o.Peer, err)
+	}
+	primIdx := dev.Attrs().Index
+	peerDev, err := o.PeerNs.nl.LinkByName(o.Peer)
+	if err == nil && primIdx == 0 {
+		err = fmt.Errorf("no device named %q in %s", o.Primary, o.PrimaryNs.name)
+	}
+	if err != nil {
+		// The pair exists but we cannot name it: remove it by the name we
+		// just created it under, before anyone else can reuse it.
+		if derr := o.PrimaryNs.nl.LinkDel(dev); derr != nil {
+			err = errors.Join(err, fmt.Errorf("remove it: %w", derr))
+		}
+		return 0, 0, fmt.Errorf("create %s pair %s/%s: look up new devices: %w", o.Kind, o.Primary, o.Peer, err)
+	}
+	return primIdx, peerDev.Attrs().Index, nil
+}
+
+// addPairDevice sends the request for a pair; netkit head- and tailroom
+// need a request of nkscript's own (see createNetkit).
+func addPairDevice(o PairOptions, dev netlink.Link) error {
+	nk, ok := dev.(*netlink.Netkit)
+	if !ok || (o.Headroom == 0 && o.Tailroom == 0) {
+		return o.PrimaryNs.nl.LinkAdd(dev)
+	}
+	var peerNs *Netns
+	if o.PeerNs != o.PrimaryNs {
+		peerNs = o.PeerNs
+	}
+	peer := netlink.LinkAttrs{Name: o.Peer, MTU: o.MTU}
+	if o.PeerMTU != 0 {
+		peer.MTU = o.PeerMTU
+	}
+	if err := createNetkit(o.PrimaryNs, nk, peer, peerNs, uint16(o.Headroom), uint16(o.Tailroom)); err != nil {
+		return err
+	}
+	if got, err := o.PrimaryNs.nl.LinkByName(o.Primary); err == nil {
+		nk.Index = got.Attrs().Index
+	}
+	return nil
+}
+
+// deleteLinkByIdentity deletes the link with ifindex in ns if it still has
+// the given name and kind; a link that is gone or was replaced is left.
+func deleteLinkByIdentity(ns *Netns, ifindex int, name, kind string) error {
+	dev, err := ns.nl.LinkByIndex(ifindex)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "no such device") {
+			return nil
+		}
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	if dev.Attrs().Name != name || dev.Type() != kind {
+		return nil
+	}
+	if err := ns.nl.LinkDel(dev); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+func (k *kernel) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
+	dev := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu}}
+	if err := ns.nl.LinkAdd(dev); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return 0, exists("create bridge %s in %s: a link with that name exists already and is not this run's; pick another name", name, ns.name)
+		}
+		return 0, fmt.Errorf("create bridge %s in %s: %w", name, ns.name, err)
+	}
+	got, err := ns.nl.LinkByName(name)
+	if err != nil {
+		ns.nl.LinkDel(dev)
+		return 0, fmt.Errorf("create bridge %s: look it up: %w", name, err)
+	}
+	return got.Attrs().Index, nil
+}
+
+func (k *kernel) Loopback(ns *Netns) (int, error) {
+	lo, err := ns.nl.LinkByName("lo")
+	if err != nil {
+		return 0, err
+	}
+	return lo.Attrs().Index, nil
+}
+
+func (k *kernel) AddAddr(l *Link, p netip.Prefix) error {
+	a := &netlink.Addr{IPNet: prefixToIPNet(p)}
+	if p.Addr().Is6() {
+		// The lab is ready when its links are: skip duplicate address
+		// detection so traffic can start at once.
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if err := l.ns.nl.AddrAdd(l.nlLink(), a); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("address %s is already on %s", p, l.name)
+		}
+		return fmt.Errorf("add address %s to %s: %w", p, l.name, err)
+	}
+	return nil
+}
+
+func (k *kernel) SetUp(l *Link, up bool) error {
+	var err error
+	if up {
+		err = l.ns.nl.LinkSetUp(l.nlLink())
+	} else {
+		err = l.ns.nl.LinkSetDown(l.nlLink())
+	}
+	if err != nil {
+		return fmt.Errorf("set %s %s: %w", l.name, upDown(up), err)
+	}
+	return nil
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// masterWords is how `ip link set` says k's new master.
+func masterWords(br *Link) string {
+	if br == nil {
+		return "nomaster"
+	}
+	return "master " + br.name
+}
+
+func (k *kernel) SetMaster(l, br *Link) error {
+	var err error
+	if br == nil {
+		err = l.ns.nl.LinkSetNoMaster(l.nlLink())
+	} else {
+		err = l.ns.nl.LinkSetMasterByIndex(l.nlLink(), br.index)
+	}
+	if err != nil {
+		return fmt.Errorf("set %s %s: %w", l.name, masterWords(br), err)
+	}
+	return nil
+}
+
+func (k *kernel) SetMTU(l *Link, mtu int) error {
+	if err := l.ns.nl.LinkSetMTU(l.nlLink(), mtu); err != nil {
+		return fmt.Errorf("set %s mtu %d: %w", l.name, mtu, err)
+	}
+	return nil
+}
+
+func (k *kernel) AddRoute(ns *Netns, r RouteSpec) error {
+	if err := ns.nl.RouteAdd(r.netlinkRoute()); err != nil {
+		switch {
+		case errors.Is(err, os.ErrExist):
+			return fmt.Errorf("route %s in %s: a route to %s exists already", r, ns.name, r.Dst)
+		case errors.Is(err, unix.ENETUNREACH):
+			return fmt.Errorf("route %s in %s: gateway %s is not on any connected network there; add an address in its subnet first", r, ns.name, r.Via)
+		}
+		return fmt.Errorf("route %s in %s: %w", r, ns.name, err)
+	}
+	return nil
+}
+
+func (k *kernel) ReadSysctl(ns *Netns, key string) (string, error) { return ReadSysctl(ns, key) }
+
+func (k *kernel) WriteSysctl(ns *Netns, key, old, value string) error {
+	if old == value {
+		return nil
+	}
+	return writeSysctl(ns, key, value)
+}
+
+func (k *kernel) Close() error {
+	k.pool.close()
+	return nil
+}

@@ -1,0 +1,150 @@
+package datapath
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func (k *kernel) LoadProgram(spec ProgramSpec) (*Program, error) { return LoadProgram(spec) }
+
+func (k *kernel) Attach(p *Program, target *Link, hook Hook, opts AttachOptions) (*Attachment, error) {
+	return AttachProgram(p, target.ns, target.index, hook, opts)
+}
+
+func (k *kernel) Chain(target *Link, hook Hook, _ []*Attachment) ([]string, error) {
+	if (hook == HookIngress || hook == HookEgress) && errors.Is(HaveTCX(), ErrNotSupported) {
+		return legacyChain(target.ns, target.index, hook)
+	}
+	return Chain(target.ns, target.index, hook)
+}
+
+// Pin pins every live attachment under BPFFSDir/nkscript/name, journaling
+// each pin by path and BPF link ID so that cleanup removes exactly those.
+func (k *kernel) Pin(as []*Attachment, name string, record func(Record) error) error {
+	var live []*Attachment
+	for _, a := range as {
+		if !a.Detached() && !a.isLegacy() {
+			live = append(live, a)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	mounted, err := ensureBPFFS()
+	if err != nil {
+		return err
+	}
+	if mounted {
+		if err := record(&BPFFSRecord{Path: BPFFSDir}); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(BPFFSDir, "nkscript", name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("keep: %w", err)
+	}
+	for _, a := range live {
+		path := filepath.Join(dir, fmt.Sprintf("link-%d", a.id))
+		if err := record(&PinRecord{Path: path, LinkID: a.id}); err != nil {
+			return err
+		}
+		if _, err := a.pin(path); err != nil {
+			return fmt.Errorf("keep: pin %s: %w", a.prog, err)
+		}
+	}
+	return nil
+}
+
+func (k *kernel) WaitLinks(ctx context.Context, ns *Netns, oper, nd []int, timeout time.Duration) error {
+	return waitLinks(ctx, ns, oper, nd, timeout)
+}
+
+func (k *kernel) AddrOwners(addr netip.Addr, nss []*Netns, _ []*Link) ([]*Netns, error) {
+	var found []*Netns
+	for _, ns := range nss {
+		addrs, err := ns.nl.AddrList(nil, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, fmt.Errorf("list addresses in %s: %w", ns.name, err)
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
+				found = append(found, ns)
+				break
+			}
+		}
+	}
+	return found, nil
+}
+
+func (k *kernel) Ping(ctx context.Context, src *Netns, dst netip.Addr, opts PingOptions) (PingResult, error) {
+	return Ping(ctx, src, dst, opts)
+}
+
+func (k *kernel) Probe(ctx context.Context, o ProbeOptions, _ bool) (ProbeResult, error) {
+	return Probe(ctx, o)
+}
+
+func (k *kernel) Connect(ctx context.Context, src *Netns, proto string, dst netip.AddrPort, timeout time.Duration) (ConnectResult, error) {
+	return Connect(ctx, src, proto, dst, timeout)
+}
+
+func (k *kernel) Serve(ns *Netns, proto string, port int, reply string) (*Server, error) {
+	return Serve(ns, proto, port, reply)
+}
+
+func (k *kernel) Capture(l *Link) (*Capture, error) { return StartCapture(l) }
+
+func (k *kernel) Exec(ctx context.Context, ns *Netns, argv []string) (string, error) {
+	if len(argv) == 0 {
+		return "", errors.New("exec: empty command")
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	cmd.WaitDelay = time.Second
+	// The child is forked from the locked thread inside ns, so it starts
+	// in that namespace.
+	if err := ns.Do(cmd.Start); err != nil {
+		return "", fmt.Errorf("exec %q in %s: %w", strings.Join(argv, " "), ns.name, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = strings.TrimSpace(stdout.String())
+		}
+		if msg != "" {
+			return stdout.String(), fmt.Errorf("exec %q in %s: %w: %s", strings.Join(argv, " "), ns.name, err, msg)
+		}
+		return stdout.String(), fmt.Errorf("exec %q in %s: %w", strings.Join(argv, " "), ns.name, err)
+	}
+	return stdout.String(), nil
+}
+
+func (k *kernel) Trace(record func(Record) error) (*Tracer, error) { return startTracer(record) }
+
+func (k *kernel) Note(string) {}
+
+func (k *kernel) Pause(string) bool { return true }
+
+func (k *kernel) Check(_, msg string) error { return errors.New(msg) }
+
+func (k *kernel) Journal(dir, script string, host NsID) (journal, error) {
+	return CreateJournal(dir, script, host)
+}
+
+func (k *kernel) Undo(r Record, nss map[NsID]*Netns) error {
+	return r.undo(&undoer{nss: nss, log: io.Discard})
+}
