@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -666,7 +667,7 @@ func modprobe(idx *moduleIndex, name string) error {
 			}
 		}
 		for _, a := range idx.Aliases {
-			if ok, _ := filepath.Match(a[0], name); ok && !contains(mods, a[1]) {
+			if ok, _ := filepath.Match(a[0], name); ok && !slices.Contains(mods, a[1]) {
 				mods = append(mods, a[1])
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -664,7 +665,7 @@ func bootModules(ki KernelInfo) ([][]string, error) {
 		for _, c := range chains {
 			shared := false
 			for _, m := range need {
-				shared = shared || contains(c, m)
+				shared = shared || slices.Contains(c, m)
 			}
 			if shared {
 				chain = append(chain, c...)
@@ -673,7 +674,7 @@ func bootModules(ki KernelInfo) ([][]string, error) {
 			}
 		}
 		for _, m := range need {
-			if !contains(chain, m) {
+			if !slices.Contains(chain, m) {
 				chain = append(chain, m)
 			}
 		}
@@ -704,27 +705,4 @@ func checkStatic(bin string) error {
 		}
 	}
 	return nil
-}
-
-// moduleSigMagic ends a signed kernel module.
-const moduleSigMagic = "~Module signature appended~\n"
-
-// stripModuleSignature removes a module's appended signature: checking it
-// is slow without KVM, and the kernel does not insist on it.
-func stripModuleSignature(ko []byte) []byte {
-	if !bytes.HasSuffix(ko, []byte(moduleSigMagic)) {
-		return ko
-	}
-	// struct module_signature (12 bytes, sig_len big-endian last) precedes
-	// the magic.
-	end := len(ko) - len(moduleSigMagic)
-	if end < 12 {
-		return ko
-	}
-	info := ko[end-12 : end]
-	sigLen := int(info[8])<<24 | int(info[9])<<16 | int(info[10])<<8 | int(info[11])
-	if sigLen > end-12 {
-		return ko
-	}
-	return ko[:end-12-sigLen]
 }
