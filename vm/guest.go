@@ -75,12 +75,14 @@ type guest struct {
 	mu      sync.Mutex // serialises writes to ctl
 }
 
+// logf writes a line to the guest kernel's console, if it is open.
 func (g *guest) logf(format string, args ...any) {
 	if g.console != nil {
 		fmt.Fprintf(g.console, "nkscript-guest: "+format+"\n", args...)
 	}
 }
 
+// send sends the host a message on the control port.
 func (g *guest) send(m message) error {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -117,6 +119,8 @@ func (g *guest) run() {
 	g.fail(g.reexec(&req))
 }
 
+// fail reports err on the console and to the host, and waits up to 5
+// seconds for the host to answer.
 func (g *guest) fail(err error) {
 	g.logf("%v", err)
 	g.send(message{Type: "error", Error: err.Error()})
@@ -179,6 +183,7 @@ func (g *guest) early() error {
 	return g.send(message{Type: "ready"})
 }
 
+// readMessage reads the next message from the host into v.
 func (g *guest) readMessage(v any) error {
 	line, err := g.ctlr.ReadBytes('\n')
 	if err != nil {
@@ -187,6 +192,7 @@ func (g *guest) readMessage(v any) error {
 	return json.Unmarshal(line, v)
 }
 
+// readRequest reads the host's request.
 func (g *guest) readRequest(req *request) error {
 	if err := g.readMessage(req); err != nil {
 		return fmt.Errorf("read request: %w", err)

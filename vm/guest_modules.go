@@ -43,6 +43,8 @@ func loadBootModules() error {
 	return errors.Join(errs...)
 }
 
+// loadModule loads the module file path; a module already loaded is no
+// error.
 func loadModule(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -95,6 +97,8 @@ func guestModprobe(args []string) int {
 	return status
 }
 
+// modprobe loads the module that name (a module name or an alias) names,
+// after its dependencies; a built-in module needs nothing.
 func modprobe(idx *moduleIndex, name string) error {
 	norm := strings.ReplaceAll(name, "-", "_")
 	var mods []string

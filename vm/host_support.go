@@ -34,6 +34,7 @@ func InGuest() bool {
 	return err == nil && strings.Contains(string(b), guestEnvMarker+"=")
 }
 
+// qemuPath returns the path of qemu-system-x86_64, or ErrNoQemu.
 func qemuPath() (string, error) {
 	p, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
@@ -85,6 +86,8 @@ func cpuHasVirt() bool {
 	return false
 }
 
+// kvmUsable reports whether /dev/kvm speaks the stable KVM API and can
+// create a VM.
 func kvmUsable() bool {
 	const (
 		kvmGetAPIVersion = 0xae00

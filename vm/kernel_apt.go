@@ -70,6 +70,7 @@ func downloadKernelDeb(ctx context.Context, k KernelSpec, dir string, log io.Wri
 	return debs[0], nil
 }
 
+// aptUpdate runs `apt-get update`.
 func aptUpdate(ctx context.Context, log io.Writer) error {
 	fmt.Fprintf(log, "nkscript: apt-get update\n")
 	out, err := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput()
@@ -98,6 +99,7 @@ func backportsConfigured() bool {
 	return false
 }
 
+// checkSHA256 makes sure the SHA256 of file is want (hex).
 func checkSHA256(file, want string) error {
 	f, err := os.Open(file)
 	if err != nil {

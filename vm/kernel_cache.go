@@ -29,6 +29,8 @@ func CacheDir() (string, error) {
 	return filepath.Join(d, "nkscript"), nil
 }
 
+// kernelsDir is where EnsureKernelSpec keeps kernels: one directory per
+// release.
 func kernelsDir() (string, error) {
 	d, err := CacheDir()
 	if err != nil {
@@ -110,6 +112,8 @@ func lockKernels(kdir string) (unlock func(), err error) {
 	}, nil
 }
 
+// cachedKernel describes the kernel in the cache directory dir, if the
+// directory is complete and of the current cache layout.
 func cachedKernel(dir string) (KernelInfo, error) {
 	b, err := os.ReadFile(filepath.Join(dir, stampFile))
 	if err != nil {

@@ -72,6 +72,7 @@ func InspectKernel(path string) (KernelInfo, error) {
 	return ki, nil
 }
 
+// configHas reports whether the kernel config has the line line.
 func configHas(config []byte, line string) bool {
 	// No bufio.Scanner: it gives up at the first line over 64 KiB.
 	for l := range bytes.SplitSeq(config, []byte("\n")) {

@@ -78,7 +78,7 @@ func decompressModules(ctx context.Context, src, dst string, rels []string) erro
 			}
 		}
 		for _, rel := range byTool[tool] {
-			plain := strings.TrimSuffix(strings.TrimSuffix(rel, ".xz"), ".zst")
+			plain := uncompressedName(rel)
 			if err := os.Rename(filepath.Join(src, plain), filepath.Join(dst, plain)); err != nil {
 				return fmt.Errorf("decompress modules: %w", err)
 			}
@@ -87,6 +87,7 @@ func decompressModules(ctx context.Context, src, dst string, rels []string) erro
 	return nil
 }
 
+// copyFile copies the file src to dst.
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {

@@ -59,6 +59,8 @@ func keepModule(rel string) bool {
 	return false
 }
 
+// moduleName returns the name of the module in the file rel: its base
+// name before ".ko", with underscores for dashes.
 func moduleName(rel string) string {
 	base := path.Base(rel)
 	base = base[:strings.Index(base, ".ko")]
@@ -68,7 +70,21 @@ func moduleName(rel string) string {
 // prepareModules decompresses the kept modules of the extracted module tree
 // src (lib/modules/<release>) into dst and writes the index.
 func prepareModules(ctx context.Context, src, dst string) error {
-	all := map[string]string{} // name -> path relative to src
+	all, err := findModules(src)
+	if err != nil {
+		return err
+	}
+	info, err := copyKeptModules(ctx, src, dst, all)
+	if err != nil {
+		return err
+	}
+	return writeModuleIndex(src, dst, all, info)
+}
+
+// findModules returns the modules in the module tree src: their paths
+// relative to src, by module name.
+func findModules(src string) (map[string]string, error) {
+	all := map[string]string{}
 	err := filepath.WalkDir(filepath.Join(src, "kernel"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -80,8 +96,15 @@ func prepareModules(ctx context.Context, src, dst string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("walk modules: %w", err)
+		return nil, fmt.Errorf("walk modules: %w", err)
 	}
+	return all, nil
+}
+
+// copyKeptModules writes the modules keepModule selects, and their
+// dependencies, from src to dst, uncompressed and without signatures, and
+// returns the modinfo of each by name. all is what findModules returned.
+func copyKeptModules(ctx context.Context, src, dst string, all map[string]string) (map[string]modinfo, error) {
 	info := map[string]modinfo{}
 	var queue []string
 	for name, rel := range all {
@@ -96,17 +119,17 @@ func prepareModules(ctx context.Context, src, dst string) error {
 			rels = append(rels, all[n])
 		}
 		if err := decompressModules(ctx, src, dst, rels); err != nil {
-			return err
+			return nil, err
 		}
 		var next []string
 		for _, n := range queue {
-			file := filepath.Join(dst, strings.TrimSuffix(strings.TrimSuffix(all[n], ".xz"), ".zst"))
+			file := filepath.Join(dst, uncompressedName(all[n]))
 			if err := stripSignatureFile(file); err != nil {
-				return err
+				return nil, err
 			}
 			mi, err := readModinfo(file)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			info[n] = mi
 			for _, d := range mi.depends {
@@ -114,22 +137,26 @@ func prepareModules(ctx context.Context, src, dst string) error {
 					continue
 				}
 				if _, ok := all[d]; !ok {
-					return fmt.Errorf("module %s: dependency %s not found", n, d)
+					return nil, fmt.Errorf("module %s: dependency %s not found", n, d)
 				}
 				next = append(next, d)
 			}
 		}
 		queue = next
 	}
+	return info, nil
+}
 
+// writeModuleIndex writes the index of the modules info, whose paths
+// relative to src all holds, to dst, with the built-in modules of src.
+func writeModuleIndex(src, dst string, all map[string]string, info map[string]modinfo) error {
 	idx := moduleIndex{Modules: map[string]moduleEntry{}}
 	for name, mi := range info {
 		deps, err := loadOrder(name, info)
 		if err != nil {
 			return err
 		}
-		rel := strings.TrimSuffix(strings.TrimSuffix(all[name], ".xz"), ".zst")
-		idx.Modules[name] = moduleEntry{Path: rel, Deps: deps[:len(deps)-1]}
+		idx.Modules[name] = moduleEntry{Path: uncompressedName(all[name]), Deps: deps[:len(deps)-1]}
 		for _, a := range mi.aliases {
 			idx.Aliases = append(idx.Aliases, [2]string{a, name})
 		}
@@ -145,6 +172,11 @@ func prepareModules(ctx context.Context, src, dst string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dst, moduleIndexFile), b, 0o644)
+}
+
+// uncompressedName returns the name of the module file rel uncompressed.
+func uncompressedName(rel string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(rel, ".xz"), ".zst")
 }
 
 // loadOrder returns name's dependencies, transitively, in an order that

@@ -10,6 +10,7 @@ type ringBuffer struct {
 
 const ringSize = 64 << 10
 
+// Write keeps p, dropping what is older than the last 64 KiB.
 func (b *ringBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -20,6 +21,7 @@ func (b *ringBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String returns what the buffer keeps.
 func (b *ringBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

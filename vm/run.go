@@ -336,6 +336,8 @@ func (r *runner) exitError(waitErr error) error {
 	return fmt.Errorf("vm: qemu exited before the guest program finished: %s%s", msg, r.consoleTail())
 }
 
+// haveOutput reports whether all the output the exit message m counts has
+// arrived.
 func (r *runner) haveOutput(m *message) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
