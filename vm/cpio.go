@@ -14,6 +14,7 @@ type cpioWriter struct {
 	ino uint32
 }
 
+// newCpioWriter returns a cpioWriter that writes the archive to w.
 func newCpioWriter(w io.Writer) *cpioWriter {
 	return &cpioWriter{w: bufio.NewWriterSize(w, 1<<20), ino: 1}
 }
@@ -24,12 +25,14 @@ const (
 	cpioModeLink = 0o120000
 )
 
+// write writes p and counts it.
 func (c *cpioWriter) write(p []byte) error {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return err
 }
 
+// pad writes zeros up to the next multiple of 4 bytes.
 func (c *cpioWriter) pad() error {
 	if r := c.n % 4; r != 0 {
 		return c.write(make([]byte, 4-r))

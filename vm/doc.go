@@ -1,21 +1,36 @@
 // Package vm runs a program inside a throwaway microVM whose kernel has
 // what the host's may lack (netkit).
 //
-// Run boots qemu-system-x86_64 (KVM when the host has it, TCG otherwise)
-// with a pinned Debian kernel (EnsureKernel) and an initramfs holding a
-// static executable — by default the running one — as /init. The guest
-// side, Guest, shares the host's root filesystem read-only over 9p at the
-// same paths, shows the host's /tmp at /tmp under an overlay that keeps the
-// guest's writes in the guest's memory, mounts a fresh tmpfs on /run, proc,
-// sysfs, devtmpfs, bpffs, debugfs, tracefs and cgroup2, sets the host's
-// environment and working directory, then executes the program again so
-// that the Go runtime and package inits start in that finished guest, and
-// calls the program's main with the host's arguments. The program's
-// stdout and stderr travel over their own virtio-serial ports, the kernel
-// console over the serial port (kept for error messages, or copied to
-// stderr when verbose), and a control port carries the request and the
-// exit code. Kernel modules (veth, qdiscs, ...) are loaded on demand by the
-// guest's own module loader, which is the same executable.
+// Run boots qemu-system-x86_64 (KVM when the host has it, TCG otherwise:
+// see Accel and HostCanRunVM) with a kernel chosen by Options.Kernel and an
+// initramfs holding a static executable — by default the running one — as
+// /init, plus the kernel modules the guest needs before it can reach the
+// host. The guest side, Guest, shares the host's root filesystem read-only
+// over 9p at the same paths, shows the host's /tmp at /tmp under an overlay
+// that keeps the guest's writes in the guest's memory, mounts a fresh tmpfs
+// on /run, proc, sysfs, devtmpfs, bpffs, debugfs, tracefs and cgroup2, sets
+// the host's environment and working directory, then executes the program
+// again so that the Go runtime and package inits start in that finished
+// guest, and calls the program's main with the host's arguments. The
+// program's stdout and stderr travel over their own virtio-serial ports,
+// the kernel console over the serial port (kept for error messages, or
+// copied to stderr when verbose), and a control port carries the request,
+// the guest's progress and the exit code. Kernel modules (veth, qdiscs,
+// ...) are loaded on demand by the guest's own module loader, which is the
+// same executable.
+//
+// # Kernels
+//
+// The kernels Run can fetch are pinned Debian packages, PinnedKernels:
+// DefaultKernel, which it boots when Options.Kernel is empty, and
+// LegacyKernel, which Options.Kernel "6.1" names. EnsureKernelSpec
+// downloads one with apt-get, checks its SHA256 and keeps, under CacheDir,
+// the bzImage, its config, the kernel uncompressed (which boots faster) and
+// the modules nkscript may need with the index the guest's module loader
+// reads. ListKernels lists the cached kernels. Options.Kernel may also be
+// the path of another bzImage, which InspectKernel describes.
+//
+// # The guest program
 //
 // A program that may be booted this way starts with:
 //
@@ -28,5 +43,6 @@
 //
 // It must be built with CGO_ENABLED=0. The guest never writes to the host:
 // what it writes under /tmp stays in the guest, and it has its own /run, in
-// which the host's files are not visible.
+// which the host's files are not visible. InGuest tells any process whether
+// it runs in such a guest.
 package vm

@@ -3,13 +3,11 @@ package vm
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -77,12 +75,14 @@ type guest struct {
 	mu      sync.Mutex // serialises writes to ctl
 }
 
+// logf writes a line to the guest kernel's console, if it is open.
 func (g *guest) logf(format string, args ...any) {
 	if g.console != nil {
 		fmt.Fprintf(g.console, "nkscript-guest: "+format+"\n", args...)
 	}
 }
 
+// send sends the host a message on the control port.
 func (g *guest) send(m message) error {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -119,119 +119,8 @@ func (g *guest) run() {
 	g.fail(g.reexec(&req))
 }
 
-// stage2 is what the first stage hands the second: the open ports and
-// what is left of the request. It travels in guestStage2File.
-type stage2 struct {
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
-	// File descriptors of the ports, inherited across execve.
-	Ctl    int `json:"ctl"`
-	Stdout int `json:"stdout"`
-	Stderr int `json:"stderr"`
-}
-
-// reexec executes the running program again as PID 1, with the guest set
-// up, its environment and working directory those of the host, stdin on
-// /dev/null and stdout and stderr on the ports, so that whatever package
-// inits print reaches the host, and so does a crash before main. It returns
-// only if that fails.
-func (g *guest) reexec(req *request) error {
-	st := stage2{Args: req.Args, Env: os.Environ()}
-	for _, p := range []struct {
-		f  *os.File
-		fd *int
-	}{{g.ctl, &st.Ctl}, {g.stdout, &st.Stdout}, {g.stderr, &st.Stderr}} {
-		*p.fd = int(p.f.Fd()) // now in blocking mode, which the next stage keeps
-		if _, err := unix.FcntlInt(uintptr(*p.fd), unix.F_SETFD, 0); err != nil {
-			return fmt.Errorf("re-exec: %w", err)
-		}
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("re-exec: %w", err)
-	}
-	if err := os.WriteFile(guestStage2File, b, 0o600); err != nil {
-		return fmt.Errorf("re-exec: %w", err)
-	}
-	if null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
-		unix.Dup2(null, 0)
-		unix.Close(null)
-	}
-	if err := unix.Dup2(st.Stdout, 1); err != nil {
-		return fmt.Errorf("re-exec: %w", err)
-	}
-	if err := unix.Dup2(st.Stderr, 2); err != nil {
-		return fmt.Errorf("re-exec: %w", err)
-	}
-	env := []string{guestEnvMarker + "=" + guestStage2}
-	for _, kv := range st.Env {
-		if k, _, _ := strings.Cut(kv, "="); k != guestEnvMarker {
-			env = append(env, kv)
-		}
-	}
-	err = unix.Exec("/proc/self/exe", os.Args, env)
-	return fmt.Errorf("re-exec %s: %w", os.Args[0], err)
-}
-
-// runMainStage is the second stage: it takes over the ports, restores the
-// host's environment exactly (without the stage marker), runs main and ends
-// the VM.
-func (g *guest) runMainStage(main func(args []string, stdout, stderr io.Writer) int) {
-	defer powerOff()
-	g.console, _ = os.OpenFile("/dev/console", os.O_WRONLY, 0)
-	var st stage2
-	b, err := os.ReadFile(guestStage2File)
-	if err == nil {
-		err = json.Unmarshal(b, &st)
-	}
-	if err != nil {
-		// The host reports the console's last lines.
-		g.logf("second stage: %v", err)
-		return
-	}
-	os.Remove(guestStage2File)
-	for _, fd := range []int{st.Ctl, st.Stdout, st.Stderr} {
-		unix.CloseOnExec(fd) // not for main's children
-	}
-	g.ctl = os.NewFile(uintptr(st.Ctl), "control")
-	g.ctlr = bufio.NewReader(g.ctl)
-	g.stdout = os.NewFile(uintptr(st.Stdout), "stdout")
-	g.stderr = os.NewFile(uintptr(st.Stderr), "stderr")
-	// A crash outside main (an unrecovered panic in another goroutine)
-	// kills PID 1 and so panics the kernel; show its trace to the user.
-	debug.SetCrashOutput(g.stderr, debug.CrashOptions{})
-	os.Clearenv()
-	for _, kv := range st.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			os.Setenv(k, v)
-		}
-	}
-
-	g.send(message{Type: "start"})
-	code, outN, errN := g.runMain(main, st.Args)
-	if err := g.send(message{Type: "exit", Code: code, Stdout: outN, Stderr: errN}); err != nil {
-		g.logf("send exit: %v", err)
-		return
-	}
-	// Wait until the host has all the output, so that powering off cannot
-	// lose what is still in flight.
-	acked := make(chan struct{})
-	go func() {
-		var m message
-		for g.readMessage(&m) == nil {
-			if m.Type == "ack" {
-				break
-			}
-		}
-		close(acked)
-	}()
-	select {
-	case <-acked:
-	case <-time.After(10 * time.Second):
-		g.logf("no ack from host")
-	}
-}
-
+// fail reports err on the console and to the host, and waits up to 5
+// seconds for the host to answer.
 func (g *guest) fail(err error) {
 	g.logf("%v", err)
 	g.send(message{Type: "error", Error: err.Error()})
@@ -294,6 +183,7 @@ func (g *guest) early() error {
 	return g.send(message{Type: "ready"})
 }
 
+// readMessage reads the next message from the host into v.
 func (g *guest) readMessage(v any) error {
 	line, err := g.ctlr.ReadBytes('\n')
 	if err != nil {
@@ -302,6 +192,7 @@ func (g *guest) readMessage(v any) error {
 	return json.Unmarshal(line, v)
 }
 
+// readRequest reads the host's request.
 func (g *guest) readRequest(req *request) error {
 	if err := g.readMessage(req); err != nil {
 		return fmt.Errorf("read request: %w", err)
@@ -340,348 +231,4 @@ func waitPorts(names ...string) (map[string]string, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func mount(src, dst, fstype string, flags uintptr, data string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil && !errors.Is(err, unix.EROFS) {
-		return fmt.Errorf("mount %s: %w", dst, err)
-	}
-	if err := unix.Mount(src, dst, fstype, flags, data); err != nil {
-		return fmt.Errorf("mount %s on %s: %w", fstype, dst, err)
-	}
-	return nil
-}
-
-// setup makes the guest look like the host: the host's root read-only at
-// the same paths, writable /tmp and /run where programs expect to write.
-func (g *guest) setup(req *request) error {
-	if err := mount(hostRootTag, guestHostRoot, "9p", unix.MS_RDONLY,
-		"trans=virtio,version=9p2000.L,msize=512000,cache=loose"); err != nil {
-		return fmt.Errorf("%w (does the kernel have 9p and virtio?)", err)
-	}
-	ents, err := os.ReadDir(guestHostRoot)
-	if err != nil {
-		return fmt.Errorf("read host root: %w", err)
-	}
-	for _, e := range ents {
-		name := e.Name()
-		switch name {
-		case "proc", "sys", "dev", "run", "tmp", "init", ".nkscript":
-			continue
-		}
-		src := filepath.Join(guestHostRoot, name)
-		dst := "/" + name
-		switch {
-		case e.Type()&os.ModeSymlink != 0:
-			target, err := os.Readlink(src)
-			if err != nil {
-				return fmt.Errorf("host root: %w", err)
-			}
-			if err := os.Symlink(target, dst); err != nil {
-				return fmt.Errorf("host root: %w", err)
-			}
-		case e.IsDir():
-			if err := mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-				return fmt.Errorf("host root: %w", err)
-			}
-		case e.Type().IsRegular():
-			if err := os.WriteFile(dst, nil, 0o644); err != nil {
-				return fmt.Errorf("host root: %w", err)
-			}
-			if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
-				return fmt.Errorf("host root: bind %s: %w", dst, err)
-			}
-		}
-	}
-	for _, m := range []struct {
-		src, dst, fstype, data string
-		optional               bool
-	}{
-		{"tmpfs", "/run", "tmpfs", "mode=0755", false},
-		{"bpffs", "/sys/fs/bpf", "bpf", "mode=0700", false},
-		{"debugfs", "/sys/kernel/debug", "debugfs", "", true},
-		{"tracefs", "/sys/kernel/tracing", "tracefs", "", true},
-		{"cgroup2", "/sys/fs/cgroup", "cgroup2", "", true},
-	} {
-		err := mount(m.src, m.dst, m.fstype, unix.MS_NOSUID|unix.MS_NODEV, m.data)
-		if err != nil && !m.optional {
-			return err
-		}
-	}
-	if fi, err := os.Lstat("/var/run"); err == nil && fi.IsDir() {
-		// The host's /var/run is a directory rather than a link to /run.
-		if err := unix.Mount("/run", "/var/run", "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind /var/run: %w", err)
-		}
-	}
-	os.MkdirAll("/run/lock", 0o1777)
-	if req.Modules != "" {
-		if err := os.Symlink(filepath.Join(guestHostRoot, req.Modules), guestModulesDir); err != nil {
-			return err
-		}
-		if err := os.Symlink("/init", guestModprobePath); err != nil {
-			return err
-		}
-		if err := os.WriteFile("/proc/sys/kernel/modprobe", []byte(guestModprobePath), 0o644); err != nil {
-			return fmt.Errorf("set modprobe path: %w", err)
-		}
-	}
-	if err := g.mountTmp(); err != nil {
-		return err
-	}
-	if err := loopbackUp(); err != nil {
-		return err
-	}
-	os.Clearenv()
-	for _, kv := range req.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			os.Setenv(k, v)
-		}
-	}
-	if os.Getenv("PATH") == "" {
-		os.Setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	}
-	if req.Dir != "" {
-		if err := os.Chdir(req.Dir); err != nil {
-			if req.Dir == "/run" || strings.HasPrefix(req.Dir, "/run/") {
-				return fmt.Errorf("working directory: %w (the guest has its own /run; the host's is not shared)", err)
-			}
-			return fmt.Errorf("working directory: %w", err)
-		}
-	}
-	return nil
-}
-
-// mountTmp mounts the guest's /tmp: an overlay of a tmpfs on the host's
-// /tmp, so that the guest sees the host's files there and writes to its own
-// memory. Without overlayfs it mounts a plain tmpfs and warns on stderr.
-// The initramfs carries the overlay module when the kernel has it as one.
-func (g *guest) mountTmp() error {
-	err := mountTmpOverlay()
-	if err == nil {
-		return nil
-	}
-	g.logf("%v", err)
-	fmt.Fprintf(g.stderr, "nkscript: warning: the host's /tmp is not visible in the VM, which has an empty one: %v\n", err)
-	return mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
-}
-
-func mountTmpOverlay() error {
-	lower := filepath.Join(guestHostRoot, "tmp")
-	fi, err := os.Stat(lower)
-	if err != nil {
-		return fmt.Errorf("host /tmp: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("host /tmp: not a directory")
-	}
-	if err := mount("tmpfs", guestTmpDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
-		return err
-	}
-	upper, work := filepath.Join(guestTmpDir, "upper"), filepath.Join(guestTmpDir, "work")
-	err = os.Mkdir(upper, 0o700)
-	if err == nil {
-		// The overlay's root takes the upper directory's mode: the host's.
-		err = os.Chmod(upper, fi.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetgid))
-	}
-	if err == nil {
-		err = os.Mkdir(work, 0o700)
-	}
-	if err == nil {
-		// Without index, xino, redirect_dir and metacopy: the lower layer is
-		// 9p, which has no file handles, and they bring nothing here.
-		err = mount("overlay", "/tmp", "overlay", unix.MS_NOSUID|unix.MS_NODEV,
-			"lowerdir="+lower+",upperdir="+upper+",workdir="+work+
-				",index=off,xino=off,redirect_dir=off,metacopy=off")
-	}
-	if err != nil {
-		unix.Unmount(guestTmpDir, unix.MNT_DETACH)
-		return err
-	}
-	return nil
-}
-
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("loopback up: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("loopback up: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback up: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback up: %w", err)
-	}
-	return nil
-}
-
-// runMain runs main with fds 1 and 2 on pipes that are copied to the
-// stdout and stderr ports, and returns its exit code and the number of
-// bytes copied to each port.
-func (g *guest) runMain(main func(args []string, stdout, stderr io.Writer) int, args []string) (code int, outN, errN int64) {
-	var wg sync.WaitGroup
-	var counts [2]int64
-	for i, port := range []*os.File{g.stdout, g.stderr} {
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			g.logf("pipe: %v", err)
-			return 2, 0, 0
-		}
-		if err := unix.Dup2(p[1], i+1); err != nil {
-			g.logf("dup2: %v", err)
-			return 2, 0, 0
-		}
-		unix.Close(p[1])
-		r := os.NewFile(uintptr(p[0]), "pipe")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			counts[i], _ = io.CopyBuffer(port, r, make([]byte, 64<<10))
-			r.Close()
-		}()
-	}
-	if null, err := unix.Open("/dev/null", unix.O_RDWR, 0); err == nil {
-		unix.Dup2(null, 0)
-		unix.Close(null)
-	}
-
-	code = func() (code int) {
-		defer func() {
-			if r := recover(); r != nil {
-				fmt.Fprintf(os.Stderr, "panic: %v\n\n%s", r, debug.Stack())
-				code = 2
-			}
-		}()
-		return main(args, os.Stdout, os.Stderr)
-	}()
-
-	// Kill whatever main left running (everything but PID 1) so that the
-	// pipes reach EOF, then wait for the copies to finish.
-	unix.Kill(-1, unix.SIGKILL)
-	if null, err := unix.Open("/dev/null", unix.O_RDWR, 0); err == nil {
-		unix.Dup2(null, 1)
-		unix.Dup2(null, 2)
-		unix.Close(null)
-	}
-	wg.Wait()
-	return code, counts[0], counts[1]
-}
-
-// loadBootModules loads the modules the initramfs carries (those needed to
-// mount the host's root and the overlay on /tmp) as its "order" file says:
-// one chain of modules per line, each in order, the chains concurrently.
-func loadBootModules() error {
-	b, err := os.ReadFile(filepath.Join(guestBootMods, "order"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	errs := make([]error, len(lines))
-	var wg sync.WaitGroup
-	for i, line := range lines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, name := range strings.Fields(line) {
-				if errs[i] = loadModule(filepath.Join(guestBootMods, name)); errs[i] != nil {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func loadModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("load module: %w", err)
-	}
-	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("load module %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-// guestModprobe is the guest kernel's module loader: the kernel runs it as
-// `modprobe -q -- NAME` when it needs a module (a link type, a qdisc, ...).
-// It resolves NAME through the index EnsureKernel wrote and loads the
-// module's dependencies and the module.
-func guestModprobe(args []string) int {
-	var names []string
-	quiet := false
-	for _, a := range args {
-		switch {
-		case a == "-q":
-			quiet = true
-		case strings.HasPrefix(a, "-"):
-		default:
-			names = append(names, a)
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(guestModulesDir, moduleIndexFile))
-	if err != nil {
-		if !quiet {
-			fmt.Fprintf(os.Stderr, "modprobe: %v\n", err)
-		}
-		return 1
-	}
-	var idx moduleIndex
-	if err := json.Unmarshal(b, &idx); err != nil {
-		fmt.Fprintf(os.Stderr, "modprobe: %v\n", err)
-		return 1
-	}
-	status := 0
-	for _, name := range names {
-		if err := modprobe(&idx, name); err != nil {
-			if !quiet {
-				fmt.Fprintf(os.Stderr, "modprobe: %v\n", err)
-			}
-			status = 1
-		}
-	}
-	return status
-}
-
-func modprobe(idx *moduleIndex, name string) error {
-	norm := strings.ReplaceAll(name, "-", "_")
-	var mods []string
-	if _, ok := idx.Modules[norm]; ok {
-		mods = []string{norm}
-	} else {
-		for _, b := range idx.Builtin {
-			if b == norm {
-				return nil
-			}
-		}
-		for _, a := range idx.Aliases {
-			if ok, _ := filepath.Match(a[0], name); ok && !contains(mods, a[1]) {
-				mods = append(mods, a[1])
-			}
-		}
-		sort.Strings(mods)
-	}
-	if len(mods) == 0 {
-		return fmt.Errorf("module %s not found", name)
-	}
-	for _, m := range mods {
-		e := idx.Modules[m]
-		for _, d := range append(e.Deps, m) {
-			if err := loadModule(filepath.Join(guestModulesDir, idx.Modules[d].Path)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -2,26 +2,15 @@ package vm
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"debug/elf"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Errors Run returns, possibly wrapped.
@@ -83,101 +72,6 @@ type Timing struct {
 	Total time.Duration
 }
 
-// HostCanRunVM reports why this host cannot boot the guest, or nil.
-func HostCanRunVM() error {
-	if InGuest() {
-		return errors.New("vm: this is the nkscript microVM already; it boots no microVM of its own")
-	}
-	if runtime.GOARCH != "amd64" {
-		return fmt.Errorf("vm: %s hosts are not supported (amd64 only)", runtime.GOARCH)
-	}
-	if _, err := qemuPath(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// InGuest reports whether this process runs inside an nkscript microVM
-// (any process, not only its init): the guest kernel's command line
-// carries the marker.
-func InGuest() bool {
-	b, err := os.ReadFile("/proc/cmdline")
-	return err == nil && strings.Contains(string(b), guestEnvMarker+"=")
-}
-
-func qemuPath() (string, error) {
-	p, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		return "", ErrNoQemu
-	}
-	return p, nil
-}
-
-var accel struct {
-	once sync.Once
-	name string
-}
-
-// Accel returns the accelerator Run uses: "kvm" when the CPU has hardware
-// virtualisation (vmx or svm) and /dev/kvm can create a VM, else "tcg"
-// (emulation, much slower). $NKSCRIPT_ACCEL ("kvm" or "tcg") overrides it.
-func Accel() string {
-	accel.once.Do(func() {
-		switch a := os.Getenv("NKSCRIPT_ACCEL"); a {
-		case "kvm", "tcg":
-			accel.name = a
-			return
-		}
-		accel.name = "tcg"
-		if cpuHasVirt() && kvmUsable() {
-			accel.name = "kvm"
-		}
-	})
-	return accel.name
-}
-
-// cpuHasVirt reports whether the CPU advertises vmx or svm. Some hosts
-// offer /dev/kvm without them, and guests then fail to run.
-func cpuHasVirt() bool {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
-			for _, f := range strings.Fields(v) {
-				if f == "vmx" || f == "svm" {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	return false
-}
-
-func kvmUsable() bool {
-	const (
-		kvmGetAPIVersion = 0xae00
-		kvmCreateVM      = 0xae01
-	)
-	fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	v, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), kvmGetAPIVersion, 0)
-	if errno != 0 || v != 12 {
-		return false
-	}
-	vm, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), kvmCreateVM, 0)
-	if errno != 0 {
-		return false
-	}
-	unix.Close(int(vm))
-	return true
-}
-
 // Run boots a microVM running the guest program (Options.Binary, by default
 // this executable) with Options.Args, streams its stdout and stderr to
 // Options.Stdout and Options.Stderr and returns its exit code. qemu is
@@ -185,6 +79,34 @@ func kvmUsable() bool {
 // if that is killed. If ctx is cancelled, Run kills qemu and returns
 // ctx.Err().
 func Run(ctx context.Context, o Options) (int, error) {
+	o = o.withDefaults()
+	qemu, err := qemuPath()
+	if err != nil {
+		return 0, err
+	}
+	bin := o.Binary
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return 0, fmt.Errorf("vm: %w", err)
+		}
+	}
+	ki, err := bootKernel(ctx, o)
+	if err != nil {
+		return 0, fmt.Errorf("vm: kernel: %w", err)
+	}
+	initrd, err := initramfs(bin, ki)
+	if err != nil {
+		return 0, fmt.Errorf("vm: initramfs: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	r := &runner{o: o, ki: ki}
+	return r.run(ctx, qemu, initrd)
+}
+
+// withDefaults returns o with its zero fields set to their defaults.
+func (o Options) withDefaults() Options {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
@@ -200,45 +122,35 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if o.CPUs <= 0 {
 		o.CPUs = 2
 	}
-	qemu, err := qemuPath()
-	if err != nil {
-		return 0, err
+	if o.Timing == nil {
+		o.Timing = new(Timing)
 	}
-	bin := o.Binary
-	if bin == "" {
-		if bin, err = os.Executable(); err != nil {
-			return 0, fmt.Errorf("vm: %w", err)
-		}
-	}
-	var ki KernelInfo
-	if o.Kernel == "" {
-		ki, err = EnsureKernel(ctx, o.Stderr)
-	} else if spec, ok := PinnedKernel(o.Kernel); ok {
-		// A pinned kernel by version: "6.1", "6.12".
-		ki, err = EnsureKernelSpec(ctx, spec, o.Stderr)
-	} else {
-		ki, err = InspectKernel(o.Kernel)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("vm: kernel: %w", err)
-	}
-	initrd, err := initramfs(bin, ki)
-	if err != nil {
-		return 0, fmt.Errorf("vm: initramfs: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	r := &runner{o: o, ki: ki}
-	return r.run(ctx, qemu, initrd)
+	return o
 }
 
+// bootKernel returns the kernel o asks for: the default kernel, a pinned
+// kernel by version ("6.1", "6.12"), or a bzImage by path. It fetches a
+// pinned kernel that is not cached.
+func bootKernel(ctx context.Context, o Options) (KernelInfo, error) {
+	if o.Kernel == "" {
+		return EnsureKernel(ctx, o.Stderr)
+	}
+	if spec, ok := PinnedKernel(o.Kernel); ok {
+		return EnsureKernelSpec(ctx, spec, o.Stderr)
+	}
+	return InspectKernel(o.Kernel)
+}
+
+// runner is the host side of one Run: it drives qemu and follows the
+// guest's messages on the control port.
 type runner struct {
 	o  Options
 	ki KernelInfo
 
+	start   time.Time // when qemu was started; Timing counts from it
 	console ringBuffer
 	qemuErr ringBuffer
+	copiers sync.WaitGroup // copies of qemu's output pipes
 
 	mu       sync.Mutex
 	outBytes int64
@@ -246,153 +158,94 @@ type runner struct {
 	progress chan struct{} // poked when output arrives
 }
 
-func (r *runner) qemuArgs(initrd string) []string {
-	accel := Accel()
-	cpu := "max"
-	if accel == "kvm" {
-		cpu = "host"
+// run starts qemu, sends the request and waits for the guest program's
+// exit code. All output is delivered before run returns.
+func (r *runner) run(ctx context.Context, qemu, initrd string) (int, error) {
+	r.start = time.Now()
+	r.progress = make(chan struct{}, 1)
+	p, err := r.startQemu(qemu, initrd)
+	if err != nil {
+		return 0, err
 	}
-	// The command line trades what a throwaway lab VM does not need for
-	// boot time: no ACPI (reset ends qemu, see -no-reboot), no
-	// mitigations, no self-tests, only the BPF LSM. A kernel oops panics,
-	// and a panic resets at once.
-	cmdline := []string{"console=ttyS0", "panic=-1", "oops=panic", "reboot=t", "acpi=off",
-		"mitigations=off", "no_timer_check", "tsc=reliable", "audit=0", "lsm=bpf", "cryptomgr.notests",
-		"i8042.noaux", "i8042.nokbd", "i8042.nopnp", guestEnvMarker + "=" + guestStage1}
-	if !r.o.Verbose {
-		cmdline = append(cmdline, "quiet")
+	defer p.close()
+	r.copyOutput(p)
+	defer func() {
+		p.kill()
+		// The pipes reach EOF now that qemu is gone.
+		r.copiers.Wait()
+	}()
+
+	if err := r.sendRequest(p.ctl); err != nil {
+		return 0, err
 	}
-	kernel := r.ki.Path
-	if r.ki.Vmlinux != "" {
-		kernel = r.ki.Vmlinux
+	exit, err := r.await(ctx, p, readMessages(p.ctl))
+	if err != nil {
+		return 0, err
 	}
-	return []string{
-		"-M", "pc", "-accel", accel, "-cpu", cpu,
-		"-m", r.o.Memory, "-smp", fmt.Sprint(r.o.CPUs),
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd, "-append", strings.Join(cmdline, " "),
-		"-chardev", "file,id=con,path=/dev/fd/4", "-serial", "chardev:con",
-		"-device", "virtio-serial-pci,id=vs",
-		"-chardev", "socket,id=ctl,fd=3",
-		"-device", "virtserialport,bus=vs.0,chardev=ctl,name=" + portControl,
-		"-chardev", "file,id=out,path=/dev/fd/5",
-		"-device", "virtserialport,bus=vs.0,chardev=out,name=" + portStdout,
-		"-chardev", "file,id=err,path=/dev/fd/6",
-		"-device", "virtserialport,bus=vs.0,chardev=err,name=" + portStderr,
-		"-fsdev", "local,id=" + hostRootTag + ",path=/,security_model=none,readonly=on,multidevs=remap",
-		"-device", "virtio-9p-pci,fsdev=" + hostRootTag + ",mount_tag=" + hostRootTag,
+	r.copiers.Wait()
+	r.o.Timing.Total = time.Since(r.start)
+	if exit != nil {
+		return exit.Code, nil
 	}
+	return 0, r.exitError(p.waitErr)
 }
 
-func (r *runner) run(ctx context.Context, qemu, initrd string) (code int, err error) {
-	start := time.Now()
-	timing := r.o.Timing
-	if timing == nil {
-		timing = new(Timing)
-	}
-	r.progress = make(chan struct{}, 1)
-
-	ctl, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, fmt.Errorf("vm: socketpair: %w", err)
-	}
-	ctlHost := os.NewFile(uintptr(ctl[0]), "control")
-	ctlQemu := os.NewFile(uintptr(ctl[1]), "control-qemu")
-	defer ctlHost.Close()
-	var pipes [3][2]*os.File // console, stdout, stderr
-	for i := range pipes {
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			return 0, fmt.Errorf("vm: pipe: %w", err)
-		}
-		pipes[i] = [2]*os.File{pr, pw}
-		defer pr.Close()
-		defer pw.Close()
-	}
-
-	cmd := exec.Command(qemu, r.qemuArgs(initrd)...)
-	cmd.ExtraFiles = []*os.File{ctlQemu, pipes[0][1], pipes[1][1], pipes[2][1]}
-	cmd.Stdin = nil
-	cmd.Stdout = &r.qemuErr
-	cmd.Stderr = &r.qemuErr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-
-	// Pdeathsig fires when the thread that forked the child exits, so fork
-	// from a locked thread that lives until qemu is gone.
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		ctlQemu.Close()
-		return 0, fmt.Errorf("vm: start qemu: %w", err)
-	}
-	ctlQemu.Close()
-	for i := range pipes {
-		pipes[i][1].Close()
-	}
-	qemuDone := false
-	var copiers sync.WaitGroup
-	defer func() {
-		if !qemuDone {
-			cmd.Process.Kill()
-			<-exited
-		}
-		// All output is delivered before Run returns; the pipes reach EOF
-		// now that qemu is gone.
-		copiers.Wait()
-	}()
-
-	copyOut := func(src *os.File, dst io.Writer, count *int64) {
-		defer copiers.Done()
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				dst.Write(buf[:n])
-				r.mu.Lock()
-				*count += int64(n)
-				r.mu.Unlock()
-				select {
-				case r.progress <- struct{}{}:
-				default:
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}
-	copiers.Add(3)
-	go copyOut(pipes[1][0], r.o.Stdout, &r.outBytes)
-	go copyOut(pipes[2][0], r.o.Stderr, &r.errBytes)
+// copyOutput copies what qemu writes to the stdout and stderr ports and to
+// the console until the pipes reach EOF.
+func (r *runner) copyOutput(p *qemuProcess) {
 	var consoleDst io.Writer = &r.console
 	if r.o.Verbose {
 		consoleDst = io.MultiWriter(&r.console, r.o.Stderr)
 	}
-	var discard int64
-	go copyOut(pipes[0][0], consoleDst, &discard)
+	var consoleBytes int64
+	r.copiers.Add(3)
+	go r.copyPipe(p.stdout, r.o.Stdout, &r.outBytes)
+	go r.copyPipe(p.stderr, r.o.Stderr, &r.errBytes)
+	go r.copyPipe(p.console, consoleDst, &consoleBytes)
+}
 
+// copyPipe copies src to dst until EOF, adding what it copied to count
+// and poking r.progress.
+func (r *runner) copyPipe(src *os.File, dst io.Writer, count *int64) {
+	defer r.copiers.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			dst.Write(buf[:n])
+			r.mu.Lock()
+			*count += int64(n)
+			r.mu.Unlock()
+			select {
+			case r.progress <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// sendRequest sends the guest what to run, and where and how.
+func (r *runner) sendRequest(ctl *os.File) error {
 	req := request{Args: r.o.Args, Env: r.o.Env, Dir: r.o.Dir, Modules: r.ki.Modules, Verbose: r.o.Verbose}
 	if req.Args == nil {
 		req.Args = []string{}
 	}
 	b, _ := json.Marshal(req)
-	if _, err := ctlHost.Write(append(b, '\n')); err != nil {
-		return 0, fmt.Errorf("vm: send request: %w", err)
+	if _, err := ctl.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("vm: send request: %w", err)
 	}
+	return nil
+}
+
+// readMessages returns the guest's messages on ctl, closed at EOF.
+func readMessages(ctl *os.File) <-chan message {
 	msgs := make(chan message, 8)
 	go func() {
 		defer close(msgs)
-		sc := bufio.NewScanner(ctlHost)
+		sc := bufio.NewScanner(ctl)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			var m message
@@ -401,21 +254,27 @@ func (r *runner) run(ctx context.Context, qemu, initrd string) (code int, err er
 			}
 		}
 	}()
+	return msgs
+}
 
+// await follows the guest's messages until qemu has exited, and returns
+// the guest's exit message, nil if qemu exited without one. Once the exit
+// message has come and all the output it counts has arrived, it
+// acknowledges it, and the guest powers off.
+func (r *runner) await(ctx context.Context, p *qemuProcess, msgs <-chan message) (*message, error) {
 	bootTimer := time.NewTimer(r.o.BootTimeout)
 	defer bootTimer.Stop()
 	var exit *message
-	var qemuErr error
-	for {
+	for !p.done {
 		var waitOutput <-chan struct{}
 		if exit != nil {
 			waitOutput = r.progress
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return nil, ctx.Err()
 		case <-bootTimer.C:
-			return 0, fmt.Errorf("vm: %w: no word from the guest within %v%s", ErrBootTimeout, r.o.BootTimeout, r.consoleTail())
+			return nil, fmt.Errorf("vm: %w: no word from the guest within %v%s", ErrBootTimeout, r.o.BootTimeout, r.consoleTail())
 		case m, ok := <-msgs:
 			if !ok {
 				msgs = nil
@@ -423,54 +282,62 @@ func (r *runner) run(ctx context.Context, qemu, initrd string) (code int, err er
 			}
 			switch m.Type {
 			case "ready":
-				timing.Ready = time.Since(start)
+				r.o.Timing.Ready = time.Since(r.start)
 				bootTimer.Stop()
 			case "start":
-				timing.Main = time.Since(start)
+				r.o.Timing.Main = time.Since(r.start)
 			case "error":
-				return 0, fmt.Errorf("vm: guest: %s", m.Error)
+				return nil, fmt.Errorf("vm: guest: %s", m.Error)
 			case "exit":
-				timing.Exit = time.Since(start)
+				r.o.Timing.Exit = time.Since(r.start)
 				exit = &m
 			}
 		case <-waitOutput:
-		case qemuErr = <-exited:
-			qemuDone = true
+		case err := <-p.exited:
+			p.exitedWith(err)
 		}
-		if exit != nil && !qemuDone && r.haveOutput(exit) {
-			ctlHost.Write([]byte("{\"type\":\"ack\"}\n"))
-			// The guest powers off now; qemu exits.
-			select {
-			case qemuErr = <-exited:
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				qemuErr = <-exited
+		if exit != nil && !p.done && r.haveOutput(exit) {
+			if err := ackExit(ctx, p); err != nil {
+				return nil, err
 			}
-			qemuDone = true
-		}
-		if qemuDone {
-			break
 		}
 	}
-	copiers.Wait()
-	timing.Total = time.Since(start)
-	if exit != nil {
-		return exit.Code, nil
+	return exit, nil
+}
+
+// ackExit tells the guest that the host has all its output and waits for
+// qemu to exit as the guest powers off; after 30 seconds it kills qemu.
+func ackExit(ctx context.Context, p *qemuProcess) error {
+	p.ctl.Write([]byte("{\"type\":\"ack\"}\n"))
+	select {
+	case err := <-p.exited:
+		p.exitedWith(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
+		p.kill()
 	}
+	return nil
+}
+
+// exitError explains why qemu, which exited with status waitErr, did so
+// before the guest reported an exit code: a kernel panic, or what qemu
+// said.
+func (r *runner) exitError(waitErr error) error {
 	con := r.console.String()
 	if i := strings.LastIndex(con, "Kernel panic - "); i >= 0 {
 		line, _, _ := strings.Cut(con[i:], "\n")
-		return 0, fmt.Errorf("vm: %w: %s%s", ErrKernelPanic, strings.TrimSpace(line), r.consoleTail())
+		return fmt.Errorf("vm: %w: %s%s", ErrKernelPanic, strings.TrimSpace(line), r.consoleTail())
 	}
 	msg := strings.TrimSpace(r.qemuErr.String())
 	if msg == "" {
-		msg = fmt.Sprint(qemuErr)
+		msg = fmt.Sprint(waitErr)
 	}
-	return 0, fmt.Errorf("vm: qemu exited before the guest program finished: %s%s", msg, r.consoleTail())
+	return fmt.Errorf("vm: qemu exited before the guest program finished: %s%s", msg, r.consoleTail())
 }
 
+// haveOutput reports whether all the output the exit message m counts has
+// arrived.
 func (r *runner) haveOutput(m *message) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -489,242 +356,4 @@ func (r *runner) consoleTail() string {
 		return ""
 	}
 	return "\nlast guest console lines:\n" + strings.Join(lines, "\n")
-}
-
-// ringBuffer keeps the last 64 KiB written to it.
-type ringBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const ringSize = 64 << 10
-
-func (b *ringBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > ringSize {
-		b.buf = append(b.buf[:0], b.buf[len(b.buf)-ringSize:]...)
-	}
-	return len(p), nil
-}
-
-func (b *ringBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-// initramfs returns an uncompressed cpio archive with bin as /init plus the
-// kernel modules needed to mount the host's root and /tmp, cached under
-// ~/.cache/nkscript/initramfs/ by the hash of both.
-func initramfs(bin string, ki KernelInfo) (string, error) {
-	if err := checkStatic(bin); err != nil {
-		return "", err
-	}
-	f, err := os.Open(bin)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", bin, err)
-	}
-	mods, err := bootModules(ki)
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(h, "\x00initramfs v1\x00%s\x00", ki.Version)
-	for _, chain := range mods {
-		fmt.Fprintf(h, "%s\x00", strings.Join(chain, "\x01"))
-	}
-	cache, err := CacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "initramfs")
-	name := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:32]+".cpio")
-	if _, err := os.Stat(name); err == nil {
-		now := time.Now()
-		os.Chtimes(name, now, now) // mark as recently used
-		return name, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	w := newCpioWriter(tmp)
-	for _, d := range []string{"dev", "proc", "sys", guestStateDir[1:], guestBootMods[1:]} {
-		if err := w.Dir(d, 0o755); err != nil {
-			return "", err
-		}
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	if err := w.File("init", 0o755, st.Size(), f); err != nil {
-		return "", err
-	}
-	var order []string // one line per chain
-	i := 0
-	for _, chain := range mods {
-		var line []string
-		for _, m := range chain {
-			data, err := os.ReadFile(m)
-			if err != nil {
-				return "", err
-			}
-			data = stripModuleSignature(data)
-			base := fmt.Sprintf("%02d-%s", i, filepath.Base(m))
-			i++
-			if err := w.File(guestBootMods[1:]+"/"+base, 0o644, int64(len(data)), bytes.NewReader(data)); err != nil {
-				return "", err
-			}
-			line = append(line, base)
-		}
-		order = append(order, strings.Join(line, " "))
-	}
-	if len(order) > 0 {
-		o := strings.Join(order, "\n") + "\n"
-		if err := w.File(guestBootMods[1:]+"/order", 0o644, int64(len(o)), strings.NewReader(o)); err != nil {
-			return "", err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return "", err
-	}
-	pruneInitramfs(dir, 8)
-	return name, nil
-}
-
-// pruneInitramfs removes all but the keep most recently used images.
-func pruneInitramfs(dir string, keep int) {
-	ents, _ := filepath.Glob(filepath.Join(dir, "*.cpio"))
-	type img struct {
-		path string
-		t    time.Time
-	}
-	var imgs []img
-	for _, e := range ents {
-		if fi, err := os.Stat(e); err == nil {
-			imgs = append(imgs, img{e, fi.ModTime()})
-		}
-	}
-	sort.Slice(imgs, func(i, j int) bool { return imgs[i].t.After(imgs[j].t) })
-	for i := keep; i < len(imgs); i++ {
-		os.Remove(imgs[i].path)
-	}
-}
-
-// bootModules returns the module files the guest needs to mount the host's
-// root over 9p and the overlay on /tmp, none if the kernel has them built in
-// or comes without modules, as chains: each chain in load order, the chains
-// independent of each other, so that the guest loads them concurrently.
-func bootModules(ki KernelInfo) ([][]string, error) {
-	if ki.Modules == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(filepath.Join(ki.Modules, moduleIndexFile))
-	if err != nil {
-		return nil, err
-	}
-	var idx moduleIndex
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("%s: %w", moduleIndexFile, err)
-	}
-	var chains [][]string
-	// virtio_pci and virtio_console first: on kernels that have them as
-	// modules, the 9p transport and the control ports sit on them.
-	for _, want := range []string{"virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay"} {
-		e, ok := idx.Modules[want]
-		if !ok {
-			continue // built in, or not available
-		}
-		need := append(append([]string(nil), e.Deps...), want)
-		// One chain for this module and every chain holding one of its
-		// dependencies, in order.
-		var chain []string
-		rest := chains[:0:0]
-		for _, c := range chains {
-			shared := false
-			for _, m := range need {
-				shared = shared || contains(c, m)
-			}
-			if shared {
-				chain = append(chain, c...)
-			} else {
-				rest = append(rest, c)
-			}
-		}
-		for _, m := range need {
-			if !contains(chain, m) {
-				chain = append(chain, m)
-			}
-		}
-		chains = append(rest, chain)
-	}
-	for _, chain := range chains {
-		for i, m := range chain {
-			chain[i] = filepath.Join(ki.Modules, idx.Modules[m].Path)
-		}
-	}
-	return chains, nil
-}
-
-// checkStatic makes sure bin can run as /init in a guest with no shared
-// libraries: an amd64 ELF executable without an interpreter.
-func checkStatic(bin string) error {
-	f, err := elf.Open(bin)
-	if err != nil {
-		return fmt.Errorf("guest binary %s: %w", bin, err)
-	}
-	defer f.Close()
-	if f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("guest binary %s: not an amd64 executable", bin)
-	}
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("guest binary %s is dynamically linked: build it with CGO_ENABLED=0", bin)
-		}
-	}
-	return nil
-}
-
-// moduleSigMagic ends a signed kernel module.
-const moduleSigMagic = "~Module signature appended~\n"
-
-// stripModuleSignature removes a module's appended signature: checking it
-// is slow without KVM, and the kernel does not insist on it.
-func stripModuleSignature(ko []byte) []byte {
-	if !bytes.HasSuffix(ko, []byte(moduleSigMagic)) {
-		return ko
-	}
-	// struct module_signature (12 bytes, sig_len big-endian last) precedes
-	// the magic.
-	end := len(ko) - len(moduleSigMagic)
-	if end < 12 {
-		return ko
-	}
-	info := ko[end-12 : end]
-	sigLen := int(info[8])<<24 | int(info[9])<<16 | int(info[10])<<8 | int(info[11])
-	if sigLen > end-12 {
-		return ko
-	}
-	return ko[:end-12-sigLen]
 }
