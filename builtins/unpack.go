@@ -8,10 +8,12 @@ import (
 	"go.starlark.net/starlark"
 )
 
-// Builtins unpack their arguments with unpackArgs into variables of
-// parameter types (args_*.go) that implement starlark.Unpacker: a type
-// converts and checks one kind of argument — a namespace, a duration, an
-// address — the same way for every builtin that takes one.
+// Builtins unpack their arguments with unpackArgs, into variables of
+// parameter types (params.go and beside the builtins that alone take
+// them) that implement starlark.Unpacker: a type converts and checks one
+// kind of argument — a namespace, a duration, an address — the same way
+// for every builtin that takes one. Their errors are named after the
+// builtin by prefixName, where the builtins are declared (universe.go).
 
 // argError is a parameter type's complaint about the argument it was
 // given: a whole sentence, in which unpackArgs puts the parameter's name.
