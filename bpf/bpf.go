@@ -12,9 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/nkscript/nkscript/internal/quote"
 )
 
 // ErrUnknown is returned for a name that is not a bundled program.
@@ -86,17 +86,9 @@ func Function(name string) (string, error) {
 func lookup(name string) (program, error) {
 	p, ok := programs[name]
 	if !ok {
-		return program{}, fmt.Errorf("%w %q: bundled programs are %s", ErrUnknown, name, quoteList(Names()))
+		return program{}, fmt.Errorf("%w %q: bundled programs are %s", ErrUnknown, name, quote.List(Names()))
 	}
 	return p, nil
-}
-
-func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
-	return strings.Join(q, ", ")
 }
 
 // Object returns the compiled ELF object of the named program, as

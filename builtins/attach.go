@@ -8,33 +8,39 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func init() {
-	universe["chain"] = chainFn
+// targetArg is what a program attaches to: a link, or a netkit pair for
+// the hooks "primary" and "peer".
+type targetArg struct {
+	k    *Link
+	pair *Pair
+}
+
+func (a *targetArg) Unpack(v starlark.Value) error {
+	switch t := v.(type) {
+	case *Link:
+		a.k = t
+	case *Pair:
+		a.k, a.pair = t.primary, t
+	default:
+		return badParam("%s must be a link or a netkit pair, not %s", describeValue(v))
+	}
+	return nil
 }
 
 func chainFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var target starlark.Value
+	var target targetArg
 	var hookName string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "link", &target, "hook", &hookName); err != nil {
+	if err := unpackArgs(b, args, kwargs, "link", &target, "hook", &hookName); err != nil {
 		return nil, err
 	}
 	hook, err := datapath.ParseHook(hookName)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
-	var k *Link
-	switch t := target.(type) {
-	case *Link:
-		k = t
-	case *Pair:
-		k = t.primary
-	default:
-		return nil, fmt.Errorf("%s: link must be a link or a netkit pair, not %s", b.Name(), describeValue(target))
-	}
-	names, err := r.lab.Chain(k.l, hook)
+	names, err := r.lab.Chain(target.k.l, hook)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	list := make([]starlark.Value, len(names))
 	for i, n := range names {
@@ -80,10 +86,6 @@ print(t.lines()[0])`,
 	},
 }
 
-func init() {
-	universe["trace"] = traceFn
-}
-
 // Trace is what trace() returns: the bpf_printk lines collected.
 type Trace struct {
 	object
@@ -99,7 +101,7 @@ func (t *Trace) Attr(name string) (starlark.Value, error) {
 		return nil, nil
 	}
 	return newMethod(t, "lines", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		if err := unpackArgs(b, args, kwargs); err != nil {
 			return nil, err
 		}
 		var out []starlark.Value
@@ -111,18 +113,13 @@ func (t *Trace) Attr(name string) (starlark.Value, error) {
 }
 
 func traceFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var prog starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prog?", &prog); err != nil {
+	prog := programArg{what: "a program"}
+	if err := unpackArgs(b, args, kwargs, "prog??", &prog); err != nil {
 		return nil, err
-	}
-	if prog != nil && prog != starlark.None {
-		if _, ok := prog.(*Program); !ok {
-			return nil, fmt.Errorf("%s: prog must be a program, not %s", b.Name(), describeValue(prog))
-		}
 	}
 	t, err := runOf(thread).lab.Trace()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	return &Trace{t: t}, nil
 }

@@ -57,7 +57,7 @@ type Entry struct {
 // source of `nkscript doc`, help() in the REPL and the README's
 // reference section. Each area of builtins keeps its entries in its own
 // file.
-var Docs = slices.Concat(coreDocs, serviceDocs, topologyDocs, attachDocs, mapDocs, policyDocs, uxDocs, limitDocs)
+var Docs = slices.Concat(coreDocs, serviceDocs, topologyDocs, attachDocs, mapDocs, policyDocs, uxDocs)
 
 // coreDocs documents the foundation's builtins.
 var coreDocs = []Entry{
@@ -460,39 +460,40 @@ func HelpText(v starlark.Value) string {
 	name := ""
 	switch v := v.(type) {
 	case *starlark.Builtin:
-		switch v.Receiver().(type) {
-		case nil:
-			name = v.Name()
-		case *Link:
-			name = "link." + v.Name()
-		case *Attachment:
-			name = "attachment." + v.Name()
+		name = v.Name()
+		if recv := v.Receiver(); recv != nil {
+			name = docName(recv) + "." + name
 		}
-	case *Netns:
-		name = "netns"
-		if v.isHost {
-			name = "host"
-		}
-	case *Pair:
-		name = "pair"
-	case *Link:
-		name = "link"
-	case *Program:
-		name = "program"
-	case *Attachment:
-		name = "attachment"
-	case *PingResult:
-		name = "ping_result"
 	case *starlarkstruct.Struct:
 		if v.Constructor() == starlark.String("stats") {
 			name = "stats"
 		}
+	default:
+		name = docName(v)
 	}
 	e, ok := entry(name)
 	if !ok {
 		return ""
 	}
 	return e.Text()
+}
+
+// docName is the name under which a value of an nkscript type is
+// documented: its type, but "pair" for both kinds of pair and "host" for
+// host; "" for other values.
+func docName(v starlark.Value) string {
+	switch v := v.(type) {
+	case *Netns:
+		if v.isHost {
+			return "host"
+		}
+		return "netns"
+	case *Pair:
+		return "pair"
+	case value:
+		return v.Type()
+	}
+	return ""
 }
 
 // wrap breaks s into lines of at most width bytes at spaces.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"os"
 	"slices"
 	"strings"
@@ -274,6 +276,18 @@ func TestHelpText(t *testing.T) {
 		{detach, "attachment.detach()"},
 		{&PingResult{}, "ping_result\n"},
 		{statsValue(datapath.Stats{}), "stats(prog)"},
+		{&Kernel{}, "kernel\n"},
+		{&Server{}, "server\n"},
+		{&ConnectResult{}, "connect_result\n"},
+		{&Capture{}, "capture(link)"},
+		{&Map{}, "map\n"},
+		{&Policy{}, "policy(router, "},
+		{&Trace{}, "trace(prog=None)"},
+		{method(&Map{}, "pop"), "map.pop(key, default)"},
+		{method(&Capture{}, "count"), "capture.count("},
+		{method(&Server{}, "stop"), "server.stop()"},
+		{method(&Policy{}, "remove"), "policy.remove()"},
+		{method(&Trace{}, "lines"), "trace.lines()"},
 	} {
 		got := HelpText(c.v)
 		if !strings.HasPrefix(got, c.want) {
@@ -286,6 +300,47 @@ func TestHelpText(t *testing.T) {
 	for _, v := range []starlark.Value{starlark.String("x"), globals["argv"], starlark.NewBuiltin("len", nil)} {
 		if got := HelpText(v); got != "" {
 			t.Errorf("HelpText(%s) = %q, want \"\"", v, got)
+		}
+	}
+}
+
+// method returns the method name of v.
+func method(v starlark.HasAttrs, name string) starlark.Value {
+	m, _ := v.Attr(name)
+	return m
+}
+
+// TestHelpTextTypes checks that help() knows every documented value type.
+func TestHelpTextTypes(t *testing.T) {
+	for _, e := range Docs {
+		if e.Kind != KindType {
+			continue
+		}
+		found := false
+		for _, v := range []starlark.Value{&Pair{}, &Link{}, &Attachment{}, &PingResult{}, &Server{}, &ConnectResult{}, &Map{}} {
+			found = found || HelpText(v) == e.Text()
+		}
+		if !found {
+			t.Errorf("help() shows no value the entry of type %s", e.Name)
+		}
+	}
+}
+
+// TestPackageDoc checks that the package comment lists every builtin with
+// its documented signature.
+func TestPackageDoc(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "universe.go", nil, parser.ParseComments|parser.PackageClauseOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(f.Doc.Text()), " ")
+	for name := range universe {
+		e, ok := entry(name)
+		if !ok {
+			continue // TestDocsCoverUniverse reports it
+		}
+		if sig := strings.Join(strings.Fields(e.Signature), " "); !strings.Contains(text, sig) {
+			t.Errorf("the package comment does not list %s", sig)
 		}
 	}
 }

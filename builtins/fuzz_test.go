@@ -42,6 +42,17 @@ func fzTempDir(f *testing.F) string {
 	return f.TempDir()
 }
 
+// fzUnpack calls a builtin called name whose one parameter, param, is
+// unpacked into u, as every builtin unpacks its arguments, with v; it
+// returns the error as a script sees it.
+func fzUnpack(name, param string, u starlark.Unpacker, v starlark.Value) error {
+	b := declare(map[string]builtinFn{name: func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return starlark.None, unpackArgs(b, args, kwargs, param, u)
+	}})[name].(*starlark.Builtin)
+	_, err := b.CallInternal(nil, starlark.Tuple{v}, nil)
+	return err
+}
+
 // FuzzParsePrefix: an accepted CIDR round-trips through its string form
 // and keeps its host bits; an error starts with the builtin's name, quotes
 // the input, and any fix it suggests parses.
@@ -53,7 +64,9 @@ func FuzzParsePrefix(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := parsePrefix("addr", "address", s)
+		var c cidrArg
+		err := fzUnpack("addr", "cidr", &c, starlark.String(s))
+		p := netip.Prefix(c)
 		if err != nil {
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "addr: address ") || !fzQuoted(msg, s) {
@@ -97,7 +110,9 @@ func FuzzParseAddr(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		a, err := parseAddr("ping", "dst", s)
+		var arg addrArg
+		err := fzUnpack("ping", "dst", &arg, starlark.String(s))
+		a := arg.a
 		if err != nil {
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "ping: dst ") || !fzQuoted(msg, s) {
@@ -160,7 +175,9 @@ func FuzzToDuration(f *testing.F) {
 			v = starlark.NewList(nil)
 			shown = "list"
 		}
-		d, err := toDuration("ping", "timeout", v, def)
+		arg := durationArg(def)
+		err := fzUnpack("ping", "timeout??", &arg, v)
+		d := time.Duration(arg)
 		if err != nil {
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "ping: timeout") {

@@ -144,7 +144,7 @@ func (m *Map) Attr(name string) (starlark.Value, error) {
 }
 
 func (m *Map) method(name string, fn func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)) *starlark.Builtin {
-	return newMethod(m, name, fn)
+	return newPlainMethod(m, name, fn)
 }
 
 func (m *Map) get(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -1,86 +1,26 @@
 package builtins
 
 import (
-	"fmt"
+	"errors"
 	"net/netip"
-	"sort"
 	"strings"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/quote"
 	"go.starlark.net/starlark"
 )
 
-type builtinFn = func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
-
-// universe holds every builtin function by name. Files that add an area
-// of builtins register theirs in an init function; package-level
-// variables are initialized before any init runs.
-var universe = map[string]builtinFn{
-	"netns":       netnsFn,
-	"netkit_pair": netkitPair,
-	"veth_pair":   vethPair,
-	"route":       routeFn,
-	"sysctl":      sysctlFn,
-	"forwarding":  forwardingFn,
-	"program":     programFn,
-	"attach":      attachFn,
-	"stats":       statsFn,
-	"ping":        pingFn,
-	"expect_pass": expectPass,
-	"expect_drop": expectDrop,
-	"exec":        execFn,
-	"fail":        failFn,
-}
-
-// Names lists the builtins, for help and completion.
-func Names() []string {
-	names := []string{"argv", "host", "kernel"}
-	for n := range universe {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 func netnsFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
+	if err := unpackArgs(b, args, kwargs, "name", &name); err != nil {
 		return nil, err
 	}
 	r := runOf(thread)
 	ns, err := r.lab.Netns(name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	return r.wrapNetns(ns), nil
-}
-
-// toNetns converts a builtin argument to a namespace; None gives def.
-func toNetns(fn, param string, v starlark.Value, def *Netns) (*Netns, error) {
-	switch v := v.(type) {
-	case nil, starlark.NoneType:
-		return def, nil
-	case *Netns:
-		return v, nil
-	case starlark.String:
-		return nil, fmt.Errorf("%s: %s=%q is a string; pass the namespace value returned by netns(%q) (or host)", fn, param, string(v), string(v))
-	}
-	return nil, fmt.Errorf("%s: %s must be a netns, not %s", fn, param, describeValue(v))
-}
-
-func toMTU(fn string, v starlark.Value) (int, error) {
-	if v == nil || v == starlark.None {
-		return 0, nil
-	}
-	i, ok := v.(starlark.Int)
-	if !ok {
-		return 0, fmt.Errorf("%s: mtu must be an int, not %s", fn, describeValue(v))
-	}
-	n, ok := i.Int64()
-	if !ok || n < 68 || n > 65535 {
-		return 0, fmt.Errorf("%s: mtu=%s is out of range; use 68..65535", fn, i)
-	}
-	return int(n), nil
 }
 
 func netkitPair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -94,81 +34,43 @@ func vethPair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 func makePair(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, kind datapath.PairKind) (starlark.Value, error) {
 	r := runOf(thread)
 	o := datapath.PairOptions{Kind: kind}
-	var primNs, peerNs, mtu, peerMTU starlark.Value
+	var primNs, peerNs netnsArg
+	var mtu, peerMTU mtuArg
 	var err error
 	if kind == datapath.Netkit {
 		o.Mode, o.Policy, o.PeerPolicy = "l3", "forward", "forward"
-		err = starlark.UnpackArgs(b.Name(), args, kwargs,
+		err = unpackArgs(b, args, kwargs,
 			"primary", &o.Primary, "peer", &o.Peer, "mode?", &o.Mode,
-			"primary_ns?", &primNs, "peer_ns?", &peerNs,
-			"policy?", &o.Policy, "peer_policy?", &o.PeerPolicy, "mtu?", &mtu,
-			"peer_mtu?", &peerMTU, "scrub?", &o.Scrub, "peer_scrub?", &o.PeerScrub,
+			"primary_ns??", &primNs, "peer_ns??", &peerNs,
+			"policy?", &o.Policy, "peer_policy?", &o.PeerPolicy, "mtu??", &mtu,
+			"peer_mtu??", &peerMTU, "scrub?", &o.Scrub, "peer_scrub?", &o.PeerScrub,
 			"num_tx_queues?", &o.TxQueues, "num_rx_queues?", &o.RxQueues,
 			"headroom?", &o.Headroom, "tailroom?", &o.Tailroom)
 	} else {
-		err = starlark.UnpackArgs(b.Name(), args, kwargs,
+		err = unpackArgs(b, args, kwargs,
 			"primary", &o.Primary, "peer", &o.Peer,
-			"primary_ns?", &primNs, "peer_ns?", &peerNs, "mtu?", &mtu)
+			"primary_ns??", &primNs, "peer_ns??", &peerNs, "mtu??", &mtu)
 	}
 	if err != nil {
 		return nil, err
 	}
-	pn, err := toNetns(b.Name(), "primary_ns", primNs, r.host)
-	if err != nil {
-		return nil, err
-	}
-	qn, err := toNetns(b.Name(), "peer_ns", peerNs, pn)
-	if err != nil {
-		return nil, err
-	}
-	o.PrimaryNs, o.PeerNs = pn.ns, qn.ns
-	if o.MTU, err = toMTU(b.Name(), mtu); err != nil {
-		return nil, err
-	}
-	if o.PeerMTU, err = toMTU(b.Name(), peerMTU); err != nil {
-		return nil, err
-	}
+	pn := primNs.or(r.host)
+	o.PrimaryNs, o.PeerNs = pn.ns, peerNs.or(pn).ns
+	o.MTU, o.PeerMTU = int(mtu), int(peerMTU)
 	p, err := r.lab.NewPair(o)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	return r.wrapPair(p), nil
 }
 
-// parsePrefix parses "10.0.0.1/24" (the address keeps its host bits).
-func parsePrefix(fn, what, s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		if _, aerr := netip.ParseAddr(s); aerr == nil && !strings.Contains(s, "%") {
-			return netip.Prefix{}, fmt.Errorf("%s: %s %q has no prefix length; write it like \"%s/24\"", fn, what, s, s)
-		}
-		return netip.Prefix{}, fmt.Errorf("%s: %s %q is not a valid CIDR address; write it like \"10.0.0.1/24\" or \"fd00::1/64\"", fn, what, s)
-	}
-	return p, nil
-}
-
-func parseAddr(fn, what, s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		if p, perr := netip.ParsePrefix(s); perr == nil {
-			return netip.Addr{}, fmt.Errorf("%s: %s %q is a prefix; give the address alone, like %q", fn, what, s, p.Addr().String())
-		}
-		return netip.Addr{}, fmt.Errorf("%s: %s %q is not a valid IP address", fn, what, s)
-	}
-	return a, nil
-}
-
 func linkAddr(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var cidr string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "cidr", &cidr); err != nil {
+	var cidr cidrArg
+	if err := unpackArgs(b, args, kwargs, "cidr", &cidr); err != nil {
 		return nil, err
 	}
-	p, err := parsePrefix(b.Name(), "address", cidr)
-	if err != nil {
+	if err := runOf(thread).lab.AddAddr(k.l, netip.Prefix(cidr)); err != nil {
 		return nil, err
-	}
-	if err := runOf(thread).lab.AddAddr(k.l, p); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return k, nil
 }
@@ -182,145 +84,150 @@ func linkDown(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starla
 }
 
 func setLink(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, up bool) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+	if err := unpackArgs(b, args, kwargs); err != nil {
 		return nil, err
 	}
 	if err := runOf(thread).lab.SetUp(k.l, up); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	return k, nil
 }
 
-func routeFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	r := runOf(thread)
-	var dst string
-	var via, dev, nsv, table starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "via?", &via, "dev?", &dev, "ns?", &nsv, "table?", &table); err != nil {
-		return nil, err
-	}
-	ns, err := toNetns(b.Name(), "ns", nsv, r.host)
-	if err != nil {
-		return nil, err
-	}
-	var spec datapath.RouteSpec
-	switch t := table.(type) {
-	case nil, starlark.NoneType:
+// routeTables are the routing tables route() knows by name.
+var routeTables = map[string]int{"main": 254, "local": 255, "default": 253}
+
+// tableArg is a routing table, by number or name; 0 is the main table.
+type tableArg int
+
+func (a *tableArg) Unpack(v starlark.Value) error {
+	switch t := v.(type) {
 	case starlark.String:
-		ids := map[string]int{"main": 254, "local": 255, "default": 253}
-		id, ok := ids[string(t)]
+		id, ok := routeTables[string(t)]
 		if !ok {
-			return nil, fmt.Errorf("%s: table %q is not a table name; use a number or %s", b.Name(), string(t), quoteList([]string{"main", "local", "default"}))
+			return badArg("table %q is not a table name; use a number or %s", string(t), quote.Or([]string{"main", "local", "default"}))
 		}
-		spec.Table = id
+		*a = tableArg(id)
 	case starlark.Int:
 		n, ok := t.Int64()
 		if !ok || n < 1 || n > 1<<32-1 {
-			return nil, fmt.Errorf("%s: table=%s is out of range 1..4294967295", b.Name(), t)
+			return badArg("table=%s is out of range 1..4294967295", t)
 		}
-		spec.Table = int(n)
+		*a = tableArg(n)
 	default:
-		return nil, fmt.Errorf("%s: table must be a number or a name, not %s", b.Name(), describeValue(table))
+		return badArg("table must be a number or a name, not %s", describeValue(v))
 	}
-	if spec.Table == 254 {
-		spec.Table = 0
+	if *a == 254 {
+		*a = 0
 	}
-	if via != nil && via != starlark.None {
-		s, ok := via.(starlark.String)
-		if !ok {
-			return nil, fmt.Errorf("%s: via must be an address string, not %s", b.Name(), describeValue(via))
+	return nil
+}
+
+// routeDstArg is a route's destination: "default", a prefix without host
+// bits, or an address.
+type routeDstArg struct {
+	p     netip.Prefix
+	isDef bool
+}
+
+func (a *routeDstArg) Unpack(v starlark.Value) error {
+	dst, err := unpackString(v)
+	if err != nil {
+		return err
+	}
+	switch {
+	case dst == "default":
+		a.isDef = true
+	case !strings.Contains(dst, "/"):
+		var addr addrArg
+		if err := addr.parse(dst); err != nil {
+			return badArg("dst %q is neither \"default\", a prefix like \"10.1.0.0/24\" nor an address", dst)
 		}
-		if spec.Via, err = parseAddr(b.Name(), "via", string(s)); err != nil {
-			return nil, err
+		a.p = netip.PrefixFrom(addr.a, addr.a.BitLen())
+	default:
+		p, err := parsePrefix("dst", dst)
+		if err != nil {
+			return badArg("%s", err)
 		}
+		if p.Masked() != p {
+			return badArg("dst %q has host bits set; did you mean %q?", dst, p.Masked().String())
+		}
+		a.p = p
 	}
-	switch dst {
-	case "default":
-		if spec.Via.Is6() {
-			spec.Dst = netip.MustParsePrefix("::/0")
-		} else {
-			spec.Dst = netip.MustParsePrefix("0.0.0.0/0")
+	return nil
+}
+
+// prefix is the destination; "default" is IPv6 when the gateway is.
+func (a *routeDstArg) prefix(via netip.Addr) netip.Prefix {
+	switch {
+	case !a.isDef:
+		return a.p
+	case via.Is6():
+		return netip.MustParsePrefix("::/0")
+	}
+	return netip.MustParsePrefix("0.0.0.0/0")
+}
+
+func routeFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	r := runOf(thread)
+	var dst routeDstArg
+	var via gatewayArg
+	var table tableArg
+	var ns netnsArg
+	dev := linkArg{what: "a link (e.g. pair.primary)"}
+	if err := unpackArgs(b, args, kwargs, "dst", &dst, "via??", &via, "dev??", &dev, "ns??", &ns, "table??", &table); err != nil {
+		return nil, err
+	}
+	spec := datapath.RouteSpec{Table: int(table), Via: via.a, Dst: dst.prefix(via.a)}
+	if dev.v != nil {
+		spec.Dev = dev.v.l
+	}
+	return starlark.None, r.lab.AddRoute(ns.or(r.host).ns, spec)
+}
+
+// sysctlValueArg is a sysctl's value: a string, an int, or a bool for 1
+// or 0.
+type sysctlValueArg string
+
+func (a *sysctlValueArg) Unpack(v starlark.Value) error {
+	switch v := v.(type) {
+	case starlark.String:
+		*a = sysctlValueArg(v)
+	case starlark.Int:
+		*a = sysctlValueArg(v.String())
+	case starlark.Bool:
+		*a = "0"
+		if v {
+			*a = "1"
 		}
 	default:
-		if !strings.Contains(dst, "/") {
-			a, err := parseAddr(b.Name(), "dst", dst)
-			if err != nil {
-				return nil, fmt.Errorf("%s: dst %q is neither \"default\", a prefix like \"10.1.0.0/24\" nor an address", b.Name(), dst)
-			}
-			spec.Dst = netip.PrefixFrom(a, a.BitLen())
-		} else {
-			p, err := parsePrefix(b.Name(), "dst", dst)
-			if err != nil {
-				return nil, err
-			}
-			if p.Masked() != p {
-				return nil, fmt.Errorf("%s: dst %q has host bits set; did you mean %q?", b.Name(), dst, p.Masked().String())
-			}
-			spec.Dst = p
-		}
+		return badArg("value must be a string, int or bool, not %s", describeValue(v))
 	}
-	switch d := dev.(type) {
-	case nil, starlark.NoneType:
-	case *Link:
-		spec.Dev = d.l
-	default:
-		return nil, fmt.Errorf("%s: dev must be a link (e.g. pair.primary), not %s", b.Name(), describeValue(dev))
-	}
-	if err := r.lab.AddRoute(ns.ns, spec); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	return starlark.None, nil
+	return nil
 }
 
 func sysctlFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
 	var key string
-	var value, nsv starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value, "ns?", &nsv); err != nil {
+	var value sysctlValueArg
+	var ns netnsArg
+	if err := unpackArgs(b, args, kwargs, "key", &key, "value", &value, "ns??", &ns); err != nil {
 		return nil, err
 	}
-	ns, err := toNetns(b.Name(), "ns", nsv, r.host)
-	if err != nil {
-		return nil, err
-	}
-	var s string
-	switch v := value.(type) {
-	case starlark.String:
-		s = string(v)
-	case starlark.Int:
-		s = v.String()
-	case starlark.Bool:
-		s = "0"
-		if v {
-			s = "1"
-		}
-	default:
-		return nil, fmt.Errorf("%s: value must be a string, int or bool, not %s", b.Name(), describeValue(value))
-	}
-	if err := r.lab.Sysctl(ns.ns, key, s); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	return starlark.None, nil
+	return starlark.None, r.lab.Sysctl(ns.or(r.host).ns, key, string(value))
 }
 
 func forwardingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var nsv starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "ns?", &nsv); err != nil {
+	var ns netnsArg
+	if err := unpackArgs(b, args, kwargs, "ns??", &ns); err != nil {
 		return nil, err
 	}
-	ns, err := toNetns(b.Name(), "ns", nsv, r.host)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.lab.Forwarding(ns.ns); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	return starlark.None, nil
+	return starlark.None, r.lab.Forwarding(ns.or(r.host).ns)
 }
 
 func failFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var msg starlark.Value = starlark.String("failed")
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "msg?", &msg); err != nil {
+	if err := unpackArgs(b, args, kwargs, "msg?", &msg); err != nil {
 		return nil, err
 	}
 	text := msg.String()
@@ -330,7 +237,7 @@ func failFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	// The checks of a dry run see made-up results: there, it notes the
 	// check and the run goes on.
 	if err := runOf(thread).lab.Check(thread.CallFrame(1).Pos.String(), text); err != nil {
-		return nil, fmt.Errorf("fail: %s", text)
+		return nil, errors.New(text)
 	}
 	return starlark.None, nil
 }

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -10,11 +11,6 @@ import (
 
 // Source-based policy routing with the bundled policy_router program: a
 // policy sends packets from a source prefix out of a link, to a next hop.
-
-func init() {
-	universe["policy"] = policyFn
-	universe["policies"] = policiesFn
-}
 
 // Policy is one entry of a policy_router program's policy map.
 type Policy struct {
@@ -56,95 +52,53 @@ func (p *Policy) Attr(name string) (starlark.Value, error) {
 		}
 		return starlark.String(p.nextHop.String()), nil
 	case "remove":
-		return newMethodFn("remove", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return newMethod(p, "remove", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := unpackArgs(b, args, kwargs); err != nil {
 				return nil, err
 			}
-			m, err := policyMap(b.Name(), p.router, p.src.Addr().Is6())
+			found, err := p.router.p.RemovePolicy(p.src)
 			if err != nil {
-				return nil, err
-			}
-			found, err := m.Delete(p.src.String())
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", b.Name(), err)
+				return nil, policyError(p.router, err)
 			}
 			if !found {
-				return nil, fmt.Errorf("%s: %s is not installed (removed already?)", b.Name(), p)
+				return nil, fmt.Errorf("%s is not installed (removed already?)", p)
 			}
 			return starlark.None, nil
-		}).BindReceiver(p), nil
+		}), nil
 	}
 	return nil, nil
 }
 
-// policyMap returns the router's policy map for the address family.
-func policyMap(fn string, router *Program, v6 bool) (*datapath.Map, error) {
-	name := "policy_routes_v4"
-	if v6 {
-		name = "policy_routes_v6"
+// policyError adds to err the advice for a router without policy maps.
+func policyError(router *Program, err error) error {
+	var pm *datapath.PolicyMapError
+	if errors.As(err, &pm) {
+		return fmt.Errorf("%s has no %s map; load program(\"policy_router\") (or a program with its maps): %w", router, pm.Map, pm.Err)
 	}
-	m, err := router.p.Map(name)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s has no %s map; load program(\"policy_router\") (or a program with its maps): %w", fn, router, name, err)
-	}
-	return m, nil
+	return err
 }
 
-func toRouter(fn string, v starlark.Value) (*Program, error) {
-	p, ok := v.(*Program)
-	if !ok {
-		return nil, fmt.Errorf("%s: router must be a program (program(\"policy_router\")), not %s", fn, describeValue(v))
-	}
-	return p, nil
-}
+// routerArg is a policy_router program.
+func routerArg() programArg { return programArg{what: "a program (program(\"policy_router\"))"} }
 
 func policyFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var routerv, viav starlark.Value
-	var src, nextHop string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "router", &routerv, "src", &src, "via", &viav, "next_hop?", &nextHop); err != nil {
+	router := routerArg()
+	var src sourceArg
+	via := linkArg{what: "a link (the device the packets leave by, e.g. p.peer)"}
+	nextHop := addrArg{orEmpty: true}
+	if err := unpackArgs(b, args, kwargs, "router", &router, "src", &src, "via", &via, "next_hop?", &nextHop); err != nil {
 		return nil, err
 	}
-	router, err := toRouter(b.Name(), routerv)
-	if err != nil {
-		return nil, err
+	prefix, nh := netip.Prefix(src), nextHop.a
+	if nh.IsValid() && nh.Is4() != prefix.Addr().Is4() {
+		return nil, fmt.Errorf("next_hop %s and src %s are of different address families", nh, prefix)
 	}
-	prefix, err := netip.ParsePrefix(src)
-	if err != nil {
-		a, aerr := netip.ParseAddr(src)
-		if aerr != nil {
-			return nil, fmt.Errorf("%s: src=%q is not a prefix like \"192.168.100.5/32\" or an address", b.Name(), src)
-		}
-		prefix = netip.PrefixFrom(a, a.BitLen())
+	pol := datapath.Policy{Src: prefix, Ifindex: via.v.l.Index(), NextHop: nh}
+	if err := router.v.p.AddPolicy(pol); err != nil {
+		return nil, policyError(router.v, err)
 	}
-	if prefix.Masked() != prefix {
-		return nil, fmt.Errorf("%s: src=%q has host bits set; did you mean %q?", b.Name(), src, prefix.Masked().String())
-	}
-	via, ok := viav.(*Link)
-	if !ok {
-		return nil, fmt.Errorf("%s: via must be a link (the device the packets leave by, e.g. p.peer), not %s", b.Name(), describeValue(viav))
-	}
-	var nh netip.Addr
-	if nextHop != "" {
-		if nh, err = parseAddr(b.Name(), "next_hop", nextHop); err != nil {
-			return nil, err
-		}
-		if nh.Is4() != prefix.Addr().Is4() {
-			return nil, fmt.Errorf("%s: next_hop %s and src %s are of different address families", b.Name(), nh, prefix)
-		}
-	}
-	m, err := policyMap(b.Name(), router, prefix.Addr().Is6())
-	if err != nil {
-		return nil, err
-	}
-	value := map[string]any{"ifindex": int64(via.l.Index())}
-	if nh.IsValid() {
-		value["next_hop"] = nh
-	}
-	if err := m.Put(prefix, value); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	runOf(thread).policyVia[policyKey(router, prefix)] = via
-	return &Policy{router: router, src: prefix, ifindex: via.l.Index(), via: via, nextHop: nh}, nil
+	runOf(thread).policyVia[policyKey(router.v, prefix)] = via.v
+	return &Policy{router: router.v, src: prefix, ifindex: pol.Ifindex, via: via.v, nextHop: nh}, nil
 }
 
 func policyKey(router *Program, src netip.Prefix) string {
@@ -153,65 +107,24 @@ func policyKey(router *Program, src netip.Prefix) string {
 
 func policiesFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var routerv starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "router", &routerv); err != nil {
+	router := routerArg()
+	if err := unpackArgs(b, args, kwargs, "router", &router); err != nil {
 		return nil, err
 	}
-	router, err := toRouter(b.Name(), routerv)
+	pols, err := router.v.p.Policies()
 	if err != nil {
-		return nil, err
+		return nil, policyError(router.v, err)
 	}
-	var out []starlark.Value
-	for _, v6 := range []bool{false, true} {
-		m, err := policyMap(b.Name(), router, v6)
-		if err != nil {
-			if v6 {
-				break // a router with IPv4 policies only
-			}
-			return nil, err
+	out := make([]starlark.Value, len(pols))
+	for i, pol := range pols {
+		p := &Policy{router: router.v, src: pol.Src, ifindex: pol.Ifindex, nextHop: pol.NextHop, via: starlark.MakeInt(pol.Ifindex)}
+		// Name the link when the script installed the policy.
+		if k, ok := r.policyVia[policyKey(router.v, pol.Src)]; ok && k.l.Index() == pol.Ifindex {
+			p.via = k
 		}
-		items, err := m.Items()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Name(), err)
-		}
-		for _, it := range items {
-			p, err := policyFromEntry(r, router, it)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", b.Name(), err)
-			}
-			out = append(out, p)
-		}
+		out[i] = p
 	}
 	return starlark.NewList(out), nil
-}
-
-func policyFromEntry(r *Run, router *Program, it [2]any) (*Policy, error) {
-	ks, _ := it[0].(string)
-	prefix, err := netip.ParsePrefix(ks)
-	if err != nil {
-		return nil, fmt.Errorf("unexpected policy key %v", it[0])
-	}
-	p := &Policy{router: router, src: prefix}
-	if fields, ok := it[1].(datapath.Fields); ok {
-		for _, f := range fields {
-			switch f.Name {
-			case "ifindex":
-				if n, ok := f.Value.(int64); ok {
-					p.ifindex = int(n)
-				}
-			case "next_hop":
-				if s, ok := f.Value.(string); ok {
-					p.nextHop, _ = netip.ParseAddr(s)
-				}
-			}
-		}
-	}
-	p.via = starlark.MakeInt(p.ifindex)
-	// Name the link when the script installed the policy.
-	if k, ok := r.policyVia[policyKey(router, prefix)]; ok && k.l.Index() == p.ifindex {
-		p.via = k
-	}
-	return p, nil
 }
 
 // policyDocs documents source-based policy routing.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/quote"
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 )
@@ -20,46 +21,15 @@ func callerDir(thread *starlark.Thread) string {
 func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
 	if len(args) != 1 {
-		return nil, fmt.Errorf("%s: takes one positional argument, the program name (one of %s) or the path of an ELF object; got %d", b.Name(), quoteList(datapath.BundledPrograms()), len(args))
+		return nil, fmt.Errorf("takes one positional argument, the program name (one of %s) or the path of an ELF object; got %d", quote.Or(datapath.BundledPrograms()), len(args))
 	}
 	name, ok := args[0].(starlark.String)
 	if !ok {
-		return nil, fmt.Errorf("%s: name must be a string, not %s", b.Name(), describeValue(args[0]))
+		return nil, fmt.Errorf("name must be a string, not %s", describeValue(args[0]))
 	}
-	spec := datapath.ProgramSpec{Consts: map[string]int64{}, AddrConsts: map[string]netip.Addr{}}
-	for _, kv := range kwargs {
-		k := string(kv[0].(starlark.String))
-		if k == "section" {
-			s, ok := kv[1].(starlark.String)
-			if !ok {
-				return nil, fmt.Errorf("%s: section must be a string, not %s", b.Name(), describeValue(kv[1]))
-			}
-			spec.Section = string(s)
-			continue
-		}
-		var v int64
-		switch x := kv[1].(type) {
-		case starlark.Int:
-			n, ok := x.Int64()
-			if !ok {
-				return nil, fmt.Errorf("%s: constant %s=%s does not fit in 64 bits", b.Name(), k, x)
-			}
-			v = n
-		case starlark.Bool:
-			if x {
-				v = 1
-			}
-		case starlark.String:
-			a, err := netip.ParseAddr(string(x))
-			if err != nil {
-				return nil, fmt.Errorf("%s: constant %s=%q: a string constant must be an IP address, like \"10.0.1.0\"", b.Name(), k, string(x))
-			}
-			spec.AddrConsts[k] = a
-			continue
-		default:
-			return nil, fmt.Errorf("%s: constant %s must be an int, a bool or an IP address string, not %s", b.Name(), k, describeValue(kv[1]))
-		}
-		spec.Consts[k] = v
+	spec, err := programSpec(kwargs)
+	if err != nil {
+		return nil, err
 	}
 	if s := string(name); strings.Contains(s, "/") || strings.HasSuffix(s, ".o") {
 		if !filepath.IsAbs(s) {
@@ -68,89 +38,118 @@ func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		spec.Path = s
 	} else {
 		if spec.Section != "" {
-			return nil, fmt.Errorf("%s: section= is for ELF objects given by path; %q is a bundled program", b.Name(), s)
+			return nil, fmt.Errorf("section= is for ELF objects given by path; %q is a bundled program", s)
 		}
 		spec.Name = s
 	}
 	p, err := r.lab.LoadProgram(spec)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	return &Program{p: p}, nil
 }
 
+// programSpec reads program()'s keyword arguments: section= and the
+// constants.
+func programSpec(kwargs []starlark.Tuple) (datapath.ProgramSpec, error) {
+	spec := datapath.ProgramSpec{Consts: map[string]int64{}, AddrConsts: map[string]netip.Addr{}}
+	for _, kv := range kwargs {
+		k := string(kv[0].(starlark.String))
+		if k == "section" {
+			s, ok := kv[1].(starlark.String)
+			if !ok {
+				return spec, fmt.Errorf("section must be a string, not %s", describeValue(kv[1]))
+			}
+			spec.Section = string(s)
+			continue
+		}
+		switch x := kv[1].(type) {
+		case starlark.Int:
+			n, ok := x.Int64()
+			if !ok {
+				return spec, fmt.Errorf("constant %s=%s does not fit in 64 bits", k, x)
+			}
+			spec.Consts[k] = n
+		case starlark.Bool:
+			spec.Consts[k] = 0
+			if x {
+				spec.Consts[k] = 1
+			}
+		case starlark.String:
+			a, err := netip.ParseAddr(string(x))
+			if err != nil {
+				return spec, fmt.Errorf("constant %s=%q: a string constant must be an IP address, like \"10.0.1.0\"", k, string(x))
+			}
+			spec.AddrConsts[k] = a
+		default:
+			return spec, fmt.Errorf("constant %s must be an int, a bool or an IP address string, not %s", k, describeValue(kv[1]))
+		}
+	}
+	return spec, nil
+}
+
 func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var progv, target, before, after starlark.Value
+	prog := programArg{what: "a program (from program(...))"}
+	var target targetArg
+	var before, after anchorArg
 	var hookName string
 	var first, last bool
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prog", &progv, "target", &target, "hook", &hookName,
-		"first?", &first, "last?", &last, "before?", &before, "after?", &after); err != nil {
+	if err := unpackArgs(b, args, kwargs, "prog", &prog, "target", &target, "hook", &hookName,
+		"first?", &first, "last?", &last, "before??", &before, "after??", &after); err != nil {
 		return nil, err
-	}
-	prog, ok := progv.(*Program)
-	if !ok {
-		return nil, fmt.Errorf("%s: prog must be a program (from program(...)), not %s", b.Name(), describeValue(progv))
 	}
 	hook, err := datapath.ParseHook(hookName)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
-	var link *Link
-	switch t := target.(type) {
-	case *Link:
-		link = t
-	case *Pair:
-		if hook != datapath.HookPrimary && hook != datapath.HookPeer {
-			return nil, fmt.Errorf("%s: hook %q attaches to one device; give a link such as %s.primary, not the pair", b.Name(), hookName, t.primary.l.Name())
-		}
-		link = t.primary
-	default:
-		return nil, fmt.Errorf("%s: target must be a link or a netkit pair, not %s", b.Name(), describeValue(target))
+	link := target.k
+	if target.pair != nil && hook != datapath.HookPrimary && hook != datapath.HookPeer {
+		return nil, fmt.Errorf("hook %q attaches to one device; give a link such as %s.primary, not the pair", hookName, link.l.Name())
 	}
-	opts := datapath.AttachOptions{First: first, Last: last}
-	for _, anchor := range []struct {
-		kw   string
-		v    starlark.Value
-		prog **datapath.Program
-		att  **datapath.Attachment
-	}{{"before", before, &opts.BeforeProgram, &opts.BeforeAttachment}, {"after", after, &opts.AfterProgram, &opts.AfterAttachment}} {
-		switch v := anchor.v.(type) {
-		case nil, starlark.NoneType:
-		case *Program:
-			*anchor.prog = v.p
-		case *Attachment:
-			*anchor.att = v.a
-		default:
-			return nil, fmt.Errorf("%s: %s= takes a program or an attachment, not %s", b.Name(), anchor.kw, describeValue(anchor.v))
-		}
-	}
-	a, err := r.lab.Attach(prog.p, link.l, hook, opts)
+	opts := datapath.AttachOptions{First: first, Last: last,
+		BeforeProgram: before.prog, BeforeAttachment: before.att, AfterProgram: after.prog, AfterAttachment: after.att}
+	a, err := r.lab.Attach(prog.v.p, link.l, hook, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	shown := link
 	if hook == datapath.HookPrimary || hook == datapath.HookPeer {
 		shown = link.pair.primary
 	}
-	return &Attachment{a: a, prog: prog, target: shown, hook: hook}, nil
+	return &Attachment{a: a, prog: prog.v, target: shown, hook: hook}, nil
+}
+
+// anchorArg is what attach(before=, after=) places a program next to: a
+// program or an attachment on the hook.
+type anchorArg struct {
+	prog *datapath.Program
+	att  *datapath.Attachment
+}
+
+func (a *anchorArg) Unpack(v starlark.Value) error {
+	switch v := v.(type) {
+	case *Program:
+		a.prog = v.p
+	case *Attachment:
+		a.att = v.a
+	default:
+		return badParam("%s= takes a program or an attachment, not %s", describeValue(v))
+	}
+	return nil
 }
 
 func statsFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var progv starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prog", &progv); err != nil {
+	prog := programArg{what: "a program"}
+	if err := unpackArgs(b, args, kwargs, "prog", &prog); err != nil {
 		return nil, err
 	}
-	prog, ok := progv.(*Program)
-	if !ok {
-		return nil, fmt.Errorf("%s: prog must be a program, not %s", b.Name(), describeValue(progv))
-	}
-	s, err := prog.p.Stats()
+	s, err := prog.v.p.Stats()
 	if err != nil {
 		if errors.Is(err, datapath.ErrNoStats) {
-			return nil, fmt.Errorf("%s: %s has no \"stats\" map with pass/drop counters", b.Name(), prog)
+			return nil, fmt.Errorf("%s has no \"stats\" map with pass/drop counters", prog.v)
 		}
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	return statsValue(s), nil
 }

@@ -1,25 +1,3 @@
-// Package builtins is nkscript's Starlark surface: the functions a lab
-// script calls and the values they return. Per-run state lives in the
-// Starlark thread (thread.SetLocal), never in package globals; the kernel
-// work is done by package datapath.
-//
-// Builtins:
-//
-//	netns(name)                     a named network namespace
-//	host                            the namespace nkscript started in
-//	netkit_pair(primary, peer, mode="l3", primary_ns=host, peer_ns=None,
-//	            policy="forward", peer_policy="forward", mtu=None)
-//	veth_pair(primary, peer, primary_ns=host, peer_ns=None, mtu=None)
-//	route(dst, via=None, dev=None, ns=host)
-//	sysctl(key, value, ns=host)
-//	forwarding(ns=host)
-//	program(name, **consts) / program(path, section=None, **consts)
-//	attach(prog, target, hook)      hook: primary, peer, ingress, egress
-//	stats(prog)                     counters: passed, dropped, redirected
-//	ping(dst, src=host, count=3, timeout="1s")
-//	expect_pass(dst, port=None, proto="tcp", src=host, timeout="1s")
-//	expect_drop(dst, port=None, proto="tcp", src=host, timeout="1s", by=None)
-//	exec(ns, cmd)                   run a host command inside a namespace
 package builtins
 
 import (
@@ -157,7 +135,7 @@ func NewRun(o Options) *Run {
 func (r *Run) Globals() starlark.StringDict {
 	g := starlark.StringDict{"host": r.host, "argv": r.argv, "kernel": &Kernel{}}
 	for name, fn := range universe {
-		g[name] = starlark.NewBuiltin(name, recoverPanics(suggestKeywords(fn)))
+		g[name] = fn
 	}
 	return g
 }
@@ -265,29 +243,6 @@ func describeValue(v starlark.Value) string {
 		s = s[:57] + "..."
 	}
 	return fmt.Sprintf("%s (%s)", s, v.Type())
-}
-
-// quoteList renders choices as "a", "b" or "c".
-func quoteList(choices []string) string {
-	q := make([]string, len(choices))
-	for i, c := range choices {
-		q[i] = fmt.Sprintf("%q", c)
-	}
-	if len(q) <= 1 {
-		return strings.Join(q, "")
-	}
-	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
-}
-
-// newMethodFn makes the builtin behind a method, with panics turned into
-// errors at the call as for every builtin.
-func newMethodFn(name string, fn builtinFn) *starlark.Builtin {
-	return starlark.NewBuiltin(name, recoverPanics(fn))
-}
-
-// newMethod makes a method of recv.
-func newMethod(recv starlark.Value, name string, fn builtinFn) *starlark.Builtin {
-	return newMethodFn(name, fn).BindReceiver(recv)
 }
 
 func absPath(p string) string {

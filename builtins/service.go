@@ -3,22 +3,18 @@ package builtins
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/quote"
 	"go.starlark.net/starlark"
 )
 
 // Services and captures: serve() answers connections with a fixed reply,
 // connect() reads it, capture() counts what a device sees. Together they
 // show which backend answered and what a monitor received.
-
-func init() {
-	universe["serve"] = serveFn
-	universe["connect"] = connectFn
-	universe["capture"] = captureFn
-}
 
 // Server is what serve() returns.
 type Server struct {
@@ -52,7 +48,7 @@ func (s *Server) Attr(name string) (starlark.Value, error) {
 // stopMethod is the stop() method of recv: it takes no arguments and
 // calls stop.
 func stopMethod(recv starlark.Value, stop func() error) *starlark.Builtin {
-	return newMethod(recv, "stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	return newPlainMethod(recv, "stop", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 			return nil, err
 		}
@@ -60,41 +56,31 @@ func stopMethod(recv starlark.Value, stop func() error) *starlark.Builtin {
 	})
 }
 
-func toPort(fn string, v starlark.Value) (int, error) {
-	i, ok := v.(starlark.Int)
-	n, ok2 := i.Int64()
-	if !ok || !ok2 || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("%s: port=%s is not a port number 1..65535", fn, v)
-	}
-	return int(n), nil
-}
+// protoArg is "tcp" or "udp".
+type protoArg string
 
-func toProto(fn, proto string) error {
-	if proto != "tcp" && proto != "udp" {
-		return fmt.Errorf("%s: proto %q is not supported; use %s", fn, proto, quoteList([]string{"tcp", "udp"}))
+func (a *protoArg) Unpack(v starlark.Value) error {
+	s, err := unpackString(v)
+	if err != nil {
+		return err
 	}
+	if s != "tcp" && s != "udp" {
+		return badArg("proto %q is not supported; use %s", s, quote.Or([]string{"tcp", "udp"}))
+	}
+	*a = protoArg(s)
 	return nil
 }
 
 func serveFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var nsv, portv starlark.Value
-	proto := "tcp"
+	var nsArg netnsArg
+	var port portArg
+	proto := protoArg("tcp")
 	var reply starlark.Value = starlark.None
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "ns", &nsv, "port", &portv, "proto?", &proto, "reply?", &reply); err != nil {
+	if err := unpackArgs(b, args, kwargs, "ns", &nsArg, "port", &port, "proto?", &proto, "reply?", &reply); err != nil {
 		return nil, err
 	}
-	ns, err := toNetns(b.Name(), "ns", nsv, nil)
-	if err != nil {
-		return nil, err
-	}
-	port, err := toPort(b.Name(), portv)
-	if err != nil {
-		return nil, err
-	}
-	if err := toProto(b.Name(), proto); err != nil {
-		return nil, err
-	}
+	ns := nsArg.ns
 	text := ns.String()
 	if !ns.isHost {
 		text = ns.ns.Name()
@@ -103,15 +89,15 @@ func serveFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	case starlark.NoneType:
 	case starlark.String:
 		if v == "" {
-			return nil, fmt.Errorf("%s: reply must not be empty", b.Name())
+			return nil, fmt.Errorf("reply must not be empty")
 		}
 		text = string(v)
 	default:
-		return nil, fmt.Errorf("%s: reply must be a string, not %s", b.Name(), describeValue(reply))
+		return nil, fmt.Errorf("reply must be a string, not %s", describeValue(reply))
 	}
-	s, err := r.lab.Serve(ns.ns, proto, port, text)
+	s, err := r.lab.Serve(ns.ns, string(proto), int(port), text)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	return &Server{s: s, run: r}, nil
 }
@@ -152,40 +138,24 @@ func (c *ConnectResult) Attr(name string) (starlark.Value, error) {
 
 func connectFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var dst string
-	var portv, srcv, timeout starlark.Value
-	proto := "tcp"
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "port", &portv, "src?", &srcv, "proto?", &proto, "timeout?", &timeout); err != nil {
+	var dst addrArg
+	var port portArg
+	var srcArg netnsArg
+	proto := protoArg("tcp")
+	timeout := durationArg(time.Second)
+	if err := unpackArgs(b, args, kwargs, "dst", &dst, "port", &port, "src??", &srcArg, "proto?", &proto, "timeout??", &timeout); err != nil {
 		return nil, err
 	}
-	addr, err := parseAddr(b.Name(), "dst", dst)
+	src := srcArg.or(r.host)
+	if err := r.lab.WaitReadyFor(r.ctx, r.ready, dst.a.Is6()); err != nil {
+		return nil, err
+	}
+	ap := netip.AddrPortFrom(dst.a, uint16(port))
+	res, err := r.lab.Connect(r.ctx, src.ns, string(proto), ap, time.Duration(timeout))
 	if err != nil {
 		return nil, err
 	}
-	port, err := toPort(b.Name(), portv)
-	if err != nil {
-		return nil, err
-	}
-	if err := toProto(b.Name(), proto); err != nil {
-		return nil, err
-	}
-	src, err := toNetns(b.Name(), "src", srcv, r.host)
-	if err != nil {
-		return nil, err
-	}
-	to, err := toDuration(b.Name(), "timeout", timeout, time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	ap := netip.AddrPortFrom(addr, uint16(port))
-	res, err := r.lab.Connect(r.ctx, src.ns, proto, ap, to)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	return &ConnectResult{proto: proto, src: src, dst: ap, res: res}, nil
+	return &ConnectResult{proto: string(proto), src: src, dst: ap, res: res}, nil
 }
 
 // Capture is what capture() returns.
@@ -213,69 +183,61 @@ func (c *Capture) Attr(name string) (starlark.Value, error) {
 
 var captureProtos = []string{"arp", "icmp", "icmp6", "tcp", "udp"}
 
+// packetFilter is what capture.count() counts: packets matching every
+// field set.
+type packetFilter struct {
+	proto     string
+	src, dst  addrArg
+	direction string
+}
+
 func (c *Capture) count(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var proto, src, dst, direction string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "proto?", &proto, "src?", &src, "dst?", &dst, "direction?", &direction); err != nil {
+	f := packetFilter{src: addrArg{orEmpty: true}, dst: addrArg{orEmpty: true}}
+	if err := unpackArgs(b, args, kwargs, "proto?", &f.proto, "src?", &f.src, "dst?", &f.dst, "direction?", &f.direction); err != nil {
 		return nil, err
 	}
-	if proto != "" {
-		known := false
-		for _, p := range captureProtos {
-			known = known || p == proto
-		}
-		if !known {
-			return nil, fmt.Errorf("%s: proto %q is not one of %s", b.Name(), proto, quoteList(captureProtos))
-		}
+	if f.proto != "" && !slices.Contains(captureProtos, f.proto) {
+		return nil, fmt.Errorf("proto %q is not one of %s", f.proto, quote.Or(captureProtos))
 	}
-	var srcA, dstA netip.Addr
-	var err error
-	if src != "" {
-		if srcA, err = parseAddr(b.Name(), "src", src); err != nil {
-			return nil, err
-		}
-	}
-	if dst != "" {
-		if dstA, err = parseAddr(b.Name(), "dst", dst); err != nil {
-			return nil, err
-		}
-	}
-	switch direction {
+	switch f.direction {
 	case "", "in", "out":
 	default:
-		return nil, fmt.Errorf("%s: direction %q is not \"in\" or \"out\"", b.Name(), direction)
+		return nil, fmt.Errorf("direction %q is not \"in\" or \"out\"", f.direction)
 	}
 	// Packets just sent may still be on their way to the socket.
 	c.c.Settle(20*time.Millisecond, 500*time.Millisecond)
 	n := 0
 	for _, p := range c.c.Packets() {
-		switch {
-		case proto != "" && p.Proto != proto,
-			srcA.IsValid() && p.Src != srcA,
-			dstA.IsValid() && p.Dst != dstA,
-			direction == "in" && p.Outgoing,
-			direction == "out" && !p.Outgoing:
-			continue
+		if f.matches(p) {
+			n++
 		}
-		n++
 	}
 	return starlark.MakeInt(n), nil
 }
 
+func (f *packetFilter) matches(p datapath.Packet) bool {
+	switch {
+	case f.proto != "" && p.Proto != f.proto,
+		f.src.a.IsValid() && p.Src != f.src.a,
+		f.dst.a.IsValid() && p.Dst != f.dst.a,
+		f.direction == "in" && p.Outgoing,
+		f.direction == "out" && !p.Outgoing:
+		return false
+	}
+	return true
+}
+
 func captureFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var lv starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "link", &lv); err != nil {
+	link := linkArg{what: "a link (a pair end such as p.peer, or ns.lo)"}
+	if err := unpackArgs(b, args, kwargs, "link", &link); err != nil {
 		return nil, err
 	}
-	k, ok := lv.(*Link)
-	if !ok {
-		return nil, fmt.Errorf("%s: link must be a link (a pair end such as p.peer, or ns.lo), not %s", b.Name(), describeValue(lv))
-	}
-	c, err := r.lab.Capture(k.l)
+	c, err := r.lab.Capture(link.v.l)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
-	return &Capture{c: c, link: k}, nil
+	return &Capture{c: c, link: link.v}, nil
 }
 
 // loopback returns the lo link of a namespace the script created.

@@ -7,24 +7,13 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func init() {
-	universe["bridge"] = bridgeFn
-}
-
 func bridgeFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
 	var name string
-	var nsv, mtuv starlark.Value
+	var ns netnsArg
+	var mtu mtuArg
 	var ports *starlark.List
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "ns?", &nsv, "ports?", &ports, "mtu?", &mtuv); err != nil {
-		return nil, err
-	}
-	ns, err := toNetns(b.Name(), "ns", nsv, r.host)
-	if err != nil {
-		return nil, err
-	}
-	mtu, err := toMTU(b.Name(), mtuv)
-	if err != nil {
+	if err := unpackArgs(b, args, kwargs, "name", &name, "ns??", &ns, "ports?", &ports, "mtu??", &mtu); err != nil {
 		return nil, err
 	}
 	var links []*datapath.Link
@@ -32,53 +21,54 @@ func bridgeFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		for i := range ports.Len() {
 			k, ok := ports.Index(i).(*Link)
 			if !ok {
-				return nil, fmt.Errorf("%s: ports[%d] must be a link, not %s", b.Name(), i, describeValue(ports.Index(i)))
+				return nil, fmt.Errorf("ports[%d] must be a link, not %s", i, describeValue(ports.Index(i)))
 			}
 			links = append(links, k.l)
 		}
 	}
-	br, err := r.lab.NewBridge(ns.ns, name, links, mtu)
+	br, err := r.lab.NewBridge(ns.or(r.host).ns, name, links, int(mtu))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	v := &Link{l: br, run: r}
 	r.links[br] = v
 	return v, nil
 }
 
+// upArg is a link state: True for up, False for down.
+type upArg struct{ up, set bool }
+
+func (a *upArg) Unpack(v starlark.Value) error {
+	u, ok := v.(starlark.Bool)
+	if !ok {
+		return badArg("up must be True or False, not %s", describeValue(v))
+	}
+	a.up, a.set = bool(u), true
+	return nil
+}
+
 func linkSet(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var mtuv, upv, masterv starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "mtu?", &mtuv, "up?", &upv, "master?", &masterv); err != nil {
+	var mtu mtuArg
+	var up upArg
+	master := linkArg{what: "a bridge (from bridge())"}
+	if err := unpackArgs(b, args, kwargs, "mtu??", &mtu, "up??", &up, "master??", &master); err != nil {
 		return nil, err
 	}
-	if mtuv != nil && mtuv != starlark.None {
-		mtu, err := toMTU(b.Name(), mtuv)
-		if err != nil {
+	if mtu != 0 {
+		if err := r.lab.SetMTU(k.l, int(mtu)); err != nil {
 			return nil, err
 		}
-		if err := r.lab.SetMTU(k.l, mtu); err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	if master.v != nil {
+		if err := r.lab.SetMaster(k.l, master.v.l); err != nil {
+			return nil, err
 		}
 	}
-	switch m := masterv.(type) {
-	case nil:
-	case starlark.NoneType:
-	case *Link:
-		if err := r.lab.SetMaster(k.l, m.l); err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	if up.set {
+		if err := r.lab.SetUp(k.l, up.up); err != nil {
+			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("%s: master must be a bridge (from bridge()), not %s", b.Name(), describeValue(masterv))
-	}
-	switch u := upv.(type) {
-	case nil, starlark.NoneType:
-	case starlark.Bool:
-		if err := r.lab.SetUp(k.l, bool(u)); err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Name(), err)
-		}
-	default:
-		return nil, fmt.Errorf("%s: up must be True or False, not %s", b.Name(), describeValue(upv))
 	}
 	return k, nil
 }

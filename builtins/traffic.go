@@ -1,50 +1,16 @@
 package builtins
 
 import (
-	"context"
 	"fmt"
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/quote"
 	"go.starlark.net/starlark"
 )
-
-// toDuration accepts "1s", "250ms", or a number of seconds.
-func toDuration(fn, param string, v starlark.Value, def time.Duration) (time.Duration, error) {
-	var d time.Duration
-	switch x := v.(type) {
-	case nil, starlark.NoneType:
-		return def, nil
-	case starlark.String:
-		var err error
-		d, err = time.ParseDuration(string(x))
-		if err != nil {
-			return 0, fmt.Errorf("%s: %s=%q is not a duration; write it like \"1s\" or \"250ms\"", fn, param, string(x))
-		}
-	case starlark.Int:
-		n, ok := x.Int64()
-		if !ok || n > 86400 || n < -86400 {
-			return 0, fmt.Errorf("%s: %s=%s seconds is out of range; use up to 86400", fn, param, x)
-		}
-		d = time.Duration(n) * time.Second
-	case starlark.Float:
-		if math.IsNaN(float64(x)) || float64(x) > 86400 {
-			return 0, fmt.Errorf("%s: %s=%v seconds is not usable", fn, param, x)
-		}
-		d = time.Duration(float64(x) * float64(time.Second))
-	default:
-		return 0, fmt.Errorf("%s: %s must be a duration string like \"1s\", not %s", fn, param, describeValue(v))
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%s: %s=%s must be positive", fn, param, v)
-	}
-	return d, nil
-}
 
 // PingResult is what ping() returns. Its string form leaves out the
 // round-trip times so that printed output is deterministic.
@@ -91,33 +57,23 @@ func (p *PingResult) Truth() starlark.Bool { return starlark.Bool(p.res.Received
 
 func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
-	var dst string
-	var srcv, timeout starlark.Value
+	var dst addrArg
+	var srcArg netnsArg
 	count, ttl := 3, 64
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "src?", &srcv, "count?", &count, "timeout?", &timeout, "ttl?", &ttl); err != nil {
+	timeout := durationArg(time.Second)
+	if err := unpackArgs(b, args, kwargs, "dst", &dst, "src??", &srcArg, "count?", &count, "timeout??", &timeout, "ttl?", &ttl); err != nil {
 		return nil, err
 	}
 	if ttl < 1 || ttl > 255 {
-		return nil, fmt.Errorf("%s: ttl=%d is out of range 1..255", b.Name(), ttl)
-	}
-	addr, err := parseAddr(b.Name(), "dst", dst)
-	if err != nil {
-		return nil, err
-	}
-	src, err := toNetns(b.Name(), "src", srcv, r.host)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ttl=%d is out of range 1..255", ttl)
 	}
 	if count < 1 || count > 100000 {
-		return nil, fmt.Errorf("%s: count=%d is out of range 1..100000", b.Name(), count)
+		return nil, fmt.Errorf("count=%d is out of range 1..100000", count)
 	}
-	to, err := toDuration(b.Name(), "timeout", timeout, time.Second)
+	addr, src := dst.a, srcArg.or(r.host)
+	res, err := r.lab.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: time.Duration(timeout), TTL: ttl}, r.ready)
 	if err != nil {
 		return nil, err
-	}
-	res, err := r.lab.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: to, TTL: ttl}, r.ready)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return &PingResult{dst: addr, src: src, res: res}, nil
 }
@@ -134,131 +90,157 @@ func expectDrop(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 // expectation pauses the run before it fails, to let the user look.
 func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (starlark.Value, error) {
 	v, err := expectFlow(thread, b, args, kwargs, wantPass)
-	if r := runOf(thread); err != nil && r.pauseOnFail && !r.pausedOnFail && r.ctx.Err() == nil {
+	if err == nil {
+		return v, nil
+	}
+	err = withName(b, err)
+	if r := runOf(thread); r.pauseOnFail && !r.pausedOnFail && r.ctx.Err() == nil {
 		r.pausedOnFail = true
 		r.pause(thread, "the expectation failed: "+err.Error())
 	}
-	return v, err
+	return nil, err
+}
+
+// flowCheck is the flow one expect_pass or expect_drop call checks.
+type flowCheck struct {
+	proto    string
+	src      *Netns
+	dst      netip.Addr
+	dstNs    *datapath.Netns
+	port     int
+	timeout  time.Duration
+	by       *Program // expect_drop's by=, or nil
+	wantPass bool
 }
 
 func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (starlark.Value, error) {
 	r := runOf(thread)
-	var dst string
-	proto := "tcp"
-	var portv, srcv, timeout, by starlark.Value
+	c, err := unpackFlow(r, b, args, kwargs, wantPass)
+	if err != nil {
+		return nil, err
+	}
+	rec := newExpectation(thread, b, c.proto, c.src, c.dst, c.port, wantPass, c.by)
+	defer rec.record(&r.report)
+	if err := r.lab.WaitReadyFor(r.ctx, r.ready, c.dst.Is6()); err != nil {
+		return nil, err
+	}
+	res, before, err := c.probe(r)
+	if err != nil || res.Assumed {
+		// An assumed result (a dry run) sent nothing: nothing to judge.
+		return starlark.None, err
+	}
+	return starlark.None, c.judge(r, rec, res, before)
+}
+
+// unpackFlow checks the arguments of expect_pass or expect_drop.
+func unpackFlow(r *Run, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (*flowCheck, error) {
+	c := &flowCheck{proto: "tcp", wantPass: wantPass}
+	var dst addrArg
+	var src netnsArg
+	var port starlark.Value
+	timeout := durationArg(time.Second)
+	by := programArg{what: "a program"}
+	pairs := []any{"dst", &dst, "port??", &port, "proto?", &c.proto, "src??", &src, "timeout??", &timeout}
+	if !wantPass {
+		pairs = append(pairs, "by??", &by)
+	}
+	if err := unpackArgs(b, args, kwargs, pairs...); err != nil {
+		return nil, err
+	}
+	if err := c.setPort(port); err != nil {
+		return nil, err
+	}
+	c.dst, c.src, c.timeout, c.by = dst.a, src.or(r.host), time.Duration(timeout), by.v
 	var err error
-	if wantPass {
-		err = starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "port?", &portv, "proto?", &proto, "src?", &srcv, "timeout?", &timeout)
-	} else {
-		err = starlark.UnpackArgs(b.Name(), args, kwargs, "dst", &dst, "port?", &portv, "proto?", &proto, "src?", &srcv, "timeout?", &timeout, "by?", &by)
-	}
-	if err != nil {
+	if c.dstNs, err = r.lab.NetnsOwning(c.dst); err != nil {
 		return nil, err
 	}
-	addr, err := parseAddr(b.Name(), "dst", dst)
-	if err != nil {
-		return nil, err
-	}
-	src, err := toNetns(b.Name(), "src", srcv, r.host)
-	if err != nil {
-		return nil, err
-	}
-	port := 0
-	switch proto {
+	return c, nil
+}
+
+// setPort checks the port against the protocol: tcp and udp need one,
+// icmp has none.
+func (c *flowCheck) setPort(v starlark.Value) error {
+	switch c.proto {
 	case "tcp", "udp":
-		p, ok := portv.(starlark.Int)
-		if portv == nil || portv == starlark.None {
-			return nil, fmt.Errorf("%s: proto %q needs a port, e.g. port=12345", b.Name(), proto)
+		if v == nil {
+			return fmt.Errorf("proto %q needs a port, e.g. port=12345", c.proto)
 		}
-		n, ok2 := p.Int64()
-		if !ok || !ok2 || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("%s: port=%s is not a port number 1..65535", b.Name(), portv)
+		var p portArg
+		if err := checkArg("port", &p, v); err != nil {
+			return err
 		}
-		port = int(n)
+		c.port = int(p)
 	case "icmp":
-		if portv != nil && portv != starlark.None {
-			return nil, fmt.Errorf("%s: proto \"icmp\" has no ports; remove port=%s", b.Name(), portv)
+		if v != nil {
+			return fmt.Errorf("proto \"icmp\" has no ports; remove port=%s", v)
 		}
 	default:
-		return nil, fmt.Errorf("%s: proto %q is not supported; use %s", b.Name(), proto, quoteList([]string{"tcp", "udp", "icmp"}))
+		return fmt.Errorf("proto %q is not supported; use %s", c.proto, quote.Or([]string{"tcp", "udp", "icmp"}))
 	}
-	to, err := toDuration(b.Name(), "timeout", timeout, time.Second)
-	if err != nil {
-		return nil, err
-	}
-	var byProg *Program
-	if by != nil && by != starlark.None {
-		var ok bool
-		if byProg, ok = by.(*Program); !ok {
-			return nil, fmt.Errorf("%s: by must be a program, not %s", b.Name(), describeValue(by))
-		}
-	}
-	dstNs, err := r.lab.NetnsOwning(addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	flow := flowString(proto, src, addr, port)
-	rec := newExpectation(thread, b, proto, src, addr, port, wantPass, byProg)
-	defer rec.record(&r.report)
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	var before datapath.Stats
-	if byProg != nil {
-		if before, err = byProg.p.Stats(); err != nil {
-			return nil, fmt.Errorf("%s: by=%s: %w", b.Name(), byProg, err)
-		}
-	}
+	return nil
+}
+
+func (c *flowCheck) String() string { return flowString(c.proto, c.src, c.dst, c.port) }
+
+// probe sends the flow and reports what happened, with the by= program's
+// drop counter before; a drop by that program ends the wait early.
+func (c *flowCheck) probe(r *Run) (datapath.ProbeResult, uint64, error) {
 	ctx := r.ctx
-	var droppedEarly func() bool
-	if byProg != nil {
-		// Once the program has dropped a packet of the exchange and it
-		// still has not arrived, waiting out the timeout proves nothing
-		// more: stop early.
-		var stop func()
-		ctx, droppedEarly, stop = watchDrops(r.ctx, byProg.p, before.Dropped)
-		defer stop()
+	var before datapath.Stats
+	var watch *datapath.DropWatch
+	if c.by != nil {
+		var err error
+		if before, err = c.by.p.Stats(); err != nil {
+			return datapath.ProbeResult{}, 0, fmt.Errorf("by=%s: %w", c.by, err)
+		}
+		watch = c.by.p.WatchDrops(r.ctx, before.Dropped)
+		defer watch.Stop()
+		ctx = watch.Context()
 	}
 	res, err := r.lab.Probe(ctx, datapath.ProbeOptions{
-		Proto: proto, Src: src.ns, DstNs: dstNs, Dst: addr, Port: port, Timeout: to,
-		Message: "nkscript " + flow,
-	}, wantPass)
-	if res.Assumed {
-		// Nothing was sent (a dry run): nothing was checked or seen.
-		return starlark.None, nil
-	}
-	if err != nil && droppedEarly != nil && droppedEarly() && r.ctx.Err() == nil {
-		res, err = datapath.ProbeResult{Reason: "dropped by " + byProg.p.Name()}, nil
+		Proto: c.proto, Src: c.src.ns, DstNs: c.dstNs, Dst: c.dst, Port: c.port, Timeout: c.timeout,
+		Message: "nkscript " + c.String(),
+	}, c.wantPass)
+	if err != nil && watch != nil && watch.Dropped() && r.ctx.Err() == nil {
+		res, err = datapath.ProbeResult{Reason: "dropped by " + c.by.p.Name()}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", b.Name(), flow, err)
+		return datapath.ProbeResult{}, 0, fmt.Errorf("%s: %w", c, err)
 	}
-	if wantPass {
+	return res, before.Dropped, nil
+}
+
+// judge records the outcome of the probe and fails unless it is the one
+// expected: delivered, or lost (and dropped by the by= program, whose
+// drop counter was before).
+func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeResult, before uint64) error {
+	if c.wantPass {
 		rec.outcome(res.Delivered, res.Delivered, reasonOr(res.Reason, "delivered"))
 		if !res.Delivered {
-			return nil, fmt.Errorf("%s: %s was not delivered: %s", b.Name(), flow, res.Reason)
+			return fmt.Errorf("%s was not delivered: %s", c, res.Reason)
 		}
-		r.printf("ok: %s passed", flow)
-		return starlark.None, nil
+		r.printf("ok: %s passed", c)
+		return nil
 	}
 	rec.outcome(res.Delivered, !res.Delivered, reasonOr(res.Reason, "delivered, but it should have been dropped"))
 	if res.Delivered {
-		return nil, fmt.Errorf("%s: %s was delivered, but it should have been dropped", b.Name(), flow)
+		return fmt.Errorf("%s was delivered, but it should have been dropped", c)
 	}
-	if byProg != nil {
-		after, err := byProg.p.Stats()
-		if err != nil {
-			return nil, fmt.Errorf("%s: by=%s: %w", b.Name(), byProg, err)
-		}
-		if after.Dropped <= before.Dropped {
-			rec.outcome(false, false, fmt.Sprintf("%s, but %s dropped nothing (drop counter stayed at %d): something else lost it", res.Reason, byProg.p.Name(), after.Dropped))
-			return nil, fmt.Errorf("%s: %s was not delivered (%s), but %s dropped nothing (drop counter stayed at %d): something else lost it", b.Name(), flow, res.Reason, byProg.p.Name(), after.Dropped)
-		}
-		r.printf("ok: %s dropped by %s", flow, byProg.p.Name())
-		return starlark.None, nil
+	if c.by == nil {
+		r.printf("ok: %s dropped", c)
+		return nil
 	}
-	r.printf("ok: %s dropped", flow)
-	return starlark.None, nil
+	after, err := c.by.p.Stats()
+	if err != nil {
+		return fmt.Errorf("by=%s: %w", c.by, err)
+	}
+	if after.Dropped <= before {
+		rec.outcome(false, false, fmt.Sprintf("%s, but %s dropped nothing (drop counter stayed at %d): something else lost it", res.Reason, c.by.p.Name(), after.Dropped))
+		return fmt.Errorf("%s was not delivered (%s), but %s dropped nothing (drop counter stayed at %d): something else lost it", c, res.Reason, c.by.p.Name(), after.Dropped)
+	}
+	r.printf("ok: %s dropped by %s", c, c.by.p.Name())
+	return nil
 }
 
 func flowString(proto string, src *Netns, dst netip.Addr, port int) string {
@@ -269,26 +251,17 @@ func flowString(proto string, src *Netns, dst netip.Addr, port int) string {
 	return fmt.Sprintf("%s %s -> %s", proto, src, to)
 }
 
-func execFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	r := runOf(thread)
-	var nsv, cmd starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "ns", &nsv, "cmd", &cmd); err != nil {
-		return nil, err
-	}
-	ns, err := toNetns(b.Name(), "ns", nsv, nil)
-	if err != nil {
-		return nil, err
-	}
-	if ns == nil {
-		return nil, fmt.Errorf("%s: ns is None; pass host or a netns", b.Name())
-	}
-	var argv []string
-	switch c := cmd.(type) {
+// commandArg is a command: a string run by /bin/sh, or a list of
+// arguments.
+type commandArg []string
+
+func (a *commandArg) Unpack(v starlark.Value) error {
+	switch c := v.(type) {
 	case starlark.String:
 		if strings.TrimSpace(string(c)) == "" {
-			return nil, fmt.Errorf("%s: cmd is empty", b.Name())
+			return badArg("cmd is empty")
 		}
-		argv = []string{"/bin/sh", "-c", string(c)}
+		*a = []string{"/bin/sh", "-c", string(c)}
 	case *starlark.List, starlark.Tuple:
 		iter := starlark.Iterate(c)
 		defer iter.Done()
@@ -296,59 +269,32 @@ func execFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		for iter.Next(&x) {
 			s, ok := x.(starlark.String)
 			if !ok {
-				return nil, fmt.Errorf("%s: cmd list items must be strings, not %s", b.Name(), describeValue(x))
+				return badArg("cmd list items must be strings, not %s", describeValue(x))
 			}
-			argv = append(argv, string(s))
+			*a = append(*a, string(s))
 		}
-		if len(argv) == 0 {
-			return nil, fmt.Errorf("%s: cmd is empty", b.Name())
+		if len(*a) == 0 {
+			return badArg("cmd is empty")
 		}
 	default:
-		return nil, fmt.Errorf("%s: cmd must be a string (run by /bin/sh) or a list of arguments, not %s", b.Name(), describeValue(cmd))
+		return badArg("cmd must be a string (run by /bin/sh) or a list of arguments, not %s", describeValue(v))
 	}
-	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	out, err := r.lab.Exec(r.ctx, ns.ns, argv)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	return starlark.String(out), nil
+	return nil
 }
 
-// dropGrace is how long a probe may still complete after the watched
-// program dropped one of its packets; TCP retransmits only after 1 s.
-const dropGrace = 50 * time.Millisecond
-
-// watchDrops returns a context that is cancelled dropGrace after prog's
-// drop counter rises above before, and a function that reports whether
-// that happened.
-func watchDrops(parent context.Context, prog *datapath.Program, before uint64) (context.Context, func() bool, func()) {
-	ctx, cancel := context.WithCancel(parent)
-	var fired atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if s, err := prog.Stats(); err == nil && s.Dropped > before {
-				select {
-				case <-done:
-					return
-				case <-time.After(dropGrace):
-				}
-				fired.Store(true)
-				cancel()
-				return
-			}
-		}
-	}()
-	return ctx, fired.Load, func() { close(done); cancel() }
+func execFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	r := runOf(thread)
+	var ns netnsArg
+	var cmd commandArg
+	if err := unpackArgs(b, args, kwargs, "ns", &ns, "cmd", &cmd); err != nil {
+		return nil, err
+	}
+	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
+		return nil, err
+	}
+	out, err := r.lab.Exec(r.ctx, ns.ns.ns, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.String(out), nil
 }

@@ -7,13 +7,9 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func init() {
-	universe["pause"] = pauseFn
-}
-
 func pauseFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var msg string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "msg?", &msg); err != nil {
+	if err := unpackArgs(b, args, kwargs, "msg?", &msg); err != nil {
 		return nil, err
 	}
 	r := runOf(thread)

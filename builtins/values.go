@@ -2,7 +2,6 @@ package builtins
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/nkscript/nkscript/datapath"
 	"go.starlark.net/starlark"
@@ -14,17 +13,12 @@ type object struct{}
 
 func (object) Freeze()              {}
 func (object) Truth() starlark.Bool { return starlark.True }
+func (object) nkscriptValue()       {}
 
-// methods builds bound methods for a value's attribute table.
-type method func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
-
-func attrNames(attrs map[string]bool) []string {
-	names := make([]string, 0, len(attrs))
-	for n := range attrs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+// value is a value of an nkscript type.
+type value interface {
+	starlark.Value
+	nkscriptValue()
 }
 
 // Netns is a network namespace: host, or one the script created.
@@ -181,9 +175,9 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 }
 
 func (k *Link) method(name string, fn func(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)) *starlark.Builtin {
-	return newMethodFn(name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	return newMethod(k, name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		return fn(k, thread, b, args, kwargs)
-	}).BindReceiver(k)
+	})
 }
 
 // Program is a loaded BPF program.
@@ -232,15 +226,12 @@ func (a *Attachment) Attr(name string) (starlark.Value, error) {
 	case "hook":
 		return starlark.String(a.hook.String()), nil
 	case "detach":
-		return newMethodFn("detach", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return newMethod(a, "detach", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := unpackArgs(b, args, kwargs); err != nil {
 				return nil, err
 			}
-			if err := a.a.Detach(); err != nil {
-				return nil, fmt.Errorf("detach: %w", err)
-			}
-			return starlark.None, nil
-		}).BindReceiver(a), nil
+			return starlark.None, a.a.Detach()
+		}), nil
 	}
 	return nil, nil
 }

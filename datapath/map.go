@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/nkscript/nkscript/internal/quote"
 )
 
 // Map is one of a loaded program's BPF maps, read and written with plain
@@ -42,6 +43,11 @@ type mapStore interface {
 	get(m *Map, kb []byte) (any, bool, error)
 	delete(m *Map, k any, kb []byte) (bool, error)
 	items(m *Map) ([][2]any, error)
+	// putBytes, deleteBytes and rawItems work on keys and values encoded
+	// by the caller (a program's own layout, see policy_router.go).
+	putBytes(m *Map, kb, vb []byte) error
+	deleteBytes(m *Map, kb []byte) (bool, error)
+	rawItems(m *Map) ([][2][]byte, error)
 }
 
 // MapNames lists the program's maps, sorted; internal maps (.rodata,
@@ -67,21 +73,13 @@ func (p *Program) Map(name string) (*Map, error) {
 		if len(names) == 0 {
 			return nil, fmt.Errorf("program %s has no maps", p.name)
 		}
-		return nil, fmt.Errorf("program %s has no map %q; its maps are %s", p.name, name, quoteNames(names))
+		return nil, fmt.Errorf("program %s has no map %q; its maps are %s", p.name, name, quote.List(names))
 	}
 	store, err := p.impl.mapStore(name)
 	if err != nil {
 		return nil, fmt.Errorf("map %s of program %s: %w", name, p.name, err)
 	}
 	return &Map{prog: p.name, name: name, spec: spec, order: binary.NativeEndian, store: store}, nil
-}
-
-func quoteNames(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
-	return strings.Join(q, ", ")
 }
 
 // Name is the map's name.

@@ -104,6 +104,17 @@ func (s kernelMap) delete(m *Map, k any, kb []byte) (bool, error) {
 		}
 		return true, nil
 	}
+	return s.deleteBytes(m, kb)
+}
+
+func (s kernelMap) putBytes(m *Map, kb, vb []byte) error {
+	if err := s.m.Put(kb, vb); err != nil {
+		return m.errorf("put: %v", err)
+	}
+	return nil
+}
+
+func (s kernelMap) deleteBytes(m *Map, kb []byte) (bool, error) {
 	err := s.m.Delete(kb)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return false, nil
@@ -112,6 +123,19 @@ func (s kernelMap) delete(m *Map, k any, kb []byte) (bool, error) {
 		return false, m.errorf("delete: %v", err)
 	}
 	return true, nil
+}
+
+func (s kernelMap) rawItems(m *Map) ([][2][]byte, error) {
+	var out [][2][]byte
+	iter := s.m.Iterate()
+	var kb, vb []byte
+	for iter.Next(&kb, &vb) {
+		out = append(out, [2][]byte{bytes.Clone(kb), bytes.Clone(vb)})
+	}
+	if err := iter.Err(); err != nil {
+		return nil, m.errorf("iterate: %v", err)
+	}
+	return out, nil
 }
 
 // mapItem is one entry read back: the key's bytes, and key and value

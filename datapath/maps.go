@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf/btf"
+	"github.com/nkscript/nkscript/internal/quote"
 )
 
 // Describe says what a key or value of the map looks like, for messages:
@@ -266,7 +267,7 @@ func encode(t btf.Type, b []byte, v any, what string, order binary.ByteOrder) er
 		for _, k := range keys {
 			mb, ok := byName[k]
 			if !ok {
-				return fmt.Errorf("%s: %s has no field %q; its fields are %s", what, typeString(t, 0), k, quoteNames(names))
+				return fmt.Errorf("%s: %s has no field %q; its fields are %s", what, typeString(t, 0), k, quote.List(names))
 			}
 			if mb.BitfieldSize != 0 {
 				return fmt.Errorf("%s: field %q is a bitfield, which nkscript cannot set", what, k)

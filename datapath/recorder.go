@@ -186,6 +186,9 @@ func (standIn) put(m *Map, _ any, _ []byte, v any) error { _, err := m.valueByte
 func (standIn) get(*Map, []byte) (any, bool, error)      { return nil, false, nil }
 func (standIn) delete(*Map, any, []byte) (bool, error)   { return true, nil }
 func (standIn) items(*Map) ([][2]any, error)             { return nil, nil }
+func (standIn) putBytes(*Map, []byte, []byte) error      { return nil }
+func (standIn) deleteBytes(*Map, []byte) (bool, error)   { return true, nil }
+func (standIn) rawItems(*Map) ([][2][]byte, error)       { return nil, nil }
 func (standIn) detach() error                            { return nil }
 func (standIn) release() error                           { return nil }
 func (standIn) pin(string) (bool, error)                 { return false, nil }

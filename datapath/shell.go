@@ -492,11 +492,17 @@ func (sm *shellMap) put(m *Map, _ any, kb []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	return sm.putBytes(m, kb, vb)
+}
+
+func (sm *shellMap) putBytes(_ *Map, kb, vb []byte) error {
 	sm.sh.line("bpftool map update pinned %s key hex %s value hex %s", sm.pin, hexBytes(kb), hexBytes(vb))
 	return nil
 }
 
-func (sm *shellMap) delete(_ *Map, _ any, kb []byte) (bool, error) {
+func (sm *shellMap) delete(m *Map, _ any, kb []byte) (bool, error) { return sm.deleteBytes(m, kb) }
+
+func (sm *shellMap) deleteBytes(_ *Map, kb []byte) (bool, error) {
 	sm.sh.line("bpftool map delete pinned %s key hex %s", sm.pin, hexBytes(kb))
 	return true, nil
 }

@@ -1,4 +1,0 @@
-package builtins
-
-// limitDocs documents the run bounds.
-var limitDocs []Entry
