@@ -167,3 +167,35 @@ func TestCheckRange(t *testing.T) {
 		t.Error("signed range starts at 0")
 	}
 }
+
+// TestEncodeMapped: an IPv4-mapped IPv6 address is an IPv4 address in a
+// 4-byte field, and stays mapped in a 16-byte one, so that what is read
+// from an IPv6 field can be written back.
+func TestEncodeMapped(t *testing.T) {
+	order := binary.LittleEndian
+	for _, tc := range []struct {
+		prog, m string
+		key     bool
+		v, want any
+	}{
+		{"lb", "backends", false, map[string]any{"addr": "::ffff:10.0.0.1"}, Fields{{Name: "ifindex", Value: int64(0)}, {Name: "addr", Value: "10.0.0.1"}}},
+		{"policy_router", "policy_routes_v6", false, map[string]any{"next_hop": "::ffff:10.0.0.1"}, Fields{{Name: "ifindex", Value: int64(0)}, {Name: "next_hop", Value: "::ffff:10.0.0.1"}}},
+		{"policy_router", "policy_routes_v6", true, "::ffff:10.0.0.0/104", "::ffff:10.0.0.0/104"},
+		{"policy_router", "policy_routes_v6", true, netip.MustParseAddr("::ffff:10.0.0.1"), "::ffff:10.0.0.1/128"},
+		{"policy_router", "policy_routes_v4", true, "::ffff:10.0.0.1", "10.0.0.1/32"},
+	} {
+		ms := mapSpec(t, tc.prog, tc.m)
+		typ, size := ms.Value, int(ms.ValueSize)
+		if tc.key {
+			typ, size = ms.Key, int(ms.KeySize)
+		}
+		b, err := Encode(typ, size, tc.v, "v", order)
+		if err != nil {
+			t.Errorf("%s: Encode(%v): %v", tc.m, tc.v, err)
+			continue
+		}
+		if got := Decode(typ, b, "", order); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: Encode(%v) decodes to %v, want %v", tc.m, tc.v, got, tc.want)
+		}
+	}
+}

@@ -42,7 +42,7 @@ func encode(t btf.Type, b []byte, v any, what string, order binary.ByteOrder) er
 		return encodeArray(t, x, b, v, what, order)
 	case *btf.Struct:
 		if n, ok := lpmKey(x); ok {
-			p, err := toPrefix(v, what)
+			p, err := toPrefix(v, n, what)
 			if err != nil {
 				return err
 			}
@@ -66,7 +66,7 @@ func encodeInt(x *btf.Int, tdName string, b []byte, v any, what string, order bi
 		if err != nil {
 			return fmt.Errorf("%s: %v", what, err)
 		}
-		if !a.Is4() {
+		if a = a.Unmap(); !a.Is4() {
 			return fmt.Errorf("%s: %s is not an IPv4 address", what, a)
 		}
 		copy(b, a.AsSlice())
@@ -79,8 +79,8 @@ func encodeInt(x *btf.Int, tdName string, b []byte, v any, what string, order bi
 func putInt(b []byte, t intType, v any, what string, order binary.ByteOrder) error {
 	n, ok := toNumber(v)
 	if !ok {
-		if a, isAddr, err := toAddr(v); isAddr && err == nil && a.Is4() && t.size == 4 {
-			copy(b, a.AsSlice())
+		if a, isAddr, err := toAddr(v); isAddr && err == nil && a.Unmap().Is4() && t.size == 4 {
+			copy(b, a.Unmap().AsSlice())
 			return nil
 		}
 		return fmt.Errorf("%s: a %d-byte integer takes an int, not %s", what, t.size, describeGo(v))
@@ -105,6 +105,9 @@ func encodeArray(t btf.Type, x *btf.Array, b []byte, v any, what string, order b
 		if a, isAddr, err := toAddr(v); isAddr {
 			if err != nil {
 				return fmt.Errorf("%s: %v", what, err)
+			}
+			if n == 4 {
+				a = a.Unmap()
 			}
 			if (n == 4) != a.Is4() {
 				return fmt.Errorf("%s: %s does not fit %s, which holds an IPv%d address", what, a, typeString(t, 0), ipVersion(n))
@@ -132,15 +135,15 @@ func encodeArray(t btf.Type, x *btf.Array, b []byte, v any, what string, order b
 	return nil
 }
 
-// toPrefix converts v to a prefix for an LPM key: a netip.Prefix, a
-// netip.Addr or a string holding either. A value of another type gives
-// the zero Prefix and no error.
-func toPrefix(v any, what string) (netip.Prefix, error) {
+// toPrefix converts v to a prefix for an LPM key whose address is n
+// bytes: a netip.Prefix, a netip.Addr or a string holding either. A value
+// of another type gives the zero Prefix and no error.
+func toPrefix(v any, n int, what string) (netip.Prefix, error) {
 	switch y := v.(type) {
 	case netip.Prefix:
 		return y, nil
 	case netip.Addr:
-		return netip.PrefixFrom(y.Unmap(), y.Unmap().BitLen()), nil
+		return hostPrefix(y, n), nil
 	case string:
 		if p, err := netip.ParsePrefix(y); err == nil {
 			return p, nil
@@ -149,14 +152,27 @@ func toPrefix(v any, what string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%s: %q is not a prefix like \"10.0.0.0/24\" or an address", what, y)
 		}
-		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+		return hostPrefix(a, n), nil
 	}
 	return netip.Prefix{}, nil
 }
 
+// hostPrefix is the prefix of a alone, for a key of n bytes: an
+// IPv4-mapped address is an IPv4 address in a 4-byte key, and stays
+// mapped in a 16-byte one.
+func hostPrefix(a netip.Addr, n int) netip.Prefix {
+	if n == 4 {
+		a = a.Unmap()
+	}
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
 // encodeLPM writes p, masked, as an LPM key whose address is n bytes.
 func encodeLPM(x *btf.Struct, n int, b []byte, p netip.Prefix, what string, order binary.ByteOrder) error {
-	a := p.Addr().Unmap()
+	a := p.Addr()
+	if n == 4 {
+		a = a.Unmap()
+	}
 	if (n == 4) != a.Is4() {
 		return fmt.Errorf("%s: %s is not an IPv%d prefix", what, p, ipVersion(n))
 	}
@@ -206,17 +222,19 @@ func memberNames(x *btf.Struct) string {
 }
 
 // toAddr converts v to an IP address, if it is one: isAddr is false for
-// values of other types, err set for a string that is not an address.
+// values of other types, err set for a string that is not an address. An
+// IPv4-mapped address stays mapped: it is an IPv4 address only where 4
+// bytes are to be written.
 func toAddr(v any) (a netip.Addr, isAddr bool, err error) {
 	switch x := v.(type) {
 	case netip.Addr:
-		return x.Unmap(), true, nil
+		return x, true, nil
 	case string:
 		a, err := netip.ParseAddr(x)
 		if err != nil {
 			return netip.Addr{}, true, fmt.Errorf("%q is not an IP address", x)
 		}
-		return a.Unmap(), true, nil
+		return a, true, nil
 	}
 	return netip.Addr{}, false, nil
 }
