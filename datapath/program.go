@@ -508,10 +508,6 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOpt
 		return nil, fmt.Errorf("%s: XDP takes one program per device: there is no order to choose", what)
 	}
 
-	if (hook == HookIngress || hook == HookEgress) && errors.Is(HaveTCX(), ErrNotSupported) {
-		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
-	}
-
 	var l link.Link
 	err = ns.Do(func() error {
 		var err error
@@ -525,6 +521,10 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOpt
 		}
 		return err
 	})
+	if (hook == HookIngress || hook == HookEgress) && errors.Is(err, ebpf.ErrNotSupported) {
+		// link.AttachTCX probes the kernel for tcx links when it fails.
+		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
+	}
 	if err != nil && anchor != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ERANGE)) {
 		return nil, fmt.Errorf("%s: %s is not attached to that hook; see chain() for what is: %w", what, opts.describe(), err)
 	}
