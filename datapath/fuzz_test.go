@@ -17,8 +17,8 @@ import (
 )
 
 // Fuzz targets for the parsers and checks that take user text: names,
-// sysctl keys, hook names, program constants and journal files. Run one
-// with, e.g.:
+// sysctl keys, hook names and journal files (program constants and map
+// values are fuzzed in internal/btfcodec). Run one with, e.g.:
 //
 //	go test -run '^$' -fuzz '^FuzzCheckIfName$' -fuzztime 20s ./datapath/
 //
