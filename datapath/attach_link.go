@@ -47,9 +47,6 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOpt
 	if err != nil {
 		return nil, err
 	}
-	if (hook == HookIngress || hook == HookEgress) && errors.Is(HaveTCX(), ErrNotSupported) {
-		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
-	}
 	at, _ := hook.attachType()
 	var mech mechanism
 	var l link.Link
@@ -68,6 +65,10 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOpt
 		}
 		return err
 	})
+	if (hook == HookIngress || hook == HookEgress) && errors.Is(err, ebpf.ErrNotSupported) {
+		// link.AttachTCX probes the kernel for tcx links when it fails.
+		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
+	}
 	if err != nil && anchor != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ERANGE)) {
 		return nil, fmt.Errorf("%s: %s is not attached to that hook; see chain() for what is: %w", what, opts.describe(), err)
 	}

@@ -12,13 +12,57 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// feature caches the result of a probe of the running kernel, as
+// cilium/ebpf's feature tests do: a conclusive result, nil (the kernel
+// has the feature) or an error wrapping ErrNotSupported (it has not), is
+// kept for the life of the process; any other error means the probe could
+// not tell (no privilege, no memory, ...) and the next call probes again.
+// Nothing runs before the first call.
+type feature struct {
+	probe func() error
+
+	mu   sync.Mutex
+	done bool
+	err  error
+}
+
+// result returns the cached result, or probes: one probe at a time.
+func (f *feature) result() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return f.err
+	}
+	err := f.probe()
+	if err == nil || errors.Is(err, ErrNotSupported) {
+		f.done, f.err = true, err
+	}
+	return err
+}
+
+// inconclusive reports whether err says that a probe could not run (no
+// privilege, no memory, a busy or interrupted call) rather than that the
+// kernel lacks what it probed for.
+func inconclusive(err error) bool {
+	for _, e := range []error{unix.EPERM, unix.EACCES, unix.ENOMEM, unix.ENOBUFS, unix.EAGAIN, unix.EBUSY, unix.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+var tcxFeature = &feature{probe: probeTCX}
+
 // HaveTCX reports whether the running kernel can attach BPF programs to
 // devices through tcx links (Linux 6.6 or later). It returns nil or an
-// error wrapping ErrNotSupported; other errors, such as missing
-// privileges, mean the probe could not tell. The probe runs once per
-// process.
-var HaveTCX = sync.OnceValue(probeTCX)
+// error wrapping ErrNotSupported, and then probes no more; other errors,
+// such as missing privileges, mean the probe could not tell, and the next
+// call probes again.
+func HaveTCX() error { return tcxFeature.result() }
 
+// probeTCX asks link.AttachTCX, which knows whether the kernel has tcx
+// links, to attach a program to a device that does not exist.
 func probeTCX() error {
 	if err := removeMemlock(); err != nil {
 		return fmt.Errorf("probe tcx: %w", err)

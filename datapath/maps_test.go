@@ -4,11 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
-
-	"github.com/nkscript/nkscript/bpf"
 )
 
 func loadBundled(t *testing.T, name string) *Program {
@@ -54,8 +51,8 @@ func TestMapStructs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][2]any{
-		{int64(0), Fields{{"ifindex", int64(0)}, {"addr", "10.0.0.2"}}},
-		{int64(2), Fields{{"ifindex", int64(7)}, {"addr", "10.0.2.2"}}},
+		{int64(0), Fields{{Name: "ifindex", Value: int64(0)}, {Name: "addr", Value: "10.0.0.2"}}},
+		{int64(2), Fields{{Name: "ifindex", Value: int64(7)}, {Name: "addr", Value: "10.0.2.2"}}},
 	}
 	if !reflect.DeepEqual(items, want) {
 		t.Errorf("Items() = %v, want %v", items, want)
@@ -110,7 +107,7 @@ func TestMapLPM(t *testing.T) {
 		}
 	}
 	got, ok, err := v4.Get("10.1.9.9")
-	if err != nil || !ok || !reflect.DeepEqual(got, Fields{{"ifindex", int64(6)}, {"next_hop", "0.0.0.0"}}) {
+	if err != nil || !ok || !reflect.DeepEqual(got, Fields{{Name: "ifindex", Value: int64(6)}, {Name: "next_hop", Value: "0.0.0.0"}}) {
 		t.Errorf("Get(10.1.9.9) = %v %v %v, want the /16", got, ok, err)
 	}
 	items, err := v4.Items()
@@ -131,7 +128,7 @@ func TestMapLPM(t *testing.T) {
 	if err := v6.Put("fd00::/8", map[string]any{"ifindex": int64(3), "next_hop": "fd00::1"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok, _ := v6.Get("fd00::5"); !ok || !reflect.DeepEqual(got, Fields{{"ifindex", int64(3)}, {"next_hop", "fd00::1"}}) {
+	if got, ok, _ := v6.Get("fd00::5"); !ok || !reflect.DeepEqual(got, Fields{{Name: "ifindex", Value: int64(3)}, {Name: "next_hop", Value: "fd00::1"}}) {
 		t.Errorf("v6 Get = %v %v", got, ok)
 	}
 	if _, err := p.Map("nope"); err == nil || !strings.Contains(err.Error(), `its maps are "policy_routes_v4", "policy_routes_v6", "stats"`) {
@@ -157,78 +154,4 @@ func TestMapPerCPU(t *testing.T) {
 	if s, err := p.Stats(); err != nil || s.Dropped != uint64(5*len(list)) {
 		t.Errorf("Stats() = %+v, %v; want dropped = 5 per CPU", s, err)
 	}
-}
-
-// FuzzMapValue encodes arbitrary script-like values against the bundled
-// programs' map types: it must never panic, and whatever encodes must
-// decode to a value that encodes and decodes to the same value.
-func FuzzMapValue(f *testing.F) {
-	f.Add("10.0.0.1", int64(7), "addr", 0)
-	f.Add("192.168.100.5/32", int64(-1), "next_hop", 1)
-	f.Add("fd00::/8", int64(1<<40), "ifindex", 2)
-	f.Add("", int64(0), "", 3)
-	var all []*Map
-	for _, name := range []string{"lb", "policy_router", "mirror"} {
-		coll, err := bpf.Spec(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for mname, ms := range coll.Maps {
-			if !strings.HasPrefix(mname, ".") {
-				all = append(all, &Map{prog: name, name: mname, spec: ms, order: binary.NativeEndian})
-			}
-		}
-	}
-	slices.SortFunc(all, func(a, b *Map) int { return strings.Compare(a.prog+a.name, b.prog+b.name) })
-	f.Fuzz(func(t *testing.T, s string, n int64, field string, which int) {
-		if which < 0 {
-			which = -which
-		}
-		m := all[which%len(all)]
-		values := []any{s, n, uint64(n), map[string]any{field: s}, map[string]any{field: n}, []any{n, s}, true}
-		for _, v := range values {
-			for _, isKey := range []bool{true, false} {
-				typ, size := m.spec.Value, int(m.spec.ValueSize)
-				if isKey {
-					typ, size = m.spec.Key, int(m.spec.KeySize)
-				}
-				b, err := encodeValue(typ, size, v, "v", m.order)
-				if err != nil {
-					continue
-				}
-				if len(b) != size {
-					t.Fatalf("%s: encoded %v to %d bytes, want %d", m.name, v, len(b), size)
-				}
-				back := decodeValue(typ, b, "", m.order)
-				b2, err := encodeValue(typ, size, fieldsToMap(back), "v", m.order)
-				if err != nil {
-					t.Fatalf("%s: %v encoded, decoded to %v, which does not encode: %v", m.name, v, back, err)
-				}
-				// Decoding is canonical (an LPM key's address is
-				// masked to its prefix): decoding again gives the same.
-				if back2 := decodeValue(typ, b2, "", m.order); !reflect.DeepEqual(back, back2) {
-					t.Fatalf("%s: %v -> %x -> %v -> %x -> %v", m.name, v, b, back, b2, back2)
-				}
-			}
-		}
-	})
-}
-
-// fieldsToMap turns decoded values back into encodable ones.
-func fieldsToMap(v any) any {
-	switch x := v.(type) {
-	case Fields:
-		m := map[string]any{}
-		for _, f := range x {
-			m[f.Name] = fieldsToMap(f.Value)
-		}
-		return m
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = fieldsToMap(e)
-		}
-		return out
-	}
-	return v
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -19,11 +18,14 @@ func KernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
+var netkitFeature = &feature{probe: probeNetkit}
+
 // HaveNetkit reports whether the running kernel can create netkit devices
 // (CONFIG_NETKIT, Linux 6.7 or later). It returns nil or an error wrapping
 // ErrNotSupported that says what to do. The probe creates a netkit pair in
-// a throwaway namespace once per process.
-var HaveNetkit = sync.OnceValue(probeNetkit)
+// a throwaway namespace; a conclusive result is kept for the life of the
+// process, other errors (such as missing privileges) are not.
+func HaveNetkit() error { return netkitFeature.result() }
 
 func probeNetkit() error {
 	ns, err := NewAnonNetns()

@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -10,25 +9,31 @@ import (
 )
 
 // Feature probes for netkit's optional knobs. Each creates a netkit pair
-// with the knob set in a throwaway namespace, once per process, and reads
-// the device back: the kernel parses netkit's attributes leniently, so an
-// attribute it does not know is ignored rather than refused, and only the
-// read-back tells.
+// with the knob set in a throwaway namespace and reads the device back:
+// the kernel parses netkit's attributes leniently, so an attribute it does
+// not know is ignored rather than refused, and only the read-back tells.
+// Like HaveNetkit, each returns nil or an error wrapping ErrNotSupported,
+// kept for the life of the process, or another error when the probe could
+// not tell, and then probes again at the next call.
+
+var netkitScrubFeature = &feature{probe: func() error {
+	return probeNetkitKnob("scrub=", "6.13", func(nk *netlink.Netkit) { nk.Scrub = netlink.NETKIT_SCRUB_NONE },
+		func(nk *netlink.Netkit) bool { return nk.SupportsScrub() && nk.Scrub == netlink.NETKIT_SCRUB_NONE })
+}}
 
 // HaveNetkitScrub reports whether netkit devices take scrub and
 // peer_scrub (IFLA_NETKIT_SCRUB, Linux 6.13, backported to some 6.12
 // stable kernels).
-var HaveNetkitScrub = sync.OnceValue(func() error {
-	return probeNetkitKnob("scrub=", "6.13", func(nk *netlink.Netkit) { nk.Scrub = netlink.NETKIT_SCRUB_NONE },
-		func(nk *netlink.Netkit) bool { return nk.SupportsScrub() && nk.Scrub == netlink.NETKIT_SCRUB_NONE })
-})
+func HaveNetkitScrub() error { return netkitScrubFeature.result() }
+
+var netkitQueuesFeature = &feature{probe: func() error {
+	return probeNetkitKnob("num_tx_queues=", "6.7", func(nk *netlink.Netkit) { nk.NumTxQueues, nk.NumRxQueues = 2, 2 },
+		func(nk *netlink.Netkit) bool { return nk.NumTxQueues == 2 && nk.NumRxQueues == 2 })
+}}
 
 // HaveNetkitQueues reports whether netkit devices take more than one
 // transmit and receive queue (num_tx_queues, num_rx_queues).
-var HaveNetkitQueues = sync.OnceValue(func() error {
-	return probeNetkitKnob("num_tx_queues=", "6.7", func(nk *netlink.Netkit) { nk.NumTxQueues, nk.NumRxQueues = 2, 2 },
-		func(nk *netlink.Netkit) bool { return nk.NumTxQueues == 2 && nk.NumRxQueues == 2 })
-})
+func HaveNetkitQueues() error { return netkitQueuesFeature.result() }
 
 func probeNetkitKnob(knob, version string, set func(*netlink.Netkit), check func(*netlink.Netkit) bool) error {
 	if err := HaveNetkit(); err != nil {
@@ -43,6 +48,9 @@ func probeNetkitKnob(knob, version string, set func(*netlink.Netkit), check func
 	set(nk)
 	nk.SetPeerAttrs(&netlink.LinkAttrs{Name: "nkprobe1"})
 	if err := ns.nl.LinkAdd(nk); err != nil {
+		if inconclusive(err) {
+			return fmt.Errorf("probe netkit %s %w", knob, err)
+		}
 		return notSupported("netkit %s needs Linux ≥ %s (running %s): %v", knob, version, KernelRelease(), err)
 	}
 	got, err := ns.nl.LinkByName("nkprobe0")
@@ -112,18 +120,20 @@ func (o PairOptions) netkitKnobs(nk *netlink.Netkit, probe bool) error {
 
 // Headroom and tailroom (Linux 6.14): vishvananda/netlink v1.3.1 cannot
 // send them, so a pair that sets them is created with a request built
-// here. (Ported from the topo helper branch.)
+// here.
 const (
 	iflaNetkitHeadroom = nl.IFLA_NETKIT_PEER_SCRUB + 1
 	iflaNetkitTailroom = nl.IFLA_NETKIT_PEER_SCRUB + 2
 )
 
+var netkitRoomFeature = &feature{probe: probeNetkitRoom}
+
 // HaveNetkitRoom reports whether the running kernel's netkit devices take
 // headroom and tailroom settings (Linux 6.14 or later). Older kernels
 // ignore the attributes silently, so the probe creates a pair asking for
 // a headroom in a throwaway namespace and checks that the kernel reports
-// it back. The probe runs once per process.
-var HaveNetkitRoom = sync.OnceValue(probeNetkitRoom)
+// it back.
+func HaveNetkitRoom() error { return netkitRoomFeature.result() }
 
 func probeNetkitRoom() error {
 	if err := HaveNetkit(); err != nil {
@@ -137,8 +147,11 @@ func probeNetkitRoom() error {
 	nk := &netlink.Netkit{LinkAttrs: netlink.LinkAttrs{Name: "nkprobe0"}, Mode: netlink.NETKIT_MODE_L3,
 		Scrub: netlink.NETKIT_SCRUB_DEFAULT, PeerScrub: netlink.NETKIT_SCRUB_DEFAULT}
 	if err := createNetkit(ns, nk, netlink.LinkAttrs{Name: "nkprobe1"}, nil, 64, 0); err != nil {
+		if inconclusive(err) {
+			return fmt.Errorf("probe netkit headroom: %w", err)
+		}
 		// Kernels that check the attribute refuse what they lack.
-		return fmt.Errorf("probe netkit headroom: %w", err)
+		return notSupported("netkit headroom=/tailroom= needs Linux ≥ 6.14 (running %s): %v", KernelRelease(), err)
 	}
 	data, err := netkitInfoData(ns, "nkprobe0")
 	if err != nil {

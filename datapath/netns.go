@@ -54,18 +54,23 @@ func statNsPath(path string) (NsID, error) {
 	return NsID{Dev: uint64(st.Dev), Ino: st.Ino}, nil
 }
 
-// startNetns is the namespace the process started in, opened while the
-// package initialises: init runs on the main thread before any goroutine
-// can have moved a thread elsewhere.
-var startNetns, startNetnsErr = os.Open("/proc/thread-self/ns/net")
+// hostNetnsFile opens the namespace the process started in, at its first
+// use. Every thread of the process is in that namespace, except while
+// lockedIn runs a function in another on a locked thread; lockedIn calls
+// hostNetnsFile before it moves its thread, so the first call, on
+// whichever thread it runs, opens the host namespace.
+var hostNetnsFile = sync.OnceValues(func() (*os.File, error) {
+	return os.Open("/proc/thread-self/ns/net")
+})
 
 // HostNetns returns a handle to the network namespace the process started
 // in. The caller must Close it.
 func HostNetns() (*Netns, error) {
-	if startNetnsErr != nil {
-		return nil, fmt.Errorf("open host netns: %w", startNetnsErr)
+	start, err := hostNetnsFile()
+	if err != nil {
+		return nil, fmt.Errorf("open host netns: %w", err)
 	}
-	fd, err := unix.FcntlInt(startNetns.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := unix.FcntlInt(start.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open host netns: %w", err)
 	}
@@ -120,51 +125,16 @@ func (n *Netns) Close() error {
 
 // Do runs fn on an OS thread that is inside the namespace: sockets fn
 // creates belong to the namespace, and so do ifindexes it resolves. The
-// thread is locked for the duration; if it cannot be switched back to the
-// host namespace, it is discarded instead of being reused. A panic
-// in fn is re-raised in the caller.
+// thread is a new goroutine's, locked for the duration; if it cannot be
+// switched back to the host namespace, it is discarded instead of being
+// reused. A panic in fn is re-raised in the caller.
 func (n *Netns) Do(fn func() error) error {
 	if n.host {
 		// Every thread of the process stays in the host namespace: Do
 		// never hands a thread back to the scheduler in another one.
 		return fn()
 	}
-	type result struct {
-		err   error
-		panic any
-	}
-	done := make(chan result, 1)
-	go func() {
-		// A new goroutine's thread is in the host namespace (no thread
-		// is ever handed back in another), so that is where it returns.
-		runtime.LockOSThread()
-		if err := unix.Setns(n.Fd(), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("enter netns %s: %w", n.name, err)}
-			return
-		}
-		var res result
-		func() {
-			defer func() { res.panic = recover() }()
-			res.err = fn()
-		}()
-		if err := unix.Setns(int(startNetns.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: the runtime terminates it when
-			// this goroutine exits, so no other goroutine runs in n.
-			if res.err == nil {
-				res.err = fmt.Errorf("restore netns: %w", err)
-			}
-			done <- res
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- res
-	}()
-	res := <-done
-	if res.panic != nil {
-		panic(res.panic)
-	}
-	return res.err
+	return onNewThread(n, fn)
 }
 
 // createNamedNetns creates a new network namespace and bind-mounts it at
@@ -272,26 +242,66 @@ func unshareNetns() (*os.File, error) {
 	return f, err
 }
 
-// runLocked runs fn on a locked OS thread and then moves the thread back
-// to the host namespace, where every thread of the process is otherwise. If that fails, the thread stays locked
-// and is discarded when the goroutine exits, so no other goroutine ever
-// runs in a namespace fn left it in. (Go never discards the main thread:
-// a goroutine that happened to run on it would otherwise leave the
-// process's /proc/self/ns/net pointing into fn's namespace.)
-func runLocked(fn func() error) error {
-	done := make(chan error, 1)
+// runLocked runs fn on a locked OS thread that fn may move to another
+// namespace, and then moves the thread back to the host namespace, as
+// Do does.
+func runLocked(fn func() error) error { return onNewThread(nil, fn) }
+
+// onNewThread runs lockedIn(n, fn) on a new goroutine and waits for it. A
+// new goroutine's thread is in the host namespace (no thread is ever
+// handed back in another), and one that cannot be moved back stays
+// locked and ends with the goroutine, so no other goroutine ever runs in
+// a namespace fn left it in. (Go never discards the main thread: a
+// goroutine that happened to run on it would otherwise leave the
+// process's /proc/self/ns/net pointing into fn's namespace.) A panic in
+// fn is re-raised in the caller.
+func onNewThread(n *Netns, fn func() error) error {
+	type result struct {
+		err   error
+		panic any
+	}
+	done := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread()
-		err := fn()
-		if rerr := unix.Setns(int(startNetns.Fd()), unix.CLONE_NEWNET); rerr != nil {
-			// Stay locked: the thread exits with the goroutine.
-			done <- errors.Join(err, fmt.Errorf("restore netns: %w", rerr))
+		var res result
+		defer func() {
+			res.panic = recover()
+			done <- res
+		}()
+		res.err = lockedIn(n, fn)
+	}()
+	res := <-done
+	if res.panic != nil {
+		panic(res.panic)
+	}
+	return res.err
+}
+
+// lockedIn runs fn on the calling goroutine's thread, locked for the
+// call, inside n (with n nil: where fn moves it, see unshareNetns), and
+// moves the thread back to the host namespace after, also when fn
+// panics. If the thread cannot be moved back, it stays locked to the
+// calling goroutine for good, so that no other goroutine runs on it, and
+// the error wraps errThreadStuck.
+func lockedIn(n *Netns, fn func() error) (err error) {
+	host, err := hostNetnsFile()
+	if err != nil {
+		return fmt.Errorf("open host netns: %w", err)
+	}
+	runtime.LockOSThread()
+	if n != nil {
+		if err := unix.Setns(n.Fd(), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			return fmt.Errorf("enter netns %s: %w", n.name, err)
+		}
+	}
+	defer func() {
+		if rerr := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore netns: %w: %w", errThreadStuck, rerr))
 			return
 		}
 		runtime.UnlockOSThread()
-		done <- err
 	}()
-	return <-done
+	return fn()
 }
 
 // netnsDirReady runs ensureNetnsDir once per process: a mount call per

@@ -3,7 +3,6 @@ package datapath
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +14,11 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nkscript/nkscript/bpf"
+	"github.com/nkscript/nkscript/internal/btfcodec"
 )
 
 // ErrNoStats is returned by Program.Stats when the program's object has no
@@ -288,157 +287,13 @@ func describePrograms(coll *ebpf.CollectionSpec, names []string) string {
 // setConsts writes consts into coll's constant globals, encoded according
 // to each variable's BTF type.
 func setConsts(coll *ebpf.CollectionSpec, consts map[string]int64) error {
-	names := make([]string, 0, len(consts))
-	for name := range consts {
-		names = append(names, name)
-	}
-	slices.Sort(names) // deterministic errors
-	for _, name := range names {
-		v := coll.Variables[name]
-		if v == nil || !v.Constant() {
-			return fmt.Errorf("unknown constant %q: %s", name, validConsts(coll))
-		}
-		if err := setConst(v, consts[name], coll.ByteOrder); err != nil {
-			return err
-		}
-	}
-	return nil
+	return btfcodec.SetConsts(coll, consts)
 }
 
 // setAddrConsts writes IP addresses into constant globals typed as a
 // 4- or 16-byte array (or a 4-byte integer for IPv4), in network order.
 func setAddrConsts(coll *ebpf.CollectionSpec, consts map[string]netip.Addr) error {
-	names := make([]string, 0, len(consts))
-	for name := range consts {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		v := coll.Variables[name]
-		if v == nil || !v.Constant() {
-			return fmt.Errorf("unknown constant %q: %s", name, validConsts(coll))
-		}
-		if v.Type == nil {
-			return fmt.Errorf("constant %q: the object has no BTF for it (compile with -g)", name)
-		}
-		addr := consts[name].Unmap()
-		var size uint32
-		switch t := btf.UnderlyingType(v.Type.Type).(type) {
-		case *btf.Array:
-			if it, ok := btf.UnderlyingType(t.Type).(*btf.Int); ok && it.Size == 1 {
-				size = t.Nelems
-			}
-		case *btf.Int:
-			if t.Size == 4 {
-				size = 4
-			}
-		}
-		switch {
-		case size == 4 && addr.Is4(), size == 16 && addr.Is6():
-			v.Value = addr.AsSlice()
-		case size == 4 || size == 16:
-			want := "an IPv4"
-			if size == 16 {
-				want = "an IPv6"
-			}
-			return fmt.Errorf("constant %q holds %s address, not %s", name, want, addr)
-		default:
-			return fmt.Errorf("constant %q is not an address (a 4- or 16-byte array): give it an integer", name)
-		}
-	}
-	return nil
-}
-
-func validConsts(coll *ebpf.CollectionSpec) string {
-	var valid []string
-	for name, v := range coll.Variables {
-		if v.Constant() {
-			valid = append(valid, fmt.Sprintf("%q", name))
-		}
-	}
-	if len(valid) == 0 {
-		return "the program has no constants"
-	}
-	slices.Sort(valid)
-	return "valid constants are " + strings.Join(valid, ", ")
-}
-
-func setConst(v *ebpf.VariableSpec, val int64, order binary.ByteOrder) error {
-	if v.Type == nil {
-		return fmt.Errorf("constant %q: the object has no BTF for it (compile with -g)", v.Name)
-	}
-	// Keep typedef names such as __u16 for messages; strip qualifiers.
-	typ := v.Type.Type
-	for {
-		switch q := typ.(type) {
-		case *btf.Volatile:
-			typ = q.Type
-			continue
-		case *btf.Const:
-			typ = q.Type
-			continue
-		case *btf.Restrict:
-			typ = q.Type
-			continue
-		}
-		break
-	}
-	typeName := typ.TypeName()
-	var (
-		size   uint32
-		signed bool
-		isBool bool
-	)
-	switch t := btf.UnderlyingType(typ).(type) {
-	case *btf.Int:
-		size = t.Size
-		signed = t.Encoding == btf.Signed
-		isBool = t.Encoding == btf.Bool
-	case *btf.Enum:
-		size = t.Size
-		signed = t.Signed
-	default:
-		return fmt.Errorf("constant %q: type %s cannot be set from an integer", v.Name, typeName)
-	}
-	if typeName == "" {
-		typeName = fmt.Sprintf("a %d-byte integer", size)
-	}
-
-	var fits bool
-	switch {
-	case isBool:
-		fits = val == 0 || val == 1
-	case size > 8 || size == 0:
-		return fmt.Errorf("constant %q: %d-byte %s is not supported", v.Name, size, typeName)
-	case signed:
-		bits := 8 * size
-		fits = bits == 64 || (val >= -(1<<(bits-1)) && val <= 1<<(bits-1)-1)
-	default:
-		bits := 8 * size
-		fits = val >= 0 && (bits == 64 || uint64(val) <= 1<<bits-1)
-	}
-	if !fits {
-		return fmt.Errorf("constant %q: %d does not fit in %s", v.Name, val, typeName)
-	}
-	if got := v.Size(); got != size {
-		return fmt.Errorf("constant %q: BTF says %d bytes but the variable has %d", v.Name, size, got)
-	}
-
-	buf := make([]byte, size)
-	switch size {
-	case 1:
-		buf[0] = byte(val)
-	case 2:
-		order.PutUint16(buf, uint16(val))
-	case 4:
-		order.PutUint32(buf, uint32(val))
-	case 8:
-		order.PutUint64(buf, uint64(val))
-	default:
-		return fmt.Errorf("constant %q: %d-byte %s is not supported", v.Name, size, typeName)
-	}
-	v.Value = buf
-	return nil
+	return btfcodec.SetAddrConsts(coll, consts)
 }
 
 func statsCompatible(m *ebpf.Map) bool {

@@ -35,7 +35,7 @@ opslines=$(grep -B1 'kernel-changing operations' "$tmp/sweep.log" | grep -oE '(R
 echo "== fuzzing, $FUZZTIME per target"
 fuzzrows=""
 fuzztotal=0
-for pkg in ./datapath ./builtins ./vm; do
+for pkg in ./datapath ./internal/btfcodec ./builtins ./vm; do
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9]*' $pkg/*_test.go | sed 's/func //' | sort); do
     log="$tmp/fuzz-$target.log"
     if $GO test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" >"$log" 2>&1; then
