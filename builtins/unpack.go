@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nkscript/nkscript/datapath"
 	"go.starlark.net/starlark"
 )
 
@@ -117,5 +118,20 @@ func withName(b *starlark.Builtin, err error) error {
 	if errors.As(err, &named) {
 		return err
 	}
-	return namedError{fmt.Errorf("%s: %w", b.Name(), err)}
+	return namedError{fmt.Errorf("%s: %w", b.Name(), advise(err))}
+}
+
+// advise adds to an error of the datapath, which describes the operation,
+// what the script's author can do about it.
+func advise(err error) error {
+	var pe *datapath.PrefixError
+	switch {
+	case errors.As(err, &pe) && pe == err:
+		return fmt.Errorf("with --prefix %q: %w", pe.Prefix, pe.Err)
+	case errors.Is(err, datapath.ErrNoNetkit):
+		return fmt.Errorf("%w; run the script with --vm to use a microVM kernel that has it", err)
+	case errors.Is(err, datapath.ErrLinkDown):
+		return fmt.Errorf("%w; call .up()", err)
+	}
+	return err
 }

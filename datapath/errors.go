@@ -12,6 +12,12 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrNotFound is returned when a named object does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrNoNetkit is returned when the running kernel has no netkit
+	// devices; it wraps ErrNotSupported.
+	ErrNoNetkit = fmt.Errorf("no netkit devices: %w", ErrNotSupported)
+	// ErrLinkDown is returned when traffic waits for a link that is
+	// administratively down.
+	ErrLinkDown = errors.New("is down")
 )
 
 // kindError is a complete message for the user that still matches one of
@@ -22,7 +28,7 @@ type kindError struct {
 }
 
 func (e *kindError) Error() string        { return e.msg }
-func (e *kindError) Is(target error) bool { return target == e.kind }
+func (e *kindError) Is(target error) bool { return errors.Is(e.kind, target) }
 
 // notSupported explains what the kernel lacks and what to do.
 func notSupported(format string, args ...any) error {

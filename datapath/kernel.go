@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -300,4 +301,18 @@ func (k *kernel) WriteSysctl(ns *Netns, key, old, value string) error {
 func (k *kernel) Close() error {
 	k.pool.close()
 	return nil
+}
+
+func (k *kernel) Note(string) {}
+
+func (k *kernel) Pause(string) bool { return true }
+
+func (k *kernel) Check(_, msg string) error { return errors.New(msg) }
+
+func (k *kernel) Journal(dir, script string, host NsID) (journal, error) {
+	return CreateJournal(dir, script, host)
+}
+
+func (k *kernel) Undo(r Record, nss map[NsID]*Netns) error {
+	return r.undo(&undoer{nss: nss, log: io.Discard})
 }

@@ -263,7 +263,7 @@ type PrefixError struct {
 	Err    error
 }
 
-func (e *PrefixError) Error() string { return fmt.Sprintf("with --prefix %q: %v", e.Prefix, e.Err) }
+func (e *PrefixError) Error() string { return fmt.Sprintf("with prefix %q: %v", e.Prefix, e.Err) }
 
 // Unwrap returns the error about the prefixed name.
 func (e *PrefixError) Unwrap() error { return e.Err }

@@ -51,7 +51,7 @@ func (l *Lab) release() []error {
 		}
 	}
 	for i := len(l.attached) - 1; i >= 0; i-- {
-		if err := l.attached[i].Detach(); err != nil {
+		if err := l.attached[i].release(); err != nil {
 			errs = append(errs, err)
 		}
 	}

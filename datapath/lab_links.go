@@ -83,7 +83,7 @@ func (l *Lab) prefixPairNames(o *PairOptions) error {
 		if l.owned[end.ns.id] != end.ns {
 			*end.name = l.prefix + *end.name
 			if len(*end.name) > 15 {
-				return fmt.Errorf("link name %q (with --prefix %q) is longer than the kernel's 15 bytes; use a shorter prefix or link name", *end.name, l.prefix)
+				return &PrefixError{Prefix: l.prefix, Err: fmt.Errorf("link name %q is longer than the kernel's 15 bytes; use a shorter prefix or link name", *end.name)}
 			}
 		}
 	}

@@ -54,89 +54,12 @@ func waitLinks(ctx context.Context, ns *Netns, oper, nd []int, timeout time.Dura
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, errLinkWaitTimeout)
 		defer cancel()
 	}
-
 	w := &linkWaiter{ns: ns, pending: make(map[int]netlink.Link)}
 	for _, idx := range oper {
 		w.pending[idx] = nil
 	}
-
-	// Most links are up by the time anyone waits for them: look first,
-	// and subscribe to changes only if something is still pending.
-	if err := w.refresh(); err != nil {
+	if err := w.waitUp(ctx, timeout); err != nil || len(nd) == 0 {
 		return err
-	}
-	var updates chan netlink.LinkUpdate
-	if len(w.pending) > 0 {
-		// Subscribe, then read the state again, so that no change is
-		// missed between the two.
-		updates = make(chan netlink.LinkUpdate, 64)
-		done := make(chan struct{})
-		nsh := netns.NsHandle(ns.Fd())
-		subErr := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
-			Namespace: &nsh,
-			// Errors end the subscription (the channel is closed), after
-			// which WaitOperUp polls instead.
-			ErrorCallback: func(error) {},
-		})
-		if subErr == nil {
-			defer func() {
-				close(done)
-				// Drain until the subscription goroutine has exited: it
-				// closes updates once its socket is closed.
-				for range updates {
-				}
-			}()
-		} else {
-			updates = nil
-		}
-		if err := w.refresh(); err != nil {
-			return err
-		}
-	}
-	var poll <-chan time.Time
-	if updates == nil && len(w.pending) > 0 {
-		t := time.NewTicker(linkPollInterval)
-		defer t.Stop()
-		poll = t.C
-	}
-	for len(w.pending) > 0 {
-		select {
-		case <-ctx.Done():
-			if context.Cause(ctx) == errLinkWaitTimeout {
-				return fmt.Errorf("links in namespace %s not up after %v: %s", ns.Name(), timeout, w.describePending())
-			}
-			return fmt.Errorf("wait for links in namespace %s (still not up: %s): %w", ns.Name(), w.describePending(), ctx.Err())
-		case u, ok := <-updates:
-			if !ok {
-				// The subscription failed (say, the socket overran):
-				// fall back to polling.
-				updates = nil
-				t := time.NewTicker(linkPollInterval)
-				defer t.Stop()
-				poll = t.C
-				if err := w.refresh(); err != nil {
-					return err
-				}
-				continue
-			}
-			idx := int(u.Index)
-			if _, ok := w.pending[idx]; !ok {
-				continue
-			}
-			if u.Header.Type == unix.RTM_DELLINK {
-				return fmt.Errorf("link %s in namespace %s was deleted while waiting for it to come up", linkLabel(idx, u.Link), ns.Name())
-			}
-			if err := w.update(idx, u.Link); err != nil {
-				return err
-			}
-		case <-poll:
-			if err := w.refresh(); err != nil {
-				return err
-			}
-		}
-	}
-	if len(nd) == 0 {
-		return nil
 	}
 	missing, err := waitSolicitedNodes(ctx, ns, nd, w.seen)
 	if len(missing) > 0 {
@@ -149,10 +72,99 @@ func waitLinks(ctx context.Context, ns *Netns, oper, nd []int, timeout time.Dura
 	return err
 }
 
+// waitUp waits until no link is pending. Most links are up by the time
+// anyone waits for them: it looks first, and subscribes to changes only
+// if something is still pending.
+func (w *linkWaiter) waitUp(ctx context.Context, timeout time.Duration) error {
+	if err := w.refresh(); err != nil || len(w.pending) == 0 {
+		return err
+	}
+	// Subscribe, then read the state again, so that no change is missed
+	// between the two.
+	updates, unsubscribe := w.subscribe()
+	defer unsubscribe()
+	if err := w.refresh(); err != nil {
+		return err
+	}
+	var poll <-chan time.Time
+	startPolling := func() {
+		t := time.NewTicker(linkPollInterval)
+		poll = t.C
+		prev := unsubscribe
+		unsubscribe = func() { t.Stop(); prev() }
+	}
+	if updates == nil {
+		startPolling()
+	}
+	for len(w.pending) > 0 {
+		select {
+		case <-ctx.Done():
+			if context.Cause(ctx) == errLinkWaitTimeout {
+				return fmt.Errorf("links in namespace %s not up after %v: %s", w.ns.Name(), timeout, w.describePending())
+			}
+			return fmt.Errorf("wait for links in namespace %s (still not up: %s): %w", w.ns.Name(), w.describePending(), ctx.Err())
+		case u, ok := <-updates:
+			if !ok {
+				// The subscription failed (say, the socket overran):
+				// fall back to polling.
+				updates = nil
+				startPolling()
+				if err := w.refresh(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := w.handle(u); err != nil {
+				return err
+			}
+		case <-poll:
+			if err := w.refresh(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// subscribe subscribes to link changes in the waiter's namespace; it
+// returns a nil channel if it cannot (the waiter then polls), and the
+// function that ends the subscription.
+func (w *linkWaiter) subscribe() (chan netlink.LinkUpdate, func()) {
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	nsh := netns.NsHandle(w.ns.Fd())
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		Namespace: &nsh,
+		// Errors end the subscription (the channel is closed), after
+		// which the waiter polls instead.
+		ErrorCallback: func(error) {},
+	})
+	if err != nil {
+		return nil, func() {}
+	}
+	return updates, func() {
+		close(done)
+		// Drain until the subscription goroutine has exited: it closes
+		// updates once its socket is closed.
+		for range updates {
+		}
+	}
+}
+
+// handle takes one link change in.
+func (w *linkWaiter) handle(u netlink.LinkUpdate) error {
+	idx := int(u.Index)
+	if _, ok := w.pending[idx]; !ok {
+		return nil
+	}
+	if u.Header.Type == unix.RTM_DELLINK {
+		return fmt.Errorf("link %s in namespace %s was deleted while waiting for it to come up", linkLabel(idx, u.Link), w.ns.Name())
+	}
+	return w.update(idx, u.Link)
+}
+
 var (
 	errLinkWaitTimeout = errors.New("link wait timed out")
-	// errLinkAdminDown completes "link X in namespace Y ".
-	errLinkAdminDown = errors.New("is down; call .up()")
 )
 
 type linkWaiter struct {
@@ -222,7 +234,7 @@ func (w *linkWaiter) describePending() string {
 func linkOperUp(l netlink.Link) (bool, error) {
 	a := l.Attrs()
 	if a.Flags&net.FlagUp == 0 {
-		return false, errLinkAdminDown
+		return false, ErrLinkDown
 	}
 	switch a.OperState {
 	case netlink.OperUp:

@@ -65,7 +65,7 @@ func TestWaitOperUpAdminDown(t *testing.T) {
 	if err == nil {
 		t.Fatal("WaitOperUp succeeded on a link that is down")
 	}
-	if !errors.Is(err, errLinkAdminDown) || !strings.Contains(err.Error(), "link a0 ") || !strings.Contains(err.Error(), "call .up()") {
+	if !errors.Is(err, ErrLinkDown) || !strings.Contains(err.Error(), "link a0 ") || !strings.Contains(err.Error(), "is down") {
 		t.Errorf("error %q does not say that a0 is down", err)
 	}
 	t.Log(err)
@@ -82,7 +82,7 @@ func TestWaitOperUpTimeout(t *testing.T) {
 	if err == nil {
 		t.Fatal("WaitOperUp succeeded on a link whose peer is down")
 	}
-	if errors.Is(err, errLinkAdminDown) || !strings.Contains(err.Error(), "a0 (") || !strings.Contains(err.Error(), "not up after") {
+	if errors.Is(err, ErrLinkDown) || !strings.Contains(err.Error(), "a0 (") || !strings.Contains(err.Error(), "not up after") {
 		t.Errorf("error %q does not name a0 as still not up", err)
 	}
 	t.Log(err)

@@ -40,7 +40,7 @@ func probeNetkit() error {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL), strings.Contains(err.Error(), "not supported"):
-		return notSupported("the running kernel %s has no netkit devices (it needs CONFIG_NETKIT, Linux 6.7 or later); run the script with --vm to use a microVM kernel that has it", KernelRelease())
+		return &kindError{fmt.Sprintf("the running kernel %s has no netkit devices (it needs CONFIG_NETKIT, Linux 6.7 or later)", KernelRelease()), ErrNoNetkit}
 	default:
 		return fmt.Errorf("probe netkit: %w", err)
 	}
