@@ -177,7 +177,7 @@ func connectFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if err != nil {
 		return nil, err
 	}
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctxOf(thread), r.ready, addr.Is6()); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	ap := netip.AddrPortFrom(addr, uint16(port))
@@ -185,7 +185,7 @@ func connectFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		r.lab.Shell("# connect %s %s -> %s (nkscript's own client)", proto, src.ns.Name(), ap)
 		return &ConnectResult{proto: proto, src: src, dst: ap, res: datapath.ConnectResult{Reply: "(dry run)"}}, nil
 	}
-	res, err := datapath.Connect(r.ctx, src.ns, proto, ap, to)
+	res, err := datapath.Connect(r.ctxOf(thread), src.ns, proto, ap, to)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}

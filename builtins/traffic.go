@@ -120,11 +120,11 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		r.lab.DryPing(src.ns, addr, count, ttl)
 		return &PingResult{dst: addr, src: src, res: datapath.PingResult{Sent: count, Received: count}}, nil
 	}
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctxOf(thread), r.ready, addr.Is6()); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	defer r.lab.Timed(datapath.PhaseChecks)()
-	res, err := datapath.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: to, TTL: ttl})
+	res, err := datapath.Ping(r.ctxOf(thread), src.ns, addr, datapath.PingOptions{Count: count, Timeout: to, TTL: ttl})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
@@ -143,7 +143,7 @@ func expectDrop(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 // expectation pauses the run before it fails, to let the user look.
 func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (starlark.Value, error) {
 	v, err := expectFlow(thread, b, args, kwargs, wantPass)
-	if r := runOf(thread); err != nil && r.pauseOnFail && !r.pausedOnFail && r.ctx.Err() == nil {
+	if r := runOf(thread); err != nil && r.pauseOnFail && !r.pausedOnFail && r.ctxOf(thread).Err() == nil {
 		r.pausedOnFail = true
 		r.pause(thread, "the expectation failed: "+err.Error())
 	}
@@ -214,7 +214,7 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	defer r.lab.Timed(datapath.PhaseChecks)()
 	rec := newExpectation(thread, b, proto, src, addr, port, wantPass, byProg)
 	defer rec.record(&r.report)
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, addr.Is6()); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctxOf(thread), r.ready, addr.Is6()); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	var before datapath.Stats
@@ -223,21 +223,21 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 			return nil, fmt.Errorf("%s: by=%s: %w", b.Name(), byProg, err)
 		}
 	}
-	ctx := r.ctx
+	ctx := r.ctxOf(thread)
 	var droppedEarly func() bool
 	if byProg != nil {
 		// Once the program has dropped a packet of the exchange and it
 		// still has not arrived, waiting out the timeout proves nothing
 		// more: stop early.
 		var stop func()
-		ctx, droppedEarly, stop = watchDrops(r.ctx, byProg.p, before.Dropped)
+		ctx, droppedEarly, stop = watchDrops(r.ctxOf(thread), byProg.p, before.Dropped)
 		defer stop()
 	}
 	res, err := datapath.Probe(ctx, datapath.ProbeOptions{
 		Proto: proto, Src: src.ns, DstNs: dstNs, Dst: addr, Port: port, Timeout: to,
 		Message: "nkscript " + flow,
 	})
-	if err != nil && droppedEarly != nil && droppedEarly() && r.ctx.Err() == nil {
+	if err != nil && droppedEarly != nil && droppedEarly() && r.ctxOf(thread).Err() == nil {
 		res, err = datapath.ProbeResult{Reason: "dropped by " + byProg.p.Name()}, nil
 	}
 	if err != nil {
@@ -316,10 +316,10 @@ func execFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	default:
 		return nil, fmt.Errorf("%s: cmd must be a string (run by /bin/sh) or a list of arguments, not %s", b.Name(), describeValue(cmd))
 	}
-	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
+	if err := r.lab.WaitReady(r.ctxOf(thread), r.ready); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	out, err := r.lab.Exec(r.ctx, ns.ns, argv)
+	out, err := r.lab.Exec(r.ctxOf(thread), ns.ns, argv)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
