@@ -82,7 +82,7 @@ Usage:
   nkscript [flags]                       start a REPL (also: nkscript repl)
   nkscript test [flags] [PATH...]        run *.star tests against their NAME.golden files (see test --help)
   nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
-  nkscript cleanup                       remove what runs killed with SIGKILL left behind
+  nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12 and 6.1)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
   nkscript version                       print the version
@@ -312,8 +312,24 @@ func pauser(ctx context.Context, in io.Reader, w io.Writer) func(string) {
 	}
 }
 
+// cmdCleanup implements `nkscript cleanup [--journal-dir DIR]`: it undoes
+// what the runs whose journals are in DIR left behind.
 func cmdCleanup(o *options, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
+	fs := pflag.NewFlagSet("nkscript cleanup", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.journalDir, "journal-dir", o.journalDir, "where the runs to clean up recorded what they created")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage:\n  nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "nkscript cleanup: %v\n", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "nkscript cleanup: takes no arguments\n")
 		return exitUsage
 	}
