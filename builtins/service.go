@@ -147,11 +147,11 @@ func connectFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	src := srcArg.or(r.host)
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, dst.a.Is6()); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctxOf(thread), r.ready, dst.a.Is6()); err != nil {
 		return nil, err
 	}
 	ap := netip.AddrPortFrom(dst.a, uint16(port))
-	res, err := r.lab.Connect(r.ctx, src.ns, string(proto), ap, time.Duration(timeout))
+	res, err := r.lab.Connect(r.ctxOf(thread), src.ns, string(proto), ap, time.Duration(timeout))
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -71,7 +72,7 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return nil, fmt.Errorf("count=%d is out of range 1..100000", count)
 	}
 	addr, src := dst.a, srcArg.or(r.host)
-	res, err := r.lab.Ping(r.ctx, src.ns, addr, datapath.PingOptions{Count: count, Timeout: time.Duration(timeout), TTL: ttl}, r.ready)
+	res, err := r.lab.Ping(r.ctxOf(thread), src.ns, addr, datapath.PingOptions{Count: count, Timeout: time.Duration(timeout), TTL: ttl}, r.ready)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func expect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return v, nil
 	}
 	err = withName(b, err)
-	if r := runOf(thread); r.pauseOnFail && !r.pausedOnFail && r.ctx.Err() == nil {
+	if r := runOf(thread); r.pauseOnFail && !r.pausedOnFail && r.ctxOf(thread).Err() == nil {
 		r.pausedOnFail = true
 		r.pause(thread, "the expectation failed: "+err.Error())
 	}
@@ -121,10 +122,10 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	}
 	rec := newExpectation(thread, b, c.proto, c.src, c.dst, c.port, wantPass, c.by)
 	defer rec.record(&r.report)
-	if err := r.lab.WaitReadyFor(r.ctx, r.ready, c.dst.Is6()); err != nil {
+	if err := r.lab.WaitReadyFor(r.ctxOf(thread), r.ready, c.dst.Is6()); err != nil {
 		return nil, err
 	}
-	res, before, err := c.probe(r)
+	res, before, err := c.probe(r, r.ctxOf(thread))
 	if err != nil || res.Assumed {
 		// An assumed result (a dry run) sent nothing: nothing to judge.
 		return starlark.None, err
@@ -185,8 +186,8 @@ func (c *flowCheck) String() string { return flowString(c.proto, c.src, c.dst, c
 
 // probe sends the flow and reports what happened, with the by= program's
 // drop counter before; a drop by that program ends the wait early.
-func (c *flowCheck) probe(r *Run) (datapath.ProbeResult, uint64, error) {
-	ctx := r.ctx
+func (c *flowCheck) probe(r *Run, runCtx context.Context) (datapath.ProbeResult, uint64, error) {
+	ctx := runCtx
 	var before datapath.Stats
 	var watch *datapath.DropWatch
 	if c.by != nil {
@@ -194,7 +195,7 @@ func (c *flowCheck) probe(r *Run) (datapath.ProbeResult, uint64, error) {
 		if before, err = c.by.p.Stats(); err != nil {
 			return datapath.ProbeResult{}, 0, fmt.Errorf("by=%s: %w", c.by, err)
 		}
-		watch = c.by.p.WatchDrops(r.ctx, before.Dropped)
+		watch = c.by.p.WatchDrops(runCtx, before.Dropped)
 		defer watch.Stop()
 		ctx = watch.Context()
 	}
@@ -202,7 +203,7 @@ func (c *flowCheck) probe(r *Run) (datapath.ProbeResult, uint64, error) {
 		Proto: c.proto, Src: c.src.ns, DstNs: c.dstNs, Dst: c.dst, Port: c.port, Timeout: c.timeout,
 		Message: "nkscript " + c.String(),
 	}, c.wantPass)
-	if err != nil && watch != nil && watch.Dropped() && r.ctx.Err() == nil {
+	if err != nil && watch != nil && watch.Dropped() && runCtx.Err() == nil {
 		res, err = datapath.ProbeResult{Reason: "dropped by " + c.by.p.Name()}, nil
 	}
 	if err != nil {
@@ -289,10 +290,10 @@ func execFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err := unpackArgs(b, args, kwargs, "ns", &ns, "cmd", &cmd); err != nil {
 		return nil, err
 	}
-	if err := r.lab.WaitReady(r.ctx, r.ready); err != nil {
+	if err := r.lab.WaitReady(r.ctxOf(thread), r.ready); err != nil {
 		return nil, err
 	}
-	out, err := r.lab.Exec(r.ctx, ns.ns.ns, cmd)
+	out, err := r.lab.Exec(r.ctxOf(thread), ns.ns.ns, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -6,20 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
-	"syscall"
+	"strconv"
 	"time"
 
 	"github.com/nkscript/nkscript/builtins"
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/session"
 	"github.com/nkscript/nkscript/vm"
 	"github.com/spf13/pflag"
-	"go.starlark.net/resolve"
-	"go.starlark.net/starlark"
-	"go.starlark.net/syntax"
 )
 
 // Exit codes.
@@ -32,8 +28,11 @@ const (
 // version is set at link time by the Makefile.
 var version = ""
 
-// Main runs nkscript with os.Args and returns the exit code.
+// Main runs nkscript with os.Args and returns the exit code. SIGINT and
+// SIGTERM are caught before anything else happens.
 func Main() int {
+	session.CatchSignals()
+	signalsCaught()
 	if vm.IsGuest() {
 		vm.Guest(func(args []string, stdout, stderr io.Writer) int {
 			return run(args, stdout, stderr)
@@ -41,6 +40,21 @@ func Main() int {
 		return 0
 	}
 	return run(os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// readyFDEnv names a file descriptor, for tests only, on which Main
+// writes one byte and which it then closes once SIGINT and SIGTERM are
+// caught: a signal sent after that byte arrived cannot kill nkscript.
+const readyFDEnv = "NKSCRIPT_TEST_SIGNALS_READY_FD"
+
+func signalsCaught() {
+	fd, err := strconv.Atoi(os.Getenv(readyFDEnv))
+	if err != nil || fd < 3 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "signals-ready")
+	f.Write([]byte{'\n'})
+	f.Close()
 }
 
 type options struct {
@@ -68,7 +82,7 @@ Usage:
   nkscript [flags]                       start a REPL (also: nkscript repl)
   nkscript test [flags] [PATH...]        run *.star tests against their NAME.golden files (see test --help)
   nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
-  nkscript cleanup                       remove what runs killed with SIGKILL left behind
+  nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12 and 6.1)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
   nkscript version                       print the version
@@ -177,6 +191,7 @@ func cmdVersion(stdout io.Writer) int {
 
 // runScript runs one script on the host, or in a microVM when --vm says so.
 func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, stderr io.Writer) int {
+	ctx := session.CatchSignals().Context()
 	if o.dryRun {
 		return dryRun(o, script, scriptArgs, stdout, stderr)
 	}
@@ -197,100 +212,78 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 		if why != "" {
 			fmt.Fprintf(stderr, "nkscript: %s; running in a microVM\n", why)
 		}
-		return runInVM(o, allArgs, stdout, stderr)
+		return runInVM(ctx, o, allArgs, stdout, stderr)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if o.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
+	rep := newJSONReport(o.json, script, stdout)
+	if rep != nil {
+		stdout = stderr // the document alone goes to stdout
 	}
-
 	abs, _ := filepath.Abs(script)
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch, Faults: faultPlan(),
-		Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }})
-	if err != nil {
-		fmt.Fprintf(stderr, "nkscript: %v\n", err)
-		return exitFail
+	cfg := session.Config{
+		Lab: datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch, Faults: faultPlan(),
+			Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }},
+		Timeout: o.timeout, Keep: o.keep, Profile: o.profile, Stderr: stderr, Closing: opsCounter(stderr),
 	}
-	if o.profile {
-		lab.EnableProfile()
-		start := time.Now()
-		defer func() { lab.WriteProfile(stderr, time.Since(start)) }()
-	}
-	if o.trace {
-		t, err := lab.Trace()
-		if err != nil {
-			fmt.Fprintf(stderr, "nkscript: --trace: %v\n", err)
-			return finish(o, lab, exitFail, stderr)
+	var r *builtins.Run
+	err, endErr := session.Run(ctx, cfg, func(ctx context.Context, lab *datapath.Lab) error {
+		if o.trace {
+			t, err := lab.Trace()
+			if err != nil {
+				return &session.RunError{Err: fmt.Errorf("--trace: %w", err)}
+			}
+			t.Subscribe(func(line string) { fmt.Fprintf(stderr, "trace: %s\n", line) })
 		}
-		t.Subscribe(func(line string) { fmt.Fprintf(stderr, "trace: %s\n", line) })
+		r = builtins.NewRun(runOptions(ctx, o, lab, script, scriptArgs, stdout, stderr))
+		return execFile(ctx, o, r, script)
+	})
+	code := exitOK
+	if err != nil || endErr != nil {
+		code = exitFail
 	}
-	ctx, stdout, rep := setupJSON(ctx, o.json, script, stdout, stderr)
-	code := execScript(ctx, o, lab, script, scriptArgs, stdout, stderr)
-	return rep.emit(finish(o, lab, code, stderr))
+	return rep.emit(code, r, err)
 }
 
-// finish cleans the lab up (or keeps it with --keep) and returns the
-// final exit code.
-func finish(o *options, lab *datapath.Lab, code int, stderr io.Writer) int {
-	// A second Ctrl-C must not interrupt cleanup.
-	signal.Ignore(os.Interrupt, syscall.SIGTERM)
-	defer signal.Reset(os.Interrupt, syscall.SIGTERM)
-	if os.Getenv(faultEnv) == "count" {
-		// Test hook: how many operations a fault sweep has to cover.
+// opsCounter returns, when the fault hook asks for the count, what prints
+// how many kernel-changing operations a run performed: how many a fault
+// sweep has to cover.
+func opsCounter(stderr io.Writer) func(*datapath.Lab) {
+	if os.Getenv(faultEnv) != "count" {
+		return nil
+	}
+	return func(lab *datapath.Lab) {
 		fmt.Fprintf(stderr, "nkscript: test: %d kernel-changing operations\n", lab.Ops())
 	}
-	if o.keep {
-		printKeep(lab, stderr)
-		if err := lab.Keep(); err != nil {
-			fmt.Fprintf(stderr, "nkscript: keep: %v\n", err)
-			return exitFail
-		}
-		return code
-	}
-	if err := lab.Close(); err != nil {
-		fmt.Fprintf(stderr, "nkscript: cleanup failed: %v\nRun 'nkscript cleanup' to retry; the journal is %s\n", err, lab.JournalPath())
-		return exitFail
-	}
-	return code
 }
 
-func printKeep(lab *datapath.Lab, w io.Writer) {
-	fmt.Fprintln(w, "nkscript: --keep: the lab stays up.")
-	for _, ns := range lab.Namespaces() {
-		fmt.Fprintf(w, "  enter %s: ip netns exec %s bash\n", ns.Name(), ns.Name())
-	}
-	fmt.Fprintln(w, "  remove it: nkscript cleanup")
-}
-
-// execScript runs the script with panics and signals turned into errors;
-// the caller cleans up.
-func execScript(ctx context.Context, o *options, lab *datapath.Lab, script string, scriptArgs []string, stdout, stderr io.Writer) (code int) {
-	r := builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: stdout, Argv: append([]string{script}, scriptArgs...),
+// runOptions are the options of a script's run on lab.
+func runOptions(ctx context.Context, o *options, lab *datapath.Lab, script string, scriptArgs []string, stdout, stderr io.Writer) builtins.Options {
+	return builtins.Options{Lab: lab, Context: ctx, Stdout: stdout, Argv: append([]string{script}, scriptArgs...),
 		MaxSteps: o.maxSteps, AllowPaths: o.allowPaths,
-		Pause: pauser(ctx, os.Stdin, stderr), PauseOnFail: o.pauseFail})
-	jsonRun(ctx, r)
+		Pause: pauser(ctx, os.Stdin, stderr), PauseOnFail: o.pauseFail}
+}
+
+// execFile runs the script's top level on a thread of r.
+func execFile(ctx context.Context, o *options, r *builtins.Run, script string) error {
 	thread := r.Thread(script)
-	defer func() {
-		if p := recover(); p != nil {
-			fmt.Fprintf(stderr, "nkscript: internal error: %v\n%s\nThe lab is being cleaned up. Please report this.\n", p, debug.Stack())
-			code = exitFail
-		}
-	}()
-	defer cancelThreadOnDone(ctx, thread)()
-	if _, err := r.ExecFile(thread, script, nil); err != nil {
-		jsonFail(ctx, err)
-		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "%s: %s; cleaning up\n", script, cancelReason(ctx))
-			return exitFail
-		}
-		printError(stderr, err)
-		if strings.Contains(err.Error(), "too many steps") {
-			fmt.Fprintf(stderr, "nkscript: the script ran more than %d Starlark steps (a runaway loop?); raise the limit with --max-steps\n", o.maxSteps)
-		}
+	err := session.Exec(ctx, thread, script, func() error {
+		_, err := r.ExecFile(thread, script, nil)
+		return err
+	})
+	return session.CheckSteps(err, o.maxSteps)
+}
+
+// execScript runs the script on a lab the caller made and removes, with
+// panics and an ending ctx, or a signal, turned into errors, written to
+// stderr.
+func execScript(ctx context.Context, o *options, lab *datapath.Lab, script string, scriptArgs []string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(session.CatchSignals().Context(), cancel)()
+	err := session.Protect(func() error {
+		return execFile(ctx, o, builtins.NewRun(runOptions(ctx, o, lab, script, scriptArgs, stdout, stderr)), script)
+	})
+	session.WriteError(stderr, err)
+	if err != nil {
 		return exitFail
 	}
 	return exitOK
@@ -319,72 +312,24 @@ func pauser(ctx context.Context, in io.Reader, w io.Writer) func(string) {
 	}
 }
 
-// cancelThreadOnDone stops the Starlark thread when ctx ends (Ctrl-C,
-// SIGTERM, --timeout); call the returned function when the thread is done.
-func cancelThreadOnDone(ctx context.Context, thread *starlark.Thread) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			thread.Cancel(cancelReason(ctx))
-		case <-done:
-		}
-	}()
-	return func() { close(done) }
-}
-
-func cancelReason(ctx context.Context) string {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return "stopped by --timeout"
-	}
-	return "interrupted"
-}
-
-// printError reports a script error as FILE:LINE:COL: message, with a
-// traceback when the error happened inside functions.
-func printError(w io.Writer, err error) {
-	var evalErr *starlark.EvalError
-	var synErr syntax.Error
-	var resErr resolve.ErrorList
-	switch {
-	case errors.As(err, &evalErr):
-		var frames []starlark.CallFrame
-		for _, f := range evalErr.CallStack {
-			if f.Pos.IsValid() && f.Pos.Filename() != "<builtin>" {
-				frames = append(frames, f)
-			}
-		}
-		if len(frames) == 0 {
-			fmt.Fprintf(w, "error: %s\n", evalErr.Msg)
-			return
-		}
-		last := frames[len(frames)-1]
-		fmt.Fprintf(w, "%s: %s\n", last.Pos, evalErr.Msg)
-		if len(frames) > 1 {
-			fmt.Fprintln(w, "traceback (most recent call last):")
-			for _, f := range frames {
-				fmt.Fprintf(w, "  %s: in %s\n", f.Pos, f.Name)
-			}
-		}
-	case errors.As(err, &synErr):
-		fmt.Fprintf(w, "%s: syntax error: %s\n", synErr.Pos, synErr.Msg)
-	case errors.As(err, &resErr):
-		for _, e := range resErr {
-			msg := e.Msg
-			if name, ok := strings.CutPrefix(msg, "undefined: "); ok {
-				if s := suggest(name); s != "" {
-					msg += fmt.Sprintf(" (did you mean %s?)", s)
-				}
-			}
-			fmt.Fprintf(w, "%s: %s\n", e.Pos, msg)
-		}
-	default:
-		fmt.Fprintf(w, "error: %v\n", err)
-	}
-}
-
+// cmdCleanup implements `nkscript cleanup [--journal-dir DIR]`: it undoes
+// what the runs whose journals are in DIR left behind.
 func cmdCleanup(o *options, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
+	fs := pflag.NewFlagSet("nkscript cleanup", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.journalDir, "journal-dir", o.journalDir, "where the runs to clean up recorded what they created")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage:\n  nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "nkscript cleanup: %v\n", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "nkscript cleanup: takes no arguments\n")
 		return exitUsage
 	}

@@ -276,11 +276,10 @@ func TestRandomSignals(t *testing.T) {
 		script := scripts[rng.IntN(len(scripts))]
 		sig := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL}[rng.IntN(3)]
 		delay := time.Duration(rng.Int64N(int64(full)))
-		cmd, _, stderr := runIn(t, hostNs, journals, nil, script)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, _, stderr := runIn(t, hostNs, journals, []string{readyFDEnv + "=3"}, script)
+		caught := startWatchingSignals(t, cmd)
 		time.Sleep(delay)
+		handled := caught()
 		cmd.Process.Signal(sig)
 		err := cmd.Wait()
 		signalsDelivered.Add(1)
@@ -290,12 +289,8 @@ func TestRandomSignals(t *testing.T) {
 			if cerr != nil {
 				t.Fatalf("%s: nkscript cleanup: %v\n%s", what, cerr, out)
 			}
-		} else {
-			// Exit 0 if the run finished before the signal, else 1.
-			var exit *exec.ExitError
-			if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1) {
-				t.Errorf("%s: exit %v, want 0 or 1\nstderr:\n%s", what, err, stderr)
-			}
+		} else if msg := checkSignalExit(err, sig, handled); msg != "" {
+			t.Errorf("%s: %s\nstderr:\n%s", what, msg, stderr)
 		}
 		if d := diffState(before, machineState(t, hostNs, journals)); d != "" {
 			t.Fatalf("%s: the machine changed:\n%s\nstderr:\n%s", what, d, stderr)

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +18,7 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/nkscript/nkscript/builtins"
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/session"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 	"golang.org/x/sys/unix"
@@ -60,35 +59,12 @@ func historyPath() string {
 	return filepath.Join(home, ".nkscript_history")
 }
 
-// stmtContext is the context of a REPL session handed to builtins.NewRun:
-// it follows the context of the statement being run, so Ctrl-C cancels one
-// statement and the next gets a fresh context.
-type stmtContext struct {
-	mu  sync.Mutex
-	cur context.Context
-}
-
-func (c *stmtContext) get() context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur
-}
-
-func (c *stmtContext) set(ctx context.Context) {
-	c.mu.Lock()
-	c.cur = ctx
-	c.mu.Unlock()
-}
-
-func (c *stmtContext) Deadline() (time.Time, bool) { return c.get().Deadline() }
-func (c *stmtContext) Done() <-chan struct{}       { return c.get().Done() }
-func (c *stmtContext) Err() error                  { return c.get().Err() }
-func (c *stmtContext) Value(key any) any           { return c.get().Value(key) }
-
-// session is one REPL: a lab, its run and the globals the user defined.
-type session struct {
+// replSession is one REPL: a lab, its run and the globals the user
+// defined. Each statement runs on a thread and context of its own, as in
+// go.starlark.net's REPL.
+type replSession struct {
+	ctx     context.Context // the session's: ends on a signal before the REPL handles them
 	run     *builtins.Run
-	ctx     *stmtContext
 	globals starlark.StringDict
 	stdout  io.Writer
 	stderr  io.Writer
@@ -97,33 +73,23 @@ type session struct {
 	failed  bool        // a statement failed
 
 	mu        sync.Mutex
-	interrupt func(sig os.Signal) // stops the running statement
-	closeIn   func()              // ends the input on SIGTERM at the prompt
+	interrupt func() // stops the running statement
+	closeIn   func() // ends the input on SIGTERM at the prompt
 }
 
 func runREPL(o *options, stdout, stderr io.Writer) int {
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: o.journalDir, Script: "<repl>"})
-	if err != nil {
-		fmt.Fprintf(stderr, "nkscript: %v\n", err)
-		return exitFail
-	}
-	code := func() (code int) {
-		defer func() {
-			if p := recover(); p != nil {
-				fmt.Fprintf(stderr, "nkscript: internal error: %v\n%s", p, debug.Stack())
-				code = exitFail
-			}
-		}()
-		s := &session{
-			ctx:    &stmtContext{cur: context.Background()},
-			stdout: stdout,
-			stderr: stderr,
+	cfg := session.Config{Lab: datapath.LabConfig{JournalDir: o.journalDir, Script: "<repl>"}, Keep: o.keep, Stderr: stderr, Closing: opsCounter(stderr)}
+	err, endErr := session.Run(session.CatchSignals().Context(), cfg, func(ctx context.Context, lab *datapath.Lab) error {
+		s := &replSession{ctx: ctx, stdout: stdout, stderr: stderr}
+		defer session.CatchSignals().Handle(s.signal)()
+		if ctx.Err() != nil {
+			s.signal(syscall.SIGTERM)
 		}
-		defer s.handleSignals()()
-		s.run = builtins.NewRun(builtins.Options{Lab: lab, Context: s.ctx, Stdout: stdout})
+		s.run = builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: stdout})
 		s.globals = s.run.Globals()
 		s.globals["help"] = starlark.NewBuiltin("help", s.help)
 		s.globals["exit"] = starlark.NewBuiltin("exit", s.exit)
+		var code int
 		if isTerminal(os.Stdin) {
 			code = s.interactive()
 		} else {
@@ -131,11 +97,17 @@ func runREPL(o *options, stdout, stderr io.Writer) int {
 		}
 		if s.termed.Load() {
 			fmt.Fprintln(stderr, "nkscript: terminated; cleaning up")
-			return exitFail
+			return session.ErrReported
 		}
-		return code
-	}()
-	return finish(o, lab, code, stderr)
+		if code != exitOK {
+			return session.ErrReported
+		}
+		return nil
+	})
+	if err != nil || endErr != nil {
+		return exitFail
+	}
+	return exitOK
 }
 
 func isTerminal(f *os.File) bool {
@@ -144,7 +116,7 @@ func isTerminal(f *os.File) bool {
 }
 
 // interactive reads statements with line editing, history and completion.
-func (s *session) interactive() int {
+func (s *replSession) interactive() int {
 	rl, err := readline.NewEx(&readline.Config{
 		Prompt:                 ">>> ",
 		HistoryFile:            historyPath(),
@@ -191,7 +163,7 @@ func (s *session) interactive() int {
 			fmt.Fprintln(s.stdout)
 			return exitOK
 		case err != nil:
-			printError(s.stderr, err)
+			session.WriteError(s.stderr, err)
 			continue
 		}
 		s.exec(f)
@@ -200,7 +172,7 @@ func (s *session) interactive() int {
 }
 
 // batch reads statements from a pipe or file, without line editing.
-func (s *session) batch(in io.Reader) int {
+func (s *replSession) batch(in io.Reader) int {
 	br := bufio.NewReader(in)
 	var eof, partial bool
 	read := func() ([]byte, error) {
@@ -220,7 +192,7 @@ func (s *session) batch(in io.Reader) int {
 		switch {
 		case eof && !partial:
 		case err != nil:
-			printError(s.stderr, err)
+			session.WriteError(s.stderr, err)
 			s.failed = true
 		default:
 			s.exec(f)
@@ -232,46 +204,24 @@ func (s *session) batch(in io.Reader) int {
 	return exitOK
 }
 
-// exec runs one parsed statement with its own context, cancelled by
-// Ctrl-C (SIGINT) or SIGTERM; an expression's value is printed.
-func (s *session) exec(f *syntax.File) {
+// exec runs one parsed statement on a thread and context of its own,
+// ended by Ctrl-C (SIGINT) or SIGTERM; an expression's value is printed.
+func (s *replSession) exec(f *syntax.File) {
 	if len(f.Stmts) == 0 {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	s.ctx.set(ctx)
-	defer s.ctx.set(context.Background())
-	thread := s.run.Thread("<stdin>")
 	s.mu.Lock()
-	s.interrupt = func(os.Signal) {
-		cancel()
-		thread.Cancel("interrupted")
-	}
+	s.interrupt = cancel
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.interrupt = nil
 		s.mu.Unlock()
 	}()
-
-	var err error
-	if len(f.Stmts) == 1 {
-		if e, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
-			var v starlark.Value
-			v, err = starlark.EvalExprOptions(f.Options, thread, e.X, s.globals)
-			if err == nil {
-				s.globals["_"] = v
-				if v != starlark.None {
-					fmt.Fprintln(s.stdout, v)
-				}
-			}
-		} else {
-			err = starlark.ExecREPLChunk(f, thread, s.globals)
-		}
-	} else {
-		err = starlark.ExecREPLChunk(f, thread, s.globals)
-	}
+	thread := s.run.Thread("<stdin>")
+	err := session.Exec(ctx, thread, "<stdin>", func() error { return s.eval(f, thread) })
 	if err == nil {
 		return
 	}
@@ -289,45 +239,48 @@ func (s *session) exec(f *syntax.File) {
 		fmt.Fprintln(s.stderr, "interrupted")
 		return
 	}
-	printError(s.stderr, err)
+	session.WriteError(s.stderr, err)
 }
 
-// handleSignals makes Ctrl-C (SIGINT) stop the running statement, and
-// SIGTERM stop it and end the session; call the returned function when
-// the session ends.
-func (s *session) handleSignals() (stop func()) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				if sig == syscall.SIGTERM {
-					s.termed.Store(true)
-					s.quit.Store(true)
-				}
-				s.mu.Lock()
-				interrupt, closeIn := s.interrupt, s.closeIn
-				s.mu.Unlock()
-				switch {
-				case interrupt != nil:
-					interrupt(sig)
-				case sig == syscall.SIGTERM && closeIn != nil:
-					closeIn()
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(sigs)
-		close(done)
+// eval runs a statement; an expression's value is printed and kept as _.
+func (s *replSession) eval(f *syntax.File, thread *starlark.Thread) error {
+	if len(f.Stmts) != 1 {
+		return starlark.ExecREPLChunk(f, thread, s.globals)
+	}
+	e, ok := f.Stmts[0].(*syntax.ExprStmt)
+	if !ok {
+		return starlark.ExecREPLChunk(f, thread, s.globals)
+	}
+	v, err := starlark.EvalExprOptions(f.Options, thread, e.X, s.globals)
+	if err != nil {
+		return err
+	}
+	s.globals["_"] = v
+	if v != starlark.None {
+		fmt.Fprintln(s.stdout, v)
+	}
+	return nil
+}
+
+// signal makes Ctrl-C (SIGINT) stop the running statement, and SIGTERM
+// stop it and end the session.
+func (s *replSession) signal(sig os.Signal) {
+	if sig == syscall.SIGTERM {
+		s.termed.Store(true)
+		s.quit.Store(true)
+	}
+	s.mu.Lock()
+	interrupt, closeIn := s.interrupt, s.closeIn
+	s.mu.Unlock()
+	switch {
+	case interrupt != nil:
+		interrupt()
+	case sig == syscall.SIGTERM && closeIn != nil:
+		closeIn()
 	}
 }
 
-func (s *session) exit(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func (s *replSession) exit(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 		return nil, err
 	}
@@ -337,7 +290,7 @@ func (s *session) exit(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 
 // help prints what x is: a builtin's signature and description, a
 // function's parameters, or a value's type and attributes.
-func (s *session) help(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func (s *replSession) help(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var x starlark.Value
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "x?", &x); err != nil {
 		return nil, err
@@ -390,7 +343,7 @@ func (s *session) help(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 // completer completes global and builtin names, keyword arguments of the
 // enclosing call (the parameters builtins.Docs lists, or a def's) and
 // attributes after a dot (the value's AttrNames).
-type completer struct{ s *session }
+type completer struct{ s *replSession }
 
 func isIdentRune(r rune) bool {
 	return r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r > 127

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -152,6 +153,57 @@ func TestSignalsCleanUp(t *testing.T) {
 	}
 }
 
+// startWatchingSignals starts cmd, which has readyFDEnv=3 in its
+// environment, and returns a function that says whether nkscript has
+// reported, on that descriptor, that it catches SIGINT and SIGTERM.
+func startWatchingSignals(t *testing.T, cmd *exec.Cmd) (caught func() bool) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{w}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	var ready atomic.Bool
+	go func() {
+		defer r.Close()
+		if n, _ := r.Read(make([]byte, 1)); n == 1 {
+			ready.Store(true)
+		}
+	}()
+	return ready.Load
+}
+
+// checkSignalExit says what is wrong with how a run that got sig (SIGINT
+// or SIGTERM) ended, or "": once nkscript catches the signals (handled),
+// it exits 0 (the run had finished) or 1; before that, the signal may
+// also kill it.
+func checkSignalExit(err error, sig syscall.Signal, handled bool) string {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return ""
+	case !errors.As(err, &exit):
+		return fmt.Sprintf("wait: %v", err)
+	case exit.ExitCode() == 1:
+		return ""
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	if !handled && ok && ws.Signaled() && ws.Signal() == sig {
+		return ""
+	}
+	when := "before nkscript caught signals"
+	if handled {
+		when = "after nkscript caught signals"
+	}
+	return fmt.Sprintf("exit %v %s, want 0 or 1", err, when)
+}
+
 func TestSIGKILLThenCleanup(t *testing.T) {
 	hostNs := testHostNetns(t)
 	labNs := hostNs + "-lab"
@@ -209,6 +261,41 @@ func TestExitCodes(t *testing.T) {
 		cmd.Run()
 		if got := cmd.ProcessState.ExitCode(); got != tc.want {
 			t.Errorf("nkscript %v: exit %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestSignalAtStart signals nkscript the moment it reports that it catches
+// SIGINT and SIGTERM, before it has done anything else: it must exit 1
+// (interrupted) or 0, never die by the signal, and leave nothing behind.
+func TestSignalAtStart(t *testing.T) {
+	hostNs := testHostNetns(t)
+	labNs := hostNs + "-lab"
+	journals := t.TempDir()
+	script := filepath.Join(t.TempDir(), "wait.star")
+	if err := os.WriteFile(script, []byte(waitingScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGTERM} {
+		cmd, _, stderr := runIn(t, hostNs, journals, []string{readyFDEnv + "=3"}, script, labNs)
+		caught := startWatchingSignals(t, cmd)
+		deadline := time.Now().Add(10 * time.Second)
+		for !caught() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Microsecond)
+		}
+		if !caught() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("run %d: nkscript did not report catching signals within 10s\nstderr:\n%s", i, stderr)
+		}
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if msg := checkSignalExit(cmd.Wait(), sig, true); msg != "" {
+			t.Errorf("run %d, %v: %s\nstderr:\n%s", i, sig, msg, stderr)
+		}
+		if got := labState(t, hostNs, labNs, journals); got != "" {
+			t.Fatalf("run %d: left behind after %v: %s", i, sig, got)
 		}
 	}
 }

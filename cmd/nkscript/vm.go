@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/nkscript/nkscript/builtins"
-
 	"github.com/nkscript/nkscript/datapath"
 	"github.com/nkscript/nkscript/vm"
-	"go.starlark.net/syntax"
 )
 
 // decideVM says whether the script runs in a microVM and, for --vm=auto,
@@ -29,7 +25,7 @@ func decideVM(o *options, script string) (bool, string, error) {
 	if o.kernel != "" {
 		return true, "", nil
 	}
-	needs, err := scriptNeedsNetkit(script)
+	needs, err := builtins.NeedsNetkit(script)
 	if err != nil || !needs {
 		// A script that does not parse is run on the host, which
 		// reports the error with its position.
@@ -45,47 +41,9 @@ func decideVM(o *options, script string) (bool, string, error) {
 	return true, fmt.Sprintf("the host kernel %s has no netkit (CONFIG_NETKIT)", datapath.KernelRelease()), nil
 }
 
-// scriptNeedsNetkit reports whether the script, or a file it loads,
-// mentions netkit_pair.
-func scriptNeedsNetkit(script string) (bool, error) {
-	seen := map[string]bool{}
-	var visit func(path string) (bool, error)
-	visit = func(path string) (bool, error) {
-		if seen[path] {
-			return false, nil
-		}
-		seen[path] = true
-		f, err := syntax.Parse(path, nil, 0)
-		if err != nil {
-			return false, err
-		}
-		found := false
-		syntax.Walk(f, func(n syntax.Node) bool {
-			switch n := n.(type) {
-			case *syntax.Ident:
-				if n.Name == "netkit_pair" {
-					found = true
-				}
-			case *syntax.LoadStmt:
-				mod := n.ModuleName()
-				if !filepath.IsAbs(mod) {
-					mod = filepath.Join(filepath.Dir(path), mod)
-				}
-				if ok, _ := visit(mod); ok {
-					found = true
-				}
-			}
-			return !found
-		})
-		return found, nil
-	}
-	return visit(script)
-}
-
-// runInVM runs the same command line in a microVM with --vm=never.
-func runInVM(o *options, allArgs []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// runInVM runs the same command line in a microVM with --vm=never; when
+// ctx ends, the microVM is stopped.
+func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr io.Writer) int {
 	guestArgs := []string{"--vm=never"}
 	if o.timeout > 0 {
 		guestArgs = append(guestArgs, "--timeout="+o.timeout.String())
