@@ -228,7 +228,7 @@ func fromStarlark(v starlark.Value) (any, error) {
 	case starlark.String:
 		return string(x), nil
 	case *Link:
-		return int64(x.l.Index()), nil
+		return x.l, nil
 	case *starlark.Dict:
 		out := map[string]any{}
 		for _, kv := range x.Items() {

@@ -93,12 +93,12 @@ func policyFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if nh.IsValid() && nh.Is4() != prefix.Addr().Is4() {
 		return nil, fmt.Errorf("next_hop %s and src %s are of different address families", nh, prefix)
 	}
-	pol := datapath.Policy{Src: prefix, Ifindex: via.v.l.Index(), NextHop: nh}
+	pol := datapath.Policy{Src: prefix, Dev: via.v.l, NextHop: nh}
 	if err := router.v.p.AddPolicy(pol); err != nil {
 		return nil, policyError(router.v, err)
 	}
 	runOf(thread).policyVia[policyKey(router.v, prefix)] = via.v
-	return &Policy{router: router.v, src: prefix, ifindex: pol.Ifindex, via: via.v, nextHop: nh}, nil
+	return &Policy{router: router.v, src: prefix, ifindex: via.v.l.Index(), via: via.v, nextHop: nh}, nil
 }
 
 func policyKey(router *Program, src netip.Prefix) string {

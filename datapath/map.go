@@ -39,13 +39,14 @@ type Map struct {
 // mapStore is where a Map's entries live: a kernel map, or the bpftool
 // commands of a dry run. Keys and values arrive encoded.
 type mapStore interface {
-	put(m *Map, k any, kb []byte, v any) error
+	// put writes v, whose encoding holds the ifindexes of devices at refs.
+	put(m *Map, k any, kb []byte, v any, refs []ifindexRef) error
 	get(m *Map, kb []byte) (any, bool, error)
 	delete(m *Map, k any, kb []byte) (bool, error)
 	items(m *Map) ([][2]any, error)
 	// putBytes, deleteBytes and rawItems work on keys and values encoded
 	// by the caller (a program's own layout, see policy_router.go).
-	putBytes(m *Map, kb, vb []byte) error
+	putBytes(m *Map, kb, vb []byte, refs []ifindexRef) error
 	deleteBytes(m *Map, kb []byte) (bool, error)
 	rawItems(m *Map) ([][2][]byte, error)
 }
@@ -103,9 +104,9 @@ func (m *Map) errorf(format string, args ...any) error {
 	return fmt.Errorf("map %s of program %s: %s", m.name, m.prog, fmt.Sprintf(format, args...))
 }
 
-// keyBytes encodes a key.
+// keyBytes encodes a key; a device stands for its ifindex.
 func (m *Map) keyBytes(k any) ([]byte, error) {
-	b, err := encodeValue(m.spec.Key, int(m.spec.KeySize), k, "key", m.order)
+	b, err := encodeValue(m.spec.Key, int(m.spec.KeySize), withoutLinks(k), "key", m.order)
 	if err != nil {
 		return nil, m.errorf("%v", err)
 	}
@@ -123,12 +124,67 @@ func (m *Map) valueBytes(v any) ([]byte, error) {
 
 // Put sets m[k] = v. For a per-CPU map, v is written to every CPU unless
 // it is a []any with one value per possible CPU.
+//
+// A *Link in v, as the whole value or as a field of a struct, stands for
+// the device's ifindex; a dry run looks it up when its commands run.
 func (m *Map) Put(k, v any) error {
 	kb, err := m.keyBytes(k)
 	if err != nil {
 		return err
 	}
-	return m.store.put(m, k, kb, v)
+	v, refs := m.linkRefs(v)
+	return m.store.put(m, k, kb, v, refs)
+}
+
+// ifindexRef says that the 4 bytes at off of an encoded value hold the
+// ifindex of a device of the lab.
+type ifindexRef struct {
+	off  int
+	link *Link
+}
+
+// linkRefs replaces the devices in v by their ifindexes and says where in
+// the encoded value each one goes, for the whole value and for the fields
+// of a struct.
+func (m *Map) linkRefs(v any) (any, []ifindexRef) {
+	switch x := v.(type) {
+	case *Link:
+		return int64(x.index), []ifindexRef{{0, x}}
+	case map[string]any:
+		var refs []ifindexRef
+		out := make(map[string]any, len(x))
+		for name, f := range x {
+			out[name] = withoutLinks(f)
+			if k, ok := f.(*Link); ok {
+				if off, ok := memberOffset(m.spec.Value, name, 4); ok {
+					refs = append(refs, ifindexRef{off, k})
+				}
+			}
+		}
+		return out, refs
+	}
+	return withoutLinks(v), nil
+}
+
+// withoutLinks replaces every *Link in v by its ifindex.
+func withoutLinks(v any) any {
+	switch x := v.(type) {
+	case *Link:
+		return int64(x.index)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for name, f := range x {
+			out[name] = withoutLinks(f)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = withoutLinks(e)
+		}
+		return out
+	}
+	return v
 }
 
 // Get returns m[k] and whether it exists; a dry run knows no values.

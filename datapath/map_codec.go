@@ -33,3 +33,22 @@ func encodeValue(t btf.Type, size int, v any, what string, order binary.ByteOrde
 func decodeValue(t btf.Type, b []byte, name string, order binary.ByteOrder) any {
 	return btfcodec.Decode(t, b, name, order)
 }
+
+// memberOffset is the byte offset of the member called name of the struct
+// t, if it is a struct with such a member of size bytes.
+func memberOffset(t btf.Type, name string, size int) (int, bool) {
+	st, ok := btf.UnderlyingType(t).(*btf.Struct)
+	if !ok {
+		return 0, false
+	}
+	for _, mb := range st.Members {
+		if mb.Name != name || mb.Offset%8 != 0 {
+			continue
+		}
+		if n, err := btf.Sizeof(mb.Type); err != nil || n != size {
+			return 0, false
+		}
+		return int(mb.Offset.Bytes()), true
+	}
+	return 0, false
+}

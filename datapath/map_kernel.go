@@ -14,7 +14,7 @@ import (
 // kernelMap is a Map's store in the kernel.
 type kernelMap struct{ m *ebpf.Map }
 
-func (s kernelMap) put(m *Map, k any, kb []byte, v any) error {
+func (s kernelMap) put(m *Map, k any, kb []byte, v any, _ []ifindexRef) error {
 	if m.perCPU() {
 		return s.putPerCPU(m, kb, v)
 	}
@@ -107,7 +107,7 @@ func (s kernelMap) delete(m *Map, k any, kb []byte) (bool, error) {
 	return s.deleteBytes(m, kb)
 }
 
-func (s kernelMap) putBytes(m *Map, kb, vb []byte) error {
+func (s kernelMap) putBytes(m *Map, kb, vb []byte, _ []ifindexRef) error {
 	if err := s.m.Put(kb, vb); err != nil {
 		return m.errorf("put: %v", err)
 	}

@@ -11,11 +11,13 @@ import (
 
 // Policy is one source-based route of a policy_router program: packets
 // from Src leave by the device Ifindex, to NextHop, or to their
-// destination when NextHop is not valid or unspecified.
+// destination when NextHop is not valid or unspecified. To AddPolicy,
+// Dev, if set, is the device and gives Ifindex.
 type Policy struct {
 	Src     netip.Prefix
 	Ifindex int
 	NextHop netip.Addr
+	Dev     *Link
 }
 
 // PolicyMapError is returned when a program lacks the policy map of an
@@ -79,7 +81,7 @@ func decodePolicy(key, value []byte, v6 bool) (Policy, error) {
 		if _, err := binary.Decode(value, binary.NativeEndian, &v); err != nil {
 			return Policy{}, err
 		}
-		return Policy{netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)), int(v.Ifindex), netip.AddrFrom16(v.NextHop)}, nil
+		return Policy{Src: netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen)), Ifindex: int(v.Ifindex), NextHop: netip.AddrFrom16(v.NextHop)}, nil
 	}
 	var k bpf.PolicyKeyV4
 	var v bpf.RoutePolicyV4
@@ -89,7 +91,7 @@ func decodePolicy(key, value []byte, v6 bool) (Policy, error) {
 	if _, err := binary.Decode(value, binary.NativeEndian, &v); err != nil {
 		return Policy{}, err
 	}
-	return Policy{netip.PrefixFrom(netip.AddrFrom4(k.Addr), int(k.Prefixlen)), int(v.Ifindex), netip.AddrFrom4(v.NextHop)}, nil
+	return Policy{Src: netip.PrefixFrom(netip.AddrFrom4(k.Addr), int(k.Prefixlen)), Ifindex: int(v.Ifindex), NextHop: netip.AddrFrom4(v.NextHop)}, nil
 }
 
 // checkLayout refuses a map whose key or value is not the size of
@@ -109,6 +111,11 @@ func (p *Program) AddPolicy(pol Policy) error {
 	if err != nil {
 		return err
 	}
+	var refs []ifindexRef
+	if pol.Dev != nil {
+		// Both families' values start with the ifindex.
+		pol.Ifindex, refs = pol.Dev.index, []ifindexRef{{0, pol.Dev}}
+	}
 	key, value, err := policyEntry(pol)
 	if err != nil {
 		return m.errorf("%v", err)
@@ -116,7 +123,7 @@ func (p *Program) AddPolicy(pol Policy) error {
 	if err := m.checkLayout(key, value); err != nil {
 		return err
 	}
-	return m.store.putBytes(m, key, value)
+	return m.store.putBytes(m, key, value, refs)
 }
 
 // RemovePolicy removes the policy for src; it reports whether there was

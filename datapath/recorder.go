@@ -178,20 +178,23 @@ func (noJournal) Remove() error              { return nil }
 // standIn is a recorded program, map or attachment: it holds nothing.
 type standIn struct{}
 
-func (standIn) stats() (Stats, error)                    { return Stats{}, nil }
-func (standIn) mapStore(string) (mapStore, error)        { return standIn{}, nil }
-func (standIn) kernel() (*ebpf.Program, error)           { return nil, errStandIn }
-func (standIn) close() error                             { return nil }
-func (standIn) put(m *Map, _ any, _ []byte, v any) error { _, err := m.valueBytes(v); return err }
-func (standIn) get(*Map, []byte) (any, bool, error)      { return nil, false, nil }
-func (standIn) delete(*Map, any, []byte) (bool, error)   { return true, nil }
-func (standIn) items(*Map) ([][2]any, error)             { return nil, nil }
-func (standIn) putBytes(*Map, []byte, []byte) error      { return nil }
-func (standIn) deleteBytes(*Map, []byte) (bool, error)   { return true, nil }
-func (standIn) rawItems(*Map) ([][2][]byte, error)       { return nil, nil }
-func (standIn) detach() error                            { return nil }
-func (standIn) release() error                           { return nil }
-func (standIn) pin(string) (bool, error)                 { return false, nil }
-func (standIn) legacy() bool                             { return false }
+func (standIn) stats() (Stats, error)             { return Stats{}, nil }
+func (standIn) mapStore(string) (mapStore, error) { return standIn{}, nil }
+func (standIn) kernel() (*ebpf.Program, error)    { return nil, errStandIn }
+func (standIn) close() error                      { return nil }
+func (standIn) put(m *Map, _ any, _ []byte, v any, _ []ifindexRef) error {
+	_, err := m.valueBytes(v)
+	return err
+}
+func (standIn) get(*Map, []byte) (any, bool, error)               { return nil, false, nil }
+func (standIn) delete(*Map, any, []byte) (bool, error)            { return true, nil }
+func (standIn) items(*Map) ([][2]any, error)                      { return nil, nil }
+func (standIn) putBytes(*Map, []byte, []byte, []ifindexRef) error { return nil }
+func (standIn) deleteBytes(*Map, []byte) (bool, error)            { return true, nil }
+func (standIn) rawItems(*Map) ([][2][]byte, error)                { return nil, nil }
+func (standIn) detach() error                                     { return nil }
+func (standIn) release() error                                    { return nil }
+func (standIn) pin(string) (bool, error)                          { return false, nil }
+func (standIn) legacy() bool                                      { return false }
 
 var errStandIn = fmt.Errorf("a recorded program is not in the kernel: %w", ErrNotSupported)

@@ -34,7 +34,11 @@ type shell struct {
 const shellHeader = `#!/bin/bash
 # %s as shell commands, written by nkscript --dry-run.
 # bash runs them; everything they create is removed when bash exits,
-# unless NKSCRIPT_KEEP=1 is set.
+# unless NKSCRIPT_KEEP=1 is set. Lines starting with # are notes: the
+# script's own output, and the steps no command here does: attaching to
+# netkit hooks (bpftool has no netkit attach type), nkscript's own
+# servers, clients and TCP/UDP checks (ICMP checks are pings), captures
+# and traces.
 set -euo pipefail
 NK_UNDO=""
 undo() { NK_UNDO="$*; $NK_UNDO"; }
@@ -45,6 +49,14 @@ nk_cleanup() {
 	exit $rc
 }
 trap nk_cleanup EXIT
+# nk_ifindex NS DEV: the ifindex of device DEV in namespace NS ('' for
+# this one), as the 4 bytes a map value holds (little-endian), looked up
+# when the command runs.
+nk_ifindex() {
+	local i
+	i=$(ip ${1:+-n "$1"} -o link show dev "$2") && i=${i%%%%:*}
+	printf '%%02x %%02x %%02x %%02x' $((i & 255)) $((i >> 8 & 255)) $((i >> 16 & 255)) $((i >> 24 & 255))
+}
 NK_TMP=$(mktemp -d)
 undo rm -rf "$NK_TMP"
 NK_PIN=/sys/fs/bpf/nkscript-dry-$$
@@ -487,16 +499,18 @@ type shellMap struct {
 	pin string
 }
 
-func (sm *shellMap) put(m *Map, _ any, kb []byte, v any) error {
+func (sm *shellMap) put(m *Map, _ any, kb []byte, v any, refs []ifindexRef) error {
 	vb, err := m.valueBytes(v)
 	if err != nil {
 		return err
 	}
-	return sm.putBytes(m, kb, vb)
+	return sm.putBytes(m, kb, vb, refs)
 }
 
-func (sm *shellMap) putBytes(_ *Map, kb, vb []byte) error {
-	sm.sh.line("bpftool map update pinned %s key hex %s value hex %s", sm.pin, hexBytes(kb), hexBytes(vb))
+// putBytes writes the update; the ifindexes at refs are looked up when
+// the commands run, since the devices' ifindexes are not known before.
+func (sm *shellMap) putBytes(_ *Map, kb, vb []byte, refs []ifindexRef) error {
+	sm.sh.line("bpftool map update pinned %s key hex %s value hex %s", sm.pin, hexBytes(kb), hexWithRefs(vb, refs))
 	return nil
 }
 
@@ -505,6 +519,27 @@ func (sm *shellMap) delete(m *Map, _ any, kb []byte) (bool, error) { return sm.d
 func (sm *shellMap) deleteBytes(_ *Map, kb []byte) (bool, error) {
 	sm.sh.line("bpftool map delete pinned %s key hex %s", sm.pin, hexBytes(kb))
 	return true, nil
+}
+
+// hexWithRefs is hexBytes with the 4 bytes at each ref replaced by a
+// lookup of the device's ifindex (nk_ifindex, in the script's header).
+func hexWithRefs(b []byte, refs []ifindexRef) string {
+	var parts []string
+	for i := 0; i < len(b); {
+		j := slices.IndexFunc(refs, func(r ifindexRef) bool { return r.off == i })
+		if j < 0 || i+4 > len(b) {
+			parts = append(parts, hex.EncodeToString(b[i:i+1]))
+			i++
+			continue
+		}
+		ns := ""
+		if k := refs[j].link; !k.ns.host {
+			ns = k.ns.name
+		}
+		parts = append(parts, fmt.Sprintf("$(nk_ifindex %s %s)", shq(ns), shq(refs[j].link.name)))
+		i += 4
+	}
+	return strings.Join(parts, " ")
 }
 
 func hexBytes(b []byte) string {
