@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/testutil"
 	"go.starlark.net/starlark"
 )
 
@@ -21,22 +22,26 @@ func prefix() string {
 	return fmt.Sprintf("b%x%x", os.Getpid()%0xffff, seq.Add(1))
 }
 
-// runScript runs src against a lab whose host is a fresh anonymous
-// namespace, closes the lab, and checks that nothing is left in it.
+// runScript runs src against a lab on the kernel whose host is a fresh
+// anonymous namespace, closes the lab, and checks that nothing is left.
 func runScript(t *testing.T, src string) (string, error) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates namespaces and links")
-	}
-	host, err := datapath.NewAnonNetns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Close()
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: t.TempDir(), Script: t.Name(), Host: host})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, _ := testutil.KernelLab(t)
+	return runOn(t, lab, src)
+}
+
+// runRecorded runs src against a lab on the recording backend, which
+// checks every call as the kernel's does and changes nothing: for tests
+// of argument handling, which need no privileges.
+func runRecorded(t *testing.T, src string) (string, error) {
+	t.Helper()
+	return runOn(t, testutil.RecordedLab(t), src)
+}
+
+// runOn runs src on lab with $P replaced by a prefix of its own, closes
+// the lab, and checks that no namespace of that prefix is left.
+func runOn(t *testing.T, lab *datapath.Lab, src string) (string, error) {
+	t.Helper()
 	var out strings.Builder
 	r := NewRun(Options{Lab: lab, Context: context.Background(), Stdout: &out})
 	p := prefix()
@@ -44,13 +49,6 @@ func runScript(t *testing.T, src string) (string, error) {
 	_, runErr := r.ExecFile(r.Thread("test.star"), "test.star", src)
 	if err := lab.Close(); err != nil {
 		t.Fatalf("cleanup: %v", err)
-	}
-	links, err := host.Handle().LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(links) != 1 {
-		t.Errorf("links left in the lab's host namespace: %d", len(links))
 	}
 	if ents, _ := os.ReadDir(datapath.NetnsDir); ents != nil {
 		for _, e := range ents {
@@ -168,47 +166,58 @@ True True
 	}
 }
 
+// TestErrors checks the messages of bad calls. Those the kernel decides
+// (kernel: true) run on the kernel; the rest are checked before anything
+// reaches a backend, and run on the recorder, without privileges.
 func TestErrors(t *testing.T) {
-	for _, tc := range []struct{ src, want string }{
-		{`netns("a/b")`, `netns: namespace name "a/b" is not a valid file name`},
-		{`netns("host")`, `reserved for the namespace nkscript runs in`},
-		{`veth_pair("v0", "v0")`, `both ends are named "v0"`},
-		{`veth_pair("v0", "v1", mtu = 20)`, `mtu=20 is out of range; use 68..65535`},
-		{`veth_pair("v0", "v1", primary_ns = 3)`, `primary_ns must be a netns, not 3 (int)`},
-		{twoHosts + `p.primary.addr("10.1.0.1")`, `address "10.1.0.1" has no prefix length; write it like "10.1.0.1/24"`},
-		{twoHosts + `p.primary.addr("10.1.0.1/24")`, `address 10.1.0.1/24 is already on v0`},
-		{twoHosts + `route("10.9.0.0/24")`, `route 10.9.0.0/24: give via= (a gateway address) or dev= (a link)`},
-		{twoHosts + `route("10.9.0.1/24", via = "10.1.0.2")`, `dst "10.9.0.1/24" has host bits set; did you mean "10.9.0.0/24"?`},
-		{twoHosts + `route("10.9.0.0/24", via = "10.5.0.2")`, `gateway 10.5.0.2 is not on any connected network there`},
-		{twoHosts + `route("10.9.0.0/24", dev = p.peer)`, `link v1 is in namespace $P-a, not host`},
-		{`sysctl("kernel.panic", 1)`, `only network (net.*) settings belong to a namespace`},
-		{`ping("10.0.0.300")`, `ping: dst "10.0.0.300" is not a valid IP address`},
-		{`ping("10.0.0.1", timeout = "soon")`, `timeout="soon" is not a duration; write it like "1s" or "250ms"`},
-		{twoHosts + `expect_pass("10.1.0.2")`, `proto "tcp" needs a port, e.g. port=12345`},
-		{twoHosts + `expect_pass("10.1.0.2", port = 70000)`, `port=70000 is not a port number 1..65535`},
-		{twoHosts + `expect_pass("10.1.0.2", proto = "sctp", port = 1)`, `proto "sctp" is not supported; use "tcp", "udp" or "icmp"`},
-		{twoHosts + `expect_pass("10.1.0.9", port = 1)`, `no namespace of this lab has the address 10.1.0.9`},
-		{twoHosts + `expect_pass("10.1.0.2", port = 1, proto = "icmp")`, `proto "icmp" has no ports; remove port=1`},
-		{`program("nope")`, `unknown bundled program "nope"`},
-		{`program("drop_port", prot = 1)`, `prot`},
-		{`program("drop_port", port = 70000)`, `70000`},
-		{`program("./missing.o")`, `missing.o`},
-		{twoHosts + `attach(program("pass"), p, "ingress")`, `hook "ingress" attaches to one device; give a link such as v0.primary`},
-		{twoHosts + `attach(program("pass"), p.primary, "peer")`, `hook "peer" needs a netkit device, but v0 is a veth`},
-		{twoHosts + `attach("pass", p.primary, "ingress")`, `prog must be a program (from program(...)), not "pass" (string)`},
-		{`exec(host, "exit 3")`, `exit status 3`},
-		{`exec(None, "true")`, `ns is None; pass host or a netns`},
-		{`fail("custom")`, `fail: custom`},
+	for i, tc := range []struct {
+		src, want string
+		kernel    bool
+	}{
+		{`netns("a/b")`, `netns: namespace name "a/b" is not a valid file name`, false},
+		{`netns("host")`, `reserved for the namespace nkscript runs in`, false},
+		{`veth_pair("v0", "v0")`, `both ends are named "v0"`, false},
+		{`veth_pair("v0", "v1", mtu = 20)`, `mtu=20 is out of range; use 68..65535`, false},
+		{`veth_pair("v0", "v1", primary_ns = 3)`, `primary_ns must be a netns, not 3 (int)`, false},
+		{twoHosts + `p.primary.addr("10.1.0.1")`, `address "10.1.0.1" has no prefix length; write it like "10.1.0.1/24"`, false},
+		{twoHosts + `p.primary.addr("10.1.0.1/24")`, `address 10.1.0.1/24 is already on v0`, true},
+		{twoHosts + `route("10.9.0.0/24")`, `route 10.9.0.0/24: give via= (a gateway address) or dev= (a link)`, false},
+		{twoHosts + `route("10.9.0.1/24", via = "10.1.0.2")`, `dst "10.9.0.1/24" has host bits set; did you mean "10.9.0.0/24"?`, false},
+		{twoHosts + `route("10.9.0.0/24", via = "10.5.0.2")`, `gateway 10.5.0.2 is not on any connected network there`, true},
+		{twoHosts + `route("10.9.0.0/24", dev = p.peer)`, `link v1 is in namespace $P-a, not host`, false},
+		{`sysctl("kernel.panic", 1)`, `only network (net.*) settings belong to a namespace`, false},
+		{`ping("10.0.0.300")`, `ping: dst "10.0.0.300" is not a valid IP address`, false},
+		{`ping("10.0.0.1", timeout = "soon")`, `timeout="soon" is not a duration; write it like "1s" or "250ms"`, false},
+		{twoHosts + `expect_pass("10.1.0.2")`, `proto "tcp" needs a port, e.g. port=12345`, false},
+		{twoHosts + `expect_pass("10.1.0.2", port = 70000)`, `port=70000 is not a port number 1..65535`, false},
+		{twoHosts + `expect_pass("10.1.0.2", proto = "sctp", port = 1)`, `proto "sctp" is not supported; use "tcp", "udp" or "icmp"`, false},
+		{twoHosts + `expect_pass("10.1.0.9", port = 1)`, `no namespace of this lab has the address 10.1.0.9`, false},
+		{twoHosts + `expect_pass("10.1.0.2", port = 1, proto = "icmp")`, `proto "icmp" has no ports; remove port=1`, false},
+		{`program("nope")`, `unknown bundled program "nope"`, false},
+		{`program("drop_port", prot = 1)`, `prot`, false},
+		{`program("drop_port", port = 70000)`, `70000`, false},
+		{`program("./missing.o")`, `missing.o`, false},
+		{twoHosts + `attach(program("pass"), p, "ingress")`, `hook "ingress" attaches to one device; give a link such as v0.primary`, false},
+		{twoHosts + `attach(program("pass"), p.primary, "peer")`, `hook "peer" needs a netkit device, but v0 is a veth`, false},
+		{twoHosts + `attach("pass", p.primary, "ingress")`, `prog must be a program (from program(...)), not "pass" (string)`, false},
+		{`exec(host, "exit 3")`, `exit status 3`, true},
+		{`exec(None, "true")`, `ns is None; pass host or a netns`, false},
+		{`fail("custom")`, `fail: custom`, true},
 	} {
-		_, err := runScript(t, tc.src)
-		want := strings.ReplaceAll(tc.want, "$P", "")
-		if err == nil {
-			t.Errorf("%s\n  no error, want %q", tc.src, want)
-			continue
+		run := runRecorded
+		if tc.kernel {
+			run = runScript
 		}
-		if got := err.Error(); !strings.Contains(got, want) && !strings.Contains(strings.ReplaceAll(got, prefixOf(got), ""), want) {
-			t.Errorf("%s\n  error %q\n  want  %q", tc.src, got, want)
-		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			_, err := run(t, tc.src)
+			want := strings.ReplaceAll(tc.want, "$P", "")
+			if err == nil {
+				t.Fatalf("%s\n  no error, want %q", tc.src, want)
+			}
+			if got := err.Error(); !strings.Contains(got, want) && !strings.Contains(strings.ReplaceAll(got, prefixOf(got), ""), want) {
+				t.Errorf("%s\n  error %q\n  want  %q", tc.src, got, want)
+			}
+		})
 	}
 }
 

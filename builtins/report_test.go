@@ -8,24 +8,14 @@ import (
 	"testing"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/testutil"
 )
 
 // runReport runs src as test.star against a lab whose host is a fresh
 // anonymous namespace, cleans up, and returns the run's expectations.
 func runReport(t *testing.T, src string) ([]Expectation, error) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates namespaces and links")
-	}
-	host, err := datapath.NewAnonNetns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Close()
-	lab, err := datapath.NewLab(datapath.LabConfig{JournalDir: t.TempDir(), Script: t.Name(), Host: host})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, _ := testutil.KernelLab(t)
 	r := NewRun(Options{Lab: lab, Context: context.Background(), Stdout: io.Discard})
 	p := prefix()
 	_, runErr := r.ExecFile(r.Thread("test.star"), "test.star", strings.ReplaceAll(src, "$P", p))

@@ -17,6 +17,8 @@ import (
 // Objects are validated by the Lab before they reach a Backend; a Backend
 // reports only what the machine said.
 type Backend interface {
+	// Host returns the namespace the lab treats as the host: the caller's.
+	Host() (*Netns, error)
 	// CreateNetns creates a namespace mounted under NetnsDir/name, its
 	// loopback up; record is called once the name is claimed, before the
 	// namespace is mounted there (see createNamedNetns).
@@ -100,3 +102,15 @@ type journal interface {
 	Close() error
 	Remove() error
 }
+
+// Every backend and wrapper implements every operation.
+var (
+	_ Backend = (*kernel)(nil)
+	_ Backend = (*recorder)(nil)
+	_ Backend = (*shell)(nil)
+	_ Backend = (*faulty)(nil)
+	_ Backend = (*profiled)(nil)
+	_ journal = (*Journal)(nil)
+	_ journal = (*shell)(nil)
+	_ journal = noJournal{}
+)

@@ -30,6 +30,8 @@ func NewKernel(prefetch *Prefetch) Backend {
 	return k
 }
 
+func (k *kernel) Host() (*Netns, error) { return HostNetns() }
+
 func (k *kernel) CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
 	if k.made == 2 && k.pool == nil {
 		k.pool = startNsPool(nsPoolAhead)

@@ -99,7 +99,7 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 		l.host.name = "host"
 	} else {
 		var err error
-		if l.host, err = HostNetns(); err != nil {
+		if l.host, err = b.Host(); err != nil {
 			b.Close()
 			return nil, err
 		}

@@ -25,6 +25,16 @@ type recorder struct {
 // NewRecorder returns the backend that only records the lab.
 func NewRecorder() Backend { return &recorder{ifindex: 1000} }
 
+// Host is a stand-in for the caller's namespace, with its identity but
+// no netlink handle: a recorder needs no privileges.
+func (r *recorder) Host() (*Netns, error) {
+	id, err := statNsPath("/proc/self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("host netns: %w", err)
+	}
+	return &Netns{name: "host", id: id, host: true}, nil
+}
+
 func (r *recorder) nextIndex() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
