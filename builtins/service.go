@@ -263,13 +263,7 @@ var serviceDocs = []Entry{
 			"TCP connection, or each UDP datagram, with `reply` — by default the namespace's name — " +
 			"until the script ends or `stop()`. With connect() it shows which of several backends " +
 			"holding the same address answered.",
-		Attrs: []Attr{
-			{"ns", "the namespace it runs in"},
-			{"port", "the port"},
-			{"proto", `"tcp" or "udp"`},
-			{"served", "the number of connections or datagrams answered so far"},
-			{"stop", "method: stop() closes the server"},
-		},
+		Attrs: serverAttrs,
 		Example: `for b in backends:
     serve(b, 8080)`,
 	},
@@ -328,13 +322,7 @@ print(seen.count(proto = "icmp", dst = "10.0.2.2"))`,
 		Name: "server", Kind: KindType,
 		Signature: `server`,
 		Doc:       "What serve() returns; stopped when the script ends.",
-		Attrs: []Attr{
-			{"ns", "the namespace it runs in"},
-			{"port", "the port"},
-			{"proto", `"tcp" or "udp"`},
-			{"served", "the number of connections or datagrams answered so far"},
-			{"stop", "method: stop() closes the server"},
-		},
+		Attrs:     serverAttrs,
 		Example: `web = serve(task, 80)
 print(web.served)`,
 	},
@@ -350,4 +338,13 @@ print(web.served)`,
 		Example: `if not connect("10.0.0.2", 80):
     fail("no answer")`,
 	},
+}
+
+// serverAttrs are the attributes of what serve() returns.
+var serverAttrs = []Attr{
+	{"ns", "the namespace it runs in"},
+	{"port", "the port"},
+	{"proto", `"tcp" or "udp"`},
+	{"served", "the number of connections or datagrams answered so far"},
+	{"stop", "method: stop() closes the server"},
 }

@@ -218,23 +218,32 @@ func listenErr(proto string, o ProbeOptions, err error) error {
 	return fmt.Errorf("probe %s: listen on %s in namespace %s: %w", proto, netip.AddrPortFrom(o.Dst, uint16(o.Port)), o.DstNs.Name(), err)
 }
 
+// listenIn opens the probe's listener on o.Dst:o.Port in o.DstNs.
+func listenIn[L any](ctx context.Context, o ProbeOptions, proto string, listen func(addr string) (L, error)) (L, error) {
+	var l L
+	err := o.DstNs.Do(func() error {
+		var err error
+		l, err = listen(netip.AddrPortFrom(o.Dst, uint16(o.Port)).String())
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return l, ctx.Err()
+	}
+	if err != nil {
+		return l, listenErr(proto, o, err)
+	}
+	return l, nil
+}
+
 func probeTCP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 	deadline := time.Now().Add(o.Timeout)
 	lc := net.ListenConfig{Control: freebind(o.Dst.Is6())}
 	// Plain TCP, whatever Go's default: what a probe tests should not
 	// depend on the Go release.
 	lc.SetMultipathTCP(false)
-	var ln net.Listener
-	err := o.DstNs.Do(func() error {
-		var err error
-		ln, err = lc.Listen(ctx, "tcp", netip.AddrPortFrom(o.Dst, uint16(o.Port)).String())
-		return err
-	})
+	ln, err := listenIn(ctx, o, "tcp", func(addr string) (net.Listener, error) { return lc.Listen(ctx, "tcp", addr) })
 	if err != nil {
-		if ctx.Err() != nil {
-			return ProbeResult{}, ctx.Err()
-		}
-		return ProbeResult{}, listenErr("tcp", o, err)
+		return ProbeResult{}, err
 	}
 	to := netip.AddrPortFrom(o.Dst, uint16(ln.Addr().(*net.TCPAddr).Port))
 	msg := []byte(o.Message)
@@ -305,17 +314,9 @@ func tcpEchoOnce(ctx context.Context, ln net.Listener, n int, deadline time.Time
 func probeUDP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 	deadline := time.Now().Add(o.Timeout)
 	lc := net.ListenConfig{Control: freebind(o.Dst.Is6())}
-	var pc net.PacketConn
-	err := o.DstNs.Do(func() error {
-		var err error
-		pc, err = lc.ListenPacket(ctx, "udp", netip.AddrPortFrom(o.Dst, uint16(o.Port)).String())
-		return err
-	})
+	pc, err := listenIn(ctx, o, "udp", func(addr string) (net.PacketConn, error) { return lc.ListenPacket(ctx, "udp", addr) })
 	if err != nil {
-		if ctx.Err() != nil {
-			return ProbeResult{}, ctx.Err()
-		}
-		return ProbeResult{}, listenErr("udp", o, err)
+		return ProbeResult{}, err
 	}
 	to := netip.AddrPortFrom(o.Dst, uint16(pc.LocalAddr().(*net.UDPAddr).Port))
 

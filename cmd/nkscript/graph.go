@@ -181,45 +181,53 @@ func buildGraph(lab *datapath.Lab) graphModel {
 	return m
 }
 
-// mermaid renders the lab as a Mermaid flowchart (GitHub renders it).
-func mermaid(lab *datapath.Lab) string {
-	m := buildGraph(lab)
-	var b strings.Builder
-	b.WriteString("flowchart LR\n")
-	for _, s := range m.spaces {
-		if s.name == "host" && len(s.links) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "  subgraph %s[\"%s\"]\n", s.id, s.name)
-		for _, k := range s.links {
-			fmt.Fprintf(&b, "    %s[\"%s\"]\n", k.id, strings.Join(k.lines, "<br/>"))
-		}
-		b.WriteString("  end\n")
-	}
-	for _, e := range m.edges {
-		fmt.Fprintf(&b, "  %s ---|%s| %s\n", e[0], e[2], e[1])
-	}
-	return b.String()
+// graphSyntax is how one graph language writes a lab's parts.
+type graphSyntax struct {
+	head, tail    string
+	space, endSp  string // a namespace's opening (id, name) and closing
+	link          string // a device (id, label)
+	lineBreak     string // between a device's lines
+	edge          string // a pair (from, to, label)
+	quoteSpaceArg func(string) string
 }
 
+var (
+	mermaidSyntax = graphSyntax{
+		head: "flowchart LR\n", space: "  subgraph %s[\"%s\"]\n", endSp: "  end\n",
+		link: "    %s[\"%s\"]\n", lineBreak: "<br/>", edge: "  %s ---|%[3]s| %[2]s\n",
+		quoteSpaceArg: func(s string) string { return s },
+	}
+	dotSyntax = graphSyntax{
+		head: "graph lab {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n", tail: "}\n",
+		space: "  subgraph cluster_%s {\n    label=%s;\n", endSp: "  }\n",
+		link: "    %s [label=%q];\n", lineBreak: "\n", edge: "  %s -- %s [label=%q];\n",
+		quoteSpaceArg: func(s string) string { return fmt.Sprintf("%q", s) },
+	}
+)
+
+// mermaid renders the lab as a Mermaid flowchart (GitHub renders it).
+func mermaid(lab *datapath.Lab) string { return renderGraph(buildGraph(lab), mermaidSyntax) }
+
 // dot renders the lab for Graphviz.
-func dot(lab *datapath.Lab) string {
-	m := buildGraph(lab)
+func dot(lab *datapath.Lab) string { return renderGraph(buildGraph(lab), dotSyntax) }
+
+// renderGraph writes m in the language syn describes.
+func renderGraph(m graphModel, syn graphSyntax) string {
 	var b strings.Builder
-	b.WriteString("graph lab {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n")
+	b.WriteString(syn.head)
 	for _, s := range m.spaces {
 		if s.name == "host" && len(s.links) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "  subgraph cluster_%s {\n    label=%q;\n", s.id, s.name)
+		fmt.Fprintf(&b, syn.space, s.id, syn.quoteSpaceArg(s.name))
 		for _, k := range s.links {
-			fmt.Fprintf(&b, "    %s [label=%q];\n", k.id, strings.Join(k.lines, "\n"))
+			fmt.Fprintf(&b, syn.link, k.id, strings.Join(k.lines, syn.lineBreak))
 		}
-		b.WriteString("  }\n")
+		b.WriteString(syn.endSp)
 	}
 	for _, e := range m.edges {
-		fmt.Fprintf(&b, "  %s -- %s [label=%q];\n", e[0], e[1], e[2])
+		fmt.Fprintf(&b, syn.edge, e[0], e[1], e[2])
 	}
-	b.WriteString("}\n")
+	b.WriteString(syn.tail)
 	return b.String()
 }
