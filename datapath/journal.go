@@ -91,9 +91,9 @@ func checkPrivate(path string) error {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		return fmt.Errorf("%s is a symbolic link; journals must be plain files in a plain directory", path)
 	case st.Uid != 0:
-		return fmt.Errorf("%s is owned by uid %d, not root: a journal names what nkscript deletes, so only root may write it; chown root it or use another --journal-dir", path, st.Uid)
+		return fmt.Errorf("%s is owned by uid %d, not root: a journal names what nkscript deletes, so only root may write it; chown it to root", path, st.Uid)
 	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%s is writable by group or others (mode %04o): a journal names what nkscript deletes, so only root may write it; chmod go-w it or use another --journal-dir", path, fi.Mode().Perm())
+		return fmt.Errorf("%s is writable by group or others (mode %04o): a journal names what nkscript deletes, so only root may write it; chmod go-w it", path, fi.Mode().Perm())
 	}
 	return nil
 }
