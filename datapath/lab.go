@@ -74,8 +74,6 @@ type LabConfig struct {
 	// Faults, if set, makes the lab's backend fail or panic in one
 	// operation (tests and `make reliability`).
 	Faults *FaultPlan
-	// Profile, if set, times the backend's operations by phase.
-	Profile bool
 }
 
 // NewLab starts an empty lab in the calling process's namespace and
@@ -86,10 +84,6 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 		b = NewKernel(cfg.Prefetch)
 	}
 	l := &Lab{prefix: cfg.Prefix, notice: cfg.Notice, owned: map[NsID]*Netns{}, byName: map[string]*Netns{}, pendUp: map[*Link]linkWait{}}
-	if cfg.Profile {
-		l.prof = newProfile()
-		b = WithProfile(b, l.prof)
-	}
 	if cfg.Faults != nil {
 		b = WithFaults(b, cfg.Faults)
 		l.faults = cfg.Faults

@@ -14,7 +14,7 @@ import (
 // lab's namespaces deleted by identity, the lab's namespaces deleted with
 // their links). The journal is removed once everything is gone.
 func (l *Lab) Close() error {
-	defer l.Timed(PhaseTeardown)()
+	defer l.timed(PhaseTeardown)()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -63,10 +63,10 @@ func (p *Profile) timed(phase string) func() {
 	}
 }
 
-// Timed starts timing work of phase outside the backend (the lab's
+// timed starts timing work of phase outside the backend (the lab's
 // teardown); call the result when it is done. It costs nothing without a
 // profile.
-func (l *Lab) Timed(phase string) func() {
+func (l *Lab) timed(phase string) func() {
 	if l.prof == nil {
 		return func() {}
 	}
