@@ -104,7 +104,7 @@ func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		return nil, err
 	}
 	link := target.k
-	if target.pair != nil && hook != datapath.HookPrimary && hook != datapath.HookPeer {
+	if target.pair != nil && !hook.Netkit() {
 		return nil, fmt.Errorf("hook %q attaches to one device; give a link such as %s.primary, not the pair", hookName, link.l.Name())
 	}
 	opts := datapath.AttachOptions{First: first, Last: last,
@@ -114,7 +114,7 @@ func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		return nil, err
 	}
 	shown := link
-	if hook == datapath.HookPrimary || hook == datapath.HookPeer {
+	if hook.Netkit() {
 		shown = link.pair.primary
 	}
 	return &Attachment{a: a, prog: prog.v, target: shown, hook: hook}, nil

@@ -79,6 +79,10 @@ func checkHookType(p *Program, hook Hook) error {
 	return nil
 }
 
+// Netkit reports whether h is a netkit hook, attached through a pair's
+// primary device.
+func (h Hook) Netkit() bool { return hookFamily(h) == "netkit" }
+
 // hookFamily is "tcx", "netkit" or "xdp".
 func hookFamily(h Hook) string {
 	switch h {

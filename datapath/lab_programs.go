@@ -20,14 +20,13 @@ func (l *Lab) LoadProgram(spec ProgramSpec) (*Program, error) {
 // hookTarget is the device a program on hook of k is attached through:
 // for the netkit hooks, the pair's primary device, as the kernel requires.
 func hookTarget(k *Link, hook Hook) (*Link, error) {
-	switch hook {
-	case HookPrimary, HookPeer:
-		if k.pair == nil || k.pair.Kind != Netkit {
-			return nil, &HookDeviceError{Hook: hook, Link: k.name, Kind: k.kindName()}
-		}
-		return k.pair.Primary, nil
+	if !hook.Netkit() {
+		return k, nil
 	}
-	return k, nil
+	if k.pair == nil || k.pair.Kind != Netkit {
+		return nil, &HookDeviceError{Hook: hook, Link: k.name, Kind: k.kindName()}
+	}
+	return k.pair.Primary, nil
 }
 
 // HookDeviceError is a netkit hook asked of a device that is not netkit.
