@@ -41,11 +41,16 @@ check:
 # NKSCRIPT_REQUIRE_VM=1 makes them fail rather than skip if it cannot boot.
 # The leak check snapshots the host's namespaces, links, BPF links and
 # pins, nkscript journals and qemu processes before and after the suite;
-# any difference fails.
-test: check setup
+# any difference fails. check-generate rebuilds the committed BPF objects
+# from their C sources (clang-19, installed by setup) and fails if they
+# differ. The VM suites boot qemu under TCG (seconds per boot) and one test
+# binary can hold more than one of them, so go test's default 10-minute
+# limit is too short: TESTTIMEOUT covers them.
+TESTTIMEOUT ?= 25m
+test: check setup check-generate
 	./hack/leakcheck.sh snapshot .leakcheck.before
-	NKSCRIPT_REQUIRE_VM=1 $(GO) test -count=1 $(TESTFLAGS) ./... ; status=$$?; \
-	./$(BIN) test scripts || status=1; \
+	NKSCRIPT_REQUIRE_VM=1 $(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./... ; status=$$?; \
+	./$(BIN) test --journal-dir=$$(mktemp -d) scripts || status=1; \
 	./hack/leakcheck.sh compare .leakcheck.before || status=1; \
 	rm -f .leakcheck.before; exit $$status
 

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -102,26 +103,37 @@ func TestBundledLB(t *testing.T) {
 }
 
 // TestBundledMirror checks that mirror passes every packet on and, with a
-// monitor device set, clones it there.
+// monitor device set, clones it there. The runs happen inside ns.Do, on
+// another goroutine, so nothing there may stop the test: failures are
+// returned and reported here.
 func TestBundledMirror(t *testing.T) {
 	p := loadBundled(t, "mirror")
+	monitor := mapOf(t, p, "monitor")
 	ns := testNetns(t)
 	pkt := ipv4From("10.0.0.2", "10.0.1.2", 80)
+	var off, on uint32
 	err := ns.Do(func() error {
-		if got := runProg(t, p, pkt); got != verdictNext {
-			t.Errorf("monitor off: %s", verdictString(got))
+		var err error
+		if off, err = kprog(p).Run(&ebpf.RunOptions{Data: pkt}); err != nil {
+			return fmt.Errorf("test run, monitor off: %w", err)
 		}
 		// lo (ifindex 1) as the monitor: the clone goes out of it.
-		if err := mapOf(t, p, "monitor").Put(int64(0), int64(1)); err != nil {
+		if err := monitor.Put(int64(0), int64(1)); err != nil {
 			return err
 		}
-		if got := runProg(t, p, pkt); got != verdictNext {
-			t.Errorf("monitor on: %s", verdictString(got))
+		if on, err = kprog(p).Run(&ebpf.RunOptions{Data: pkt}); err != nil {
+			return fmt.Errorf("test run, monitor on: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if off != verdictNext {
+		t.Errorf("monitor off: %s", verdictString(off))
+	}
+	if on != verdictNext {
+		t.Errorf("monitor on: %s", verdictString(on))
 	}
 	if s := progStats(t, p); s.Passed != 2 || s.Redirected != 1 {
 		t.Errorf("stats %+v, want 2 passed, 1 redirected (cloned)", s)

@@ -116,15 +116,23 @@ func newSniffer(tb testing.TB, ns *Netns, proto int) *sniffer {
 	return &sniffer{c}
 }
 
-// next blocks until a packet from src arrives.
+// sniffWait bounds how long a test waits for a packet it caused: the
+// packets are sent on veths in the same machine, so they arrive at once
+// or never.
+const sniffWait = 10 * time.Second
+
+// next waits until a packet from src arrives and fails the test if none
+// does within sniffWait.
 func (s *sniffer) next(tb testing.TB, src netip.Addr) {
 	tb.Helper()
 	buf := make([]byte, 65536)
+	if err := s.c.SetReadDeadline(time.Now().Add(sniffWait)); err != nil {
+		tb.Fatal(err)
+	}
 	for {
 		_, from, err := s.c.ReadFrom(buf)
 		if err != nil {
-			tb.Error(err)
-			return
+			tb.Fatalf("waiting for a packet from %s: %v", src, err)
 		}
 		if ip, ok := ipAddrOf(from); ok && ip == src {
 			return
@@ -281,7 +289,12 @@ func TestPingCancel(t *testing.T) {
 	}()
 	sniff.next(t, trA4) // the echo request reached b
 	cancel()
-	r := <-done
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(sniffWait):
+		t.Fatalf("Ping still running %v after its context was cancelled", sniffWait)
+	}
 	if !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", r.err)
 	}
@@ -513,8 +526,13 @@ func TestProbeCancel(t *testing.T) {
 			}()
 			sniff.next(t, trA4)
 			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Fatalf("got %v, want context.Canceled", err)
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("got %v, want context.Canceled", err)
+				}
+			case <-time.After(sniffWait):
+				t.Fatalf("Probe still running %v after its context was cancelled", sniffWait)
 			}
 			requirePortFree(t, l.b, c.proto, trB4, 9000)
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -14,7 +15,9 @@ import (
 // TestLegacyTC runs only on kernels without tcx (the 6.1 microVM guest):
 // "ingress" attaches through clsact + cls_bpf, in the order asked for;
 // tc itself lists the filters; traffic meets them; detaching removes our
-// filters and the qdisc we added.
+// filters, and the clsact qdisc we added once no filter is left on the
+// device and the filter that added it is detached last (a lab's teardown
+// order).
 func TestLegacyTC(t *testing.T) {
 	requireBPF(t)
 	if err := HaveTCX(); !errors.Is(err, ErrNotSupported) {
@@ -56,7 +59,8 @@ func TestLegacyTC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lab.Attach(pass, p.Peer, HookIngress, AttachOptions{AfterAttachment: ad}); err != nil {
+	a3, err := lab.Attach(pass, p.Peer, HookIngress, AttachOptions{AfterAttachment: ad})
+	if err != nil {
 		t.Fatal(err)
 	}
 	chain, err := lab.Chain(p.Peer, HookIngress)
@@ -124,4 +128,68 @@ func TestLegacyTC(t *testing.T) {
 	if !slices.Equal(chain, []string{"pass"}) {
 		t.Errorf("after detaching two: chain %v, want [pass]", chain)
 	}
+	// The filter left needs the clsact qdisc: it stays until the last of
+	// our filters goes, then goes with it.
+	if q := tcQdiscs(t, ns, "ltc1"); !slices.Contains(q, "clsact") {
+		t.Errorf("with a filter left: qdiscs %v, want clsact among them", q)
+	}
+	if err := a3.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if chain, err := lab.Chain(p.Peer, HookIngress); err != nil || len(chain) != 0 {
+		t.Errorf("after detaching all: chain %v, %v; want none", chain, err)
+	}
+
+	// On ltc0, the filter that added the qdisc goes last, as a lab's
+	// teardown (in reverse order) has it: the qdisc stays while a filter
+	// is left on either hook, and goes with the last one.
+	var first, second *Attachment
+	if first, err = lab.Attach(pass, p.Primary, HookIngress, AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if second, err = lab.Attach(pass, p.Primary, HookEgress, AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if q := tcQdiscs(t, host, "ltc0"); !slices.Contains(q, "clsact") {
+		t.Errorf("with an ingress filter left: qdiscs %v, want clsact among them", q)
+	}
+	if err := first.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if q := tcQdiscs(t, host, "ltc0"); slices.Contains(q, "clsact") {
+		t.Errorf("after detaching both: qdiscs %v, want the clsact qdisc nkscript added gone", q)
+	}
+}
+
+// tcQdiscs lists the kinds of the qdiscs on dev in ns, as tc shows them.
+func tcQdiscs(t *testing.T, ns *Netns, dev string) []string {
+	t.Helper()
+	// Started from a thread inside ns, tc inherits the namespace, named
+	// or not.
+	var out []byte
+	err := ns.Do(func() error {
+		var err error
+		out, err = exec.Command("tc", "-j", "qdisc", "show", "dev", dev).Output()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return fmt.Errorf("%w: %s", err, ee.Stderr)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("tc qdisc show dev %s: %v", dev, err)
+	}
+	var qs []struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(out, &qs); err != nil {
+		t.Fatalf("tc -j qdisc: %v\n%s", err, out)
+	}
+	var kinds []string
+	for _, q := range qs {
+		kinds = append(kinds, q.Kind)
+	}
+	return kinds
 }

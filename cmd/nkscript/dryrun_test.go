@@ -129,6 +129,7 @@ func TestDryRunReplay(t *testing.T) {
 	labNs := hostNs + "-lab"
 	journals := t.TempDir()
 	bpffsMounted := exec.Command("mountpoint", "-q", "/sys/fs/bpf").Run() == nil
+	pinsAtStart := dryPins(t, nil)
 	before := machineState(t, hostNs, journals)
 
 	// 1. The dry run: shell commands on stdout, nothing changed.
@@ -182,4 +183,55 @@ func TestDryRunReplay(t *testing.T) {
 		t.Errorf("bash built another lab than nkscript:\nnkscript:\n  %s\nbash:\n  %s", strings.Join(real, "\n  "), strings.Join(replayed, "\n  "))
 	}
 	t.Logf("lab:\n  %s", strings.Join(real, "\n  "))
+
+	// 4. Without NKSCRIPT_KEEP, the script undoes what it built when it
+	// exits: the machine is as before the dry run. First remove what the
+	// kept replay made: its namespace, its pins, bpffs if it mounted it.
+	if out, err := exec.Command("ip", "netns", "del", labNs).CombinedOutput(); err != nil {
+		t.Fatalf("remove the replayed lab: %v\n%s", err, out)
+	}
+	for _, p := range dryPins(t, pinsAtStart) {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bpffsMounted {
+		exec.Command("umount", "/sys/fs/bpf").Run()
+	}
+	pinsBefore := dryPins(t, nil)
+	mountedBefore := exec.Command("mountpoint", "-q", "/sys/fs/bpf").Run() == nil
+	undo := exec.Command("nsenter", "--net=/run/netns/"+hostNs, "bash", sh)
+	undo.Env = withoutEnv(os.Environ(), "NKSCRIPT_KEEP")
+	if out, err := undo.CombinedOutput(); err != nil {
+		t.Fatalf("bash without NKSCRIPT_KEEP: %v\n%s", err, out)
+	}
+	if _, err := os.Stat("/run/netns/" + labNs); err == nil {
+		t.Errorf("bash without NKSCRIPT_KEEP left namespace %s", labNs)
+	}
+	if left := dryPins(t, pinsBefore); len(left) > 0 {
+		t.Errorf("bash without NKSCRIPT_KEEP left BPF pins %v", left)
+	}
+	if !mountedBefore && exec.Command("mountpoint", "-q", "/sys/fs/bpf").Run() == nil {
+		t.Errorf("bash without NKSCRIPT_KEEP left /sys/fs/bpf mounted")
+	}
+	if d := diffState(before, machineState(t, hostNs, journals)); d != "" {
+		t.Errorf("bash without NKSCRIPT_KEEP left the machine changed:\n%s", d)
+	}
+}
+
+// dryPins lists the dry-run shell's pin directories
+// (/sys/fs/bpf/nkscript-dry-PID) other than those in keep, which are
+// another run's.
+func dryPins(t *testing.T, keep []string) []string {
+	t.Helper()
+	pins, err := filepath.Glob("/sys/fs/bpf/nkscript-dry-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(pins, func(p string) bool { return slices.Contains(keep, p) })
+}
+
+// withoutEnv returns env without the variable key.
+func withoutEnv(env []string, key string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
 }

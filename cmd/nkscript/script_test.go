@@ -27,12 +27,19 @@ func TestScripts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the scripts create namespaces and links")
 	}
+	testscript.Run(t, scriptParams(t))
+}
+
+// scriptParams are TestScripts' parameters: the scripts of
+// testdata/script with $REPO, $NKBIN and the conditions they use.
+func scriptParams(t *testing.T) testscript.Params {
+	t.Helper()
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	nkbin := nkscriptBinary(t)
-	testscript.Run(t, testscript.Params{
+	return testscript.Params{
 		Dir:           filepath.Join(repo, "testdata", "script"),
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
@@ -65,7 +72,7 @@ func TestScripts(t *testing.T) {
 			}
 			return false, nil
 		},
-	})
+	}
 }
 
 // canBootNetkitVM reports whether --vm can run here: qemu is installed and
