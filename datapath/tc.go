@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -128,12 +129,14 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 	addedQdisc := false
 	if err := ns.nl.QdiscAdd(qdisc); err == nil {
 		addedQdisc = true
+		ownQdiscs.set(ns, ifindex, true)
 	} else if !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("%s: add clsact qdisc: %w", what, err)
 	}
 	undoQdisc := func() {
 		if addedQdisc {
 			ns.nl.QdiscDel(qdisc)
+			ownQdiscs.set(ns, ifindex, false)
 		}
 	}
 	fs, err := legacyFilters(ns, ifindex, hook)
@@ -162,20 +165,50 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 		undoQdisc()
 		return nil, fmt.Errorf("%s: add cls_bpf filter: %w", what, err)
 	}
-	tf := &tcFilter{ns: ns, ifindex: ifindex, hook: hook, prio: prio, progID: p.id, filter: f, qdisc: qdisc, addedQdisc: addedQdisc}
+	tf := &tcFilter{ns: ns, ifindex: ifindex, hook: hook, prio: prio, progID: p.id, filter: f, qdisc: qdisc}
 	return &Attachment{id: p.id, progID: p.id, hook: hook, prog: p.name, ifindex: ifindex, mech: tf}, nil
 }
 
 // tcFilter is a program attached as a cls_bpf filter on a clsact hook.
 type tcFilter struct {
-	ns         *Netns
-	ifindex    int
-	hook       Hook
-	prio       uint16
-	progID     uint32
-	filter     *netlink.BpfFilter
-	qdisc      *netlink.GenericQdisc
-	addedQdisc bool
+	ns      *Netns
+	ifindex int
+	hook    Hook
+	prio    uint16
+	progID  uint32
+	filter  *netlink.BpfFilter
+	qdisc   *netlink.GenericQdisc
+}
+
+// ownQdiscs are the clsact qdiscs this process added, by namespace and
+// ifindex: the last filter detached from either hook of a device removes
+// the qdisc if the process added it, whichever filter's attach did.
+var ownQdiscs = &qdiscSet{m: map[qdiscKey]bool{}}
+
+type qdiscKey struct {
+	ns      NsID
+	ifindex int
+}
+
+type qdiscSet struct {
+	mu sync.Mutex
+	m  map[qdiscKey]bool
+}
+
+func (q *qdiscSet) set(ns *Netns, ifindex int, own bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if own {
+		q.m[qdiscKey{ns.id, ifindex}] = true
+	} else {
+		delete(q.m, qdiscKey{ns.id, ifindex})
+	}
+}
+
+func (q *qdiscSet) owned(ns *Netns, ifindex int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.m[qdiscKey{ns.id, ifindex}]
 }
 
 func (t *tcFilter) legacy() bool   { return true }
@@ -185,7 +218,8 @@ func (t *tcFilter) release() error { return t.detach() }
 func (t *tcFilter) pin(string) (bool, error) { return false, nil }
 
 // detach deletes the filter if the program is still the one there, and
-// the clsact qdisc if it added it and no filter is left on either hook.
+// the clsact qdisc if the process added it and no filter is left on either
+// hook.
 func (t *tcFilter) detach() error {
 	fs, err := legacyFilters(t.ns, t.ifindex, t.hook)
 	if err != nil {
@@ -201,11 +235,12 @@ func (t *tcFilter) detach() error {
 		}
 		fs = slices.Delete(fs, i, i+1)
 	}
-	if t.addedQdisc && len(fs) == 0 {
+	if len(fs) == 0 && ownQdiscs.owned(t.ns, t.ifindex) {
 		if other, err := legacyFilters(t.ns, t.ifindex, otherTCHook(t.hook)); err == nil && len(other) == 0 {
 			if err := t.ns.nl.QdiscDel(t.qdisc); err != nil && !isGone(err) {
 				return err
 			}
+			ownQdiscs.set(t.ns, t.ifindex, false)
 		}
 	}
 	return nil

@@ -139,6 +139,11 @@ func TestLegacyTC(t *testing.T) {
 	if chain, err := lab.Chain(p.Peer, HookIngress); err != nil || len(chain) != 0 {
 		t.Errorf("after detaching all: chain %v, %v; want none", chain, err)
 	}
+	// The filter whose attach added the qdisc went first: the last one
+	// removes it all the same.
+	if q := tcQdiscs(t, ns, "ltc1"); slices.Contains(q, "clsact") {
+		t.Errorf("after detaching all: qdiscs %v, want the clsact qdisc nkscript added gone", q)
+	}
 
 	// On ltc0, the filter that added the qdisc goes last, as a lab's
 	// teardown (in reverse order) has it: the qdisc stays while a filter
