@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -9,17 +8,6 @@ import (
 )
 
 const verdictRedirect = 7 // TC_ACT_REDIRECT
-
-// ipv4From builds an IPv4 TCP packet from src to dst.
-func ipv4From(src, dst string, dport uint16) []byte {
-	b := pktIPv4(protoTCP, nil, 0, pktTCP(40000, dport))
-	copy(b[12:], netip.MustParseAddr(src).AsSlice())
-	copy(b[16:], netip.MustParseAddr(dst).AsSlice())
-	b[10], b[11] = 0, 0
-	c := ipChecksum(b[:20])
-	b[10], b[11] = byte(c>>8), byte(c)
-	return pktEther(etherTypeIPv4, b)
-}
 
 // TestBundledPolicyRouter checks policy_router's verdicts with
 // BPF_PROG_TEST_RUN: a packet from a source with a policy is redirected
@@ -35,8 +23,8 @@ func TestBundledPolicyRouter(t *testing.T) {
 		pkt  []byte
 		want uint32
 	}{
-		{"from the VIP", ipv4From("192.168.100.5", "10.0.2.2", 80), verdictRedirect},
-		{"another source", ipv4From("10.0.1.2", "10.0.2.2", 80), verdictNext},
+		{"from the VIP", tcpSYN(t, "192.168.100.5", "10.0.2.2", 80), verdictRedirect},
+		{"another source", tcpSYN(t, "10.0.1.2", "10.0.2.2", 80), verdictNext},
 		{"ipv6, no policy", pktEther(etherTypeIPv6, pktIPv6(protoTCP, pktTCP(1, 2))), verdictNext},
 		{"arp", pktEther(etherTypeARP, make([]byte, 28)), verdictNext},
 	} {
@@ -51,13 +39,13 @@ func TestBundledPolicyRouter(t *testing.T) {
 	if err := v4.Put("192.168.100.5/32", map[string]any{"ifindex": int64(0)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := runProg(t, p, ipv4From("192.168.100.5", "10.0.2.2", 80)); got != verdictNext {
+	if got := runProg(t, p, tcpSYN(t, "192.168.100.5", "10.0.2.2", 80)); got != verdictNext {
 		t.Errorf("/32 with ifindex 0 (no route) should hand on: %s", verdictString(got))
 	}
 	if _, err := v4.Delete("192.168.100.5/32"); err != nil {
 		t.Fatal(err)
 	}
-	if got := runProg(t, p, ipv4From("192.168.100.5", "10.0.2.2", 80)); got != verdictRedirect {
+	if got := runProg(t, p, tcpSYN(t, "192.168.100.5", "10.0.2.2", 80)); got != verdictRedirect {
 		t.Errorf("after deleting the /32: %s", verdictString(got))
 	}
 	// IPv6 policies.
@@ -74,7 +62,7 @@ func TestBundledPolicyRouter(t *testing.T) {
 // when a backend exists and dropped when none does; others go on.
 func TestBundledLB(t *testing.T) {
 	p := loadBundled(t, "lb")
-	toVIP := ipv4From("10.0.0.2", "192.168.100.5", 80)
+	toVIP := tcpSYN(t, "10.0.0.2", "192.168.100.5", 80)
 	if err := mapOf(t, p, "vip").Put(int64(0), map[string]any{"addr": "192.168.100.5"}); err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +76,12 @@ func TestBundledLB(t *testing.T) {
 		}
 	}
 	for i := range 10 {
-		pkt := ipv4From("10.0.0.2", "192.168.100.5", uint16(80+i))
+		pkt := tcpSYN(t, "10.0.0.2", "192.168.100.5", uint16(80+i))
 		if got := runProg(t, p, pkt); got != verdictRedirect {
 			t.Errorf("to the VIP: verdict %s, want redirect", verdictString(got))
 		}
 	}
-	if got := runProg(t, p, ipv4From("10.0.0.2", "10.0.1.2", 80)); got != verdictNext {
+	if got := runProg(t, p, tcpSYN(t, "10.0.0.2", "10.0.1.2", 80)); got != verdictNext {
 		t.Errorf("not to the VIP: %s", verdictString(got))
 	}
 	if s := progStats(t, p); s.Redirected != 10 || s.Dropped != 1 || s.Passed != 1 {
@@ -106,7 +94,7 @@ func TestBundledLB(t *testing.T) {
 func TestBundledMirror(t *testing.T) {
 	p := loadBundled(t, "mirror")
 	ns := testNetns(t)
-	pkt := ipv4From("10.0.0.2", "10.0.1.2", 80)
+	pkt := tcpSYN(t, "10.0.0.2", "10.0.1.2", 80)
 	err := ns.Do(func() error {
 		if got := runProg(t, p, pkt); got != verdictNext {
 			t.Errorf("monitor off: %s", verdictString(got))
@@ -133,7 +121,7 @@ func TestBundledMirror(t *testing.T) {
 // next to pass, the cheapest program there is, for the ratio.
 func BenchmarkBundledPrograms(b *testing.B) {
 	requireBPF(b)
-	tcp := ipv4From("192.168.100.5", "10.0.2.2", 80)
+	tcp := tcpSYN(b, "192.168.100.5", "10.0.2.2", 80)
 	cases := []struct {
 		name  string
 		spec  ProgramSpec

@@ -182,6 +182,7 @@ func (standIn) stats() (Stats, error)                    { return Stats{}, nil }
 func (standIn) mapStore(string) (mapStore, error)        { return standIn{}, nil }
 func (standIn) kernel() (*ebpf.Program, error)           { return nil, errStandIn }
 func (standIn) close() error                             { return nil }
+func (standIn) run([]byte, uint32) (RunResult, error)    { return RunResult{}, errNotRun }
 func (standIn) put(m *Map, _ any, _ []byte, v any) error { _, err := m.valueBytes(v); return err }
 func (standIn) get(*Map, []byte) (any, bool, error)      { return nil, false, nil }
 func (standIn) delete(*Map, any, []byte) (bool, error)   { return true, nil }
