@@ -239,3 +239,48 @@ func TestVerdictName(t *testing.T) {
 		}
 	}
 }
+
+// TestRunProgramLegacyNames checks that a program attached through
+// legacy tc has its verdicts named as tc names them, and as tcx does
+// once detached.
+func TestRunProgramLegacyNames(t *testing.T) {
+	requireBPF(t)
+	lab, host := testLab(t)
+	idx, _ := testVeth(t, host, "rl0", netip.MustParsePrefix("10.72.0.1/24"), host, "rl1", netip.MustParsePrefix("10.72.0.2/24"))
+	p, err := lab.LoadProgram(ProgramSpec{Name: "drop_port", Consts: map[string]int64{"port": 12345}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := tcpSYN(t, "10.0.0.1", "10.0.0.2", 12345)
+	verdict := func() string {
+		t.Helper()
+		res, err := lab.RunProgram(p, syn, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Verdict
+	}
+	if v := verdict(); v != "DROP" {
+		t.Errorf("attached to nothing: %s, want DROP", v)
+	}
+	clone, err := p.kernelProgram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := attachLegacyTC(p, clone, host, idx, HookIngress, AttachOptions{}, "attach")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab.mu.Lock()
+	lab.attached = append(lab.attached, a)
+	lab.mu.Unlock()
+	if v := verdict(); v != "SHOT" {
+		t.Errorf("attached through legacy tc: %s, want SHOT", v)
+	}
+	if err := a.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if v := verdict(); v != "DROP" {
+		t.Errorf("detached: %s, want DROP", v)
+	}
+}
