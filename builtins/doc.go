@@ -57,7 +57,7 @@ type Entry struct {
 // source of `nkscript doc`, help() in the REPL and the README's
 // reference section. Each area of builtins keeps its entries in its own
 // file.
-var Docs = slices.Concat(coreDocs, serviceDocs, topologyDocs, attachDocs, mapDocs, policyDocs, uxDocs)
+var Docs = slices.Concat(coreDocs, serviceDocs, topologyDocs, attachDocs, mapDocs, policyDocs, packetDocs, uxDocs)
 
 // coreDocs documents the foundation's builtins.
 var coreDocs = []Entry{
@@ -212,6 +212,7 @@ route("10.2.0.0/24", dev = nk.primary)`,
 			{"id", "the kernel's program ID"},
 			{"maps", "the program's BPF maps by name: `prog.maps[\"backends\"]` is a map value"},
 			{"name", "the program's name"},
+			{"run", "method: run(pkt, repeat=1) runs the program on a packet (see program.run)"},
 		},
 		Example: `drop = program("drop_port", port = 12345)
 tcp_only = program("drop_flow", src = "10.0.1.0", src_len = 24, proto = 6)

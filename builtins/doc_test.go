@@ -76,6 +76,8 @@ func TestDocsAttrs(t *testing.T) {
 		"map":            &Map{},
 		"policy":         &Policy{},
 		"trace":          &Trace{},
+		"packet":         &Packet{},
+		"run_result":     &RunResult{},
 	} {
 		e, ok := entry(name)
 		if !ok {
@@ -129,7 +131,7 @@ func TestDocsKeywords(t *testing.T) {
 			callables[name] = c
 		}
 	}
-	receivers := map[string]starlark.HasAttrs{"link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}, "map": &Map{}, "policy": &Policy{}, "trace": &Trace{}}
+	receivers := map[string]starlark.HasAttrs{"program": &Program{}, "link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}, "map": &Map{}, "policy": &Policy{}, "trace": &Trace{}}
 	for _, e := range Docs {
 		if e.Kind != KindMethod {
 			continue
@@ -301,7 +303,7 @@ func TestHelpTextTypes(t *testing.T) {
 			continue
 		}
 		found := false
-		for _, v := range []starlark.Value{&Pair{}, &Link{}, &Attachment{}, &PingResult{}, &Server{}, &ConnectResult{}, &Map{}} {
+		for _, v := range []starlark.Value{&Pair{}, &Link{}, &Attachment{}, &PingResult{}, &Server{}, &ConnectResult{}, &Map{}, &RunResult{}} {
 			found = found || HelpText(v) == e.Text()
 		}
 		if !found {

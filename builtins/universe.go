@@ -28,6 +28,17 @@
 //	policy(router, src, via, next_hop=None) -> policy
 //	policies(router) -> list
 //
+// Packet tests (prog.run(pkt, repeat=1) -> run_result):
+//
+//	tcp(src, dst, sport=40000, dport=80, flags="S", payload="", ttl=64,
+//	    eth=None, vlan=None) -> packet
+//	udp(src, dst, sport=40000, dport=53, payload="", ttl=64, eth=None,
+//	    vlan=None) -> packet
+//	icmp(src, dst, type="echo-request", code=0, id=1, seq=1, payload="",
+//	    ttl=64, eth=None, vlan=None) -> packet
+//	eth(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") -> eth
+//	packet(data) -> packet
+//
 // Traffic:
 //
 //	ping(dst, src=host, count=3, timeout="1s", ttl=64) -> ping_result
@@ -60,13 +71,16 @@ var universe = declare(map[string]builtinFn{
 	"capture":     captureFn,
 	"chain":       chainFn,
 	"connect":     connectFn,
+	"eth":         ethFn,
 	"exec":        execFn,
 	"expect_drop": expectDrop,
 	"expect_pass": expectPass,
 	"fail":        failFn,
 	"forwarding":  forwardingFn,
+	"icmp":        icmpFn,
 	"netkit_pair": netkitPair,
 	"netns":       netnsFn,
+	"packet":      packetFn,
 	"pause":       pauseFn,
 	"ping":        pingFn,
 	"policies":    policiesFn,
@@ -76,7 +90,9 @@ var universe = declare(map[string]builtinFn{
 	"serve":       serveFn,
 	"stats":       statsFn,
 	"sysctl":      sysctlFn,
+	"tcp":         tcpFn,
 	"trace":       traceFn,
+	"udp":         udpFn,
 	"veth_pair":   vethPair,
 })
 

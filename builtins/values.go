@@ -189,7 +189,7 @@ type Program struct {
 func (p *Program) String() string        { return fmt.Sprintf("program(%q)", p.p.Name()) }
 func (p *Program) Type() string          { return "program" }
 func (p *Program) Hash() (uint32, error) { return starlark.MakeUint(uint(p.p.ID())).Hash() }
-func (p *Program) AttrNames() []string   { return []string{"id", "maps", "name"} }
+func (p *Program) AttrNames() []string   { return []string{"id", "maps", "name", "run"} }
 func (p *Program) Attr(name string) (starlark.Value, error) {
 	switch name {
 	case "maps":
@@ -198,6 +198,8 @@ func (p *Program) Attr(name string) (starlark.Value, error) {
 		return starlark.String(p.p.Name()), nil
 	case "id":
 		return starlark.MakeUint(uint(p.p.ID())), nil
+	case "run":
+		return newMethod(p, "run", progRun(p)), nil
 	}
 	return nil, nil
 }

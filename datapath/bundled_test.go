@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"fmt"
-	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -10,17 +9,6 @@ import (
 )
 
 const verdictRedirect = 7 // TC_ACT_REDIRECT
-
-// ipv4From builds an IPv4 TCP packet from src to dst.
-func ipv4From(src, dst string, dport uint16) []byte {
-	b := pktIPv4(protoTCP, nil, 0, pktTCP(40000, dport))
-	copy(b[12:], netip.MustParseAddr(src).AsSlice())
-	copy(b[16:], netip.MustParseAddr(dst).AsSlice())
-	b[10], b[11] = 0, 0
-	c := ipChecksum(b[:20])
-	b[10], b[11] = byte(c>>8), byte(c)
-	return pktEther(etherTypeIPv4, b)
-}
 
 // TestBundledPolicyRouter checks policy_router's verdicts with
 // BPF_PROG_TEST_RUN: a packet from a source with a policy is redirected
@@ -36,8 +24,8 @@ func TestBundledPolicyRouter(t *testing.T) {
 		pkt  []byte
 		want uint32
 	}{
-		{"from the VIP", ipv4From("192.168.100.5", "10.0.2.2", 80), verdictRedirect},
-		{"another source", ipv4From("10.0.1.2", "10.0.2.2", 80), verdictNext},
+		{"from the VIP", tcpSYN(t, "192.168.100.5", "10.0.2.2", 80), verdictRedirect},
+		{"another source", tcpSYN(t, "10.0.1.2", "10.0.2.2", 80), verdictNext},
 		{"ipv6, no policy", pktEther(etherTypeIPv6, pktIPv6(protoTCP, pktTCP(1, 2))), verdictNext},
 		{"arp", pktEther(etherTypeARP, make([]byte, 28)), verdictNext},
 	} {
@@ -52,13 +40,13 @@ func TestBundledPolicyRouter(t *testing.T) {
 	if err := v4.Put("192.168.100.5/32", map[string]any{"ifindex": int64(0)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := runProg(t, p, ipv4From("192.168.100.5", "10.0.2.2", 80)); got != verdictNext {
+	if got := runProg(t, p, tcpSYN(t, "192.168.100.5", "10.0.2.2", 80)); got != verdictNext {
 		t.Errorf("/32 with ifindex 0 (no route) should hand on: %s", verdictString(got))
 	}
 	if _, err := v4.Delete("192.168.100.5/32"); err != nil {
 		t.Fatal(err)
 	}
-	if got := runProg(t, p, ipv4From("192.168.100.5", "10.0.2.2", 80)); got != verdictRedirect {
+	if got := runProg(t, p, tcpSYN(t, "192.168.100.5", "10.0.2.2", 80)); got != verdictRedirect {
 		t.Errorf("after deleting the /32: %s", verdictString(got))
 	}
 	// IPv6 policies.
@@ -75,7 +63,7 @@ func TestBundledPolicyRouter(t *testing.T) {
 // when a backend exists and dropped when none does; others go on.
 func TestBundledLB(t *testing.T) {
 	p := loadBundled(t, "lb")
-	toVIP := ipv4From("10.0.0.2", "192.168.100.5", 80)
+	toVIP := tcpSYN(t, "10.0.0.2", "192.168.100.5", 80)
 	if err := mapOf(t, p, "vip").Put(int64(0), map[string]any{"addr": "192.168.100.5"}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +77,12 @@ func TestBundledLB(t *testing.T) {
 		}
 	}
 	for i := range 10 {
-		pkt := ipv4From("10.0.0.2", "192.168.100.5", uint16(80+i))
+		pkt := tcpSYN(t, "10.0.0.2", "192.168.100.5", uint16(80+i))
 		if got := runProg(t, p, pkt); got != verdictRedirect {
 			t.Errorf("to the VIP: verdict %s, want redirect", verdictString(got))
 		}
 	}
-	if got := runProg(t, p, ipv4From("10.0.0.2", "10.0.1.2", 80)); got != verdictNext {
+	if got := runProg(t, p, tcpSYN(t, "10.0.0.2", "10.0.1.2", 80)); got != verdictNext {
 		t.Errorf("not to the VIP: %s", verdictString(got))
 	}
 	if s := progStats(t, p); s.Redirected != 10 || s.Dropped != 1 || s.Passed != 1 {
@@ -110,7 +98,7 @@ func TestBundledMirror(t *testing.T) {
 	p := loadBundled(t, "mirror")
 	monitor := mapOf(t, p, "monitor")
 	ns := testNetns(t)
-	pkt := ipv4From("10.0.0.2", "10.0.1.2", 80)
+	pkt := tcpSYN(t, "10.0.0.2", "10.0.1.2", 80)
 	var off, on uint32
 	err := ns.Do(func() error {
 		var err error
@@ -145,7 +133,7 @@ func TestBundledMirror(t *testing.T) {
 // next to pass, the cheapest program there is, for the ratio.
 func BenchmarkBundledPrograms(b *testing.B) {
 	requireBPF(b)
-	tcp := ipv4From("192.168.100.5", "10.0.2.2", 80)
+	tcp := tcpSYN(b, "192.168.100.5", "10.0.2.2", 80)
 	cases := []struct {
 		name  string
 		spec  ProgramSpec

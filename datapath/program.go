@@ -79,6 +79,9 @@ type programImpl interface {
 	// kernel returns a reference of the caller's own to the loaded
 	// program.
 	kernel() (*ebpf.Program, error)
+	// run runs the program on a packet with BPF_PROG_TEST_RUN; the
+	// verdict is left to the caller.
+	run(data []byte, repeat uint32) (RunResult, error)
 	close() error
 }
 

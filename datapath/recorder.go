@@ -188,10 +188,11 @@ func (noJournal) Remove() error              { return nil }
 // standIn is a recorded program, map or attachment: it holds nothing.
 type standIn struct{}
 
-func (standIn) stats() (Stats, error)             { return Stats{}, nil }
-func (standIn) mapStore(string) (mapStore, error) { return standIn{}, nil }
-func (standIn) kernel() (*ebpf.Program, error)    { return nil, errStandIn }
-func (standIn) close() error                      { return nil }
+func (standIn) stats() (Stats, error)                 { return Stats{}, nil }
+func (standIn) mapStore(string) (mapStore, error)     { return standIn{}, nil }
+func (standIn) kernel() (*ebpf.Program, error)        { return nil, errStandIn }
+func (standIn) close() error                          { return nil }
+func (standIn) run([]byte, uint32) (RunResult, error) { return RunResult{}, errNotRun }
 func (standIn) put(m *Map, _ any, _ []byte, v any, _ []ifindexRef) error {
 	_, err := m.valueBytes(v)
 	return err
