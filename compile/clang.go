@@ -44,6 +44,9 @@ func findClang(name string) (string, error) {
 	}
 	if name != "" {
 		p, err := exec.LookPath(name)
+		if ee := (*exec.Error)(nil); errors.As(err, &ee) {
+			err = ee.Err
+		}
 		if err != nil {
 			return "", fmt.Errorf("%w: %q (from --clang or $%s) cannot be run: %w; install clang with `%s`",
 				ErrNoClang, name, ClangEnv, err, InstallHint)
