@@ -203,7 +203,7 @@ route("10.2.0.0/24", dev = nk.primary)`,
 			"`section` (section or function name). A C source is compiled first with clang (`--clang`, " +
 			"`$NKSCRIPT_CLANG`, else `clang-19` or `clang`; `hack/setup.sh` installs it) and " +
 			"`-g -O2 -target bpf`, then `cflags`; libbpf's headers (`<bpf/bpf_helpers.h>`), the " +
-			"kernel's UAPI headers, the source's directory and a `vmlinux.h` made from the running " +
+			"kernel's UAPI headers, the source's and the script's directories and a `vmlinux.h` made from the running " +
 			"kernel's BTF are on the include path. The object is cached (under `$NKSCRIPT_CACHE` or " +
 			"~/.cache/nkscript) until the source, a header it includes, the flags, clang or the kernel " +
 			"changes; clang's errors and the verifier's name the C source lines. Bundled, for tc hooks (tcx, netkit, legacy tc): " +

@@ -44,7 +44,7 @@ func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		}
 		spec.Path = path
 		if isC {
-			if spec.Path, err = compile.Object(path, compile.Options{CFlags: cflags}); err != nil {
+			if spec.Path, err = compile.Object(path, compile.Options{CFlags: cflags, Include: []string{callerDir(thread)}}); err != nil {
 				return nil, err
 			}
 			spec.Source = s

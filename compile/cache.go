@@ -73,6 +73,11 @@ func (e entry) depsPath() string { return filepath.Join(e.root, e.key+".deps") }
 func (e entry) objectPath(deps []string) (string, error) {
 	parts := []string{e.key}
 	for _, d := range deps {
+		if isGenerated(e.root, d) {
+			// Named by the hash of the BTF it was made from.
+			parts = append(parts, d, "")
+			continue
+		}
 		sum, err := hashFile(d)
 		if err != nil {
 			return "", err

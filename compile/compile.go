@@ -19,6 +19,9 @@ type Options struct {
 	Clang string
 	// CFlags are passed to clang after the default flags.
 	CFlags []string
+	// Include are directories searched for headers after the source's
+	// own (the directory of the script that names the source).
+	Include []string
 	// CacheDir is where objects are kept; empty means the bpf/ directory
 	// of vm.CacheDir, or one under the temporary directory when that
 	// cannot be written (the microVM's guest sees the host's read-only).
@@ -64,6 +67,12 @@ func Object(src string, o Options) (string, error) {
 		return "", err
 	}
 	flags := append(baseFlags(), o.CFlags...)
+	flags = append(flags, "-I", filepath.Dir(src))
+	for _, d := range o.Include {
+		if d, err := filepath.Abs(d); err == nil && d != filepath.Dir(src) {
+			flags = append(flags, "-I", d)
+		}
+	}
 	e := entry{root: root, key: hashStrings(append([]string{cacheVersion, version, src, string(text)}, flags...)...)}
 	btf := &btfInfo{root: root, btf: o.BTF}
 	if btf.btf == "" {
@@ -157,7 +166,6 @@ func (b build) run(vmlinux bool) (string, []string, error) {
 // and the object's line info name the source as the user wrote it.
 func (b build) clangOnce(obj, depfile string, vmlinux bool) (string, error) {
 	args := append([]string{}, b.flags...)
-	args = append(args, "-I", filepath.Dir(b.src))
 	if vmlinux {
 		dir, err := b.btf.generate()
 		if err != nil {

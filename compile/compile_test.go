@@ -240,24 +240,30 @@ func TestErrorTrims(t *testing.T) {
 }
 
 // BenchmarkCachedObject measures what a cached program("x.bpf.c") adds
-// to loading the object: finding clang, hashing the source and headers.
+// to loading the object: finding clang, hashing the source and headers
+// and, for a source that includes vmlinux.h, finding the kernel BTF's
+// hash.
 func BenchmarkCachedObject(b *testing.B) {
 	clang, err := exec.LookPath("clang-19")
 	if err != nil {
 		b.Skip("no clang-19")
 	}
-	src, err := filepath.Abs("testdata/filter.bpf.c")
-	if err != nil {
-		b.Fatal(err)
-	}
-	o := Options{Clang: clang, CacheDir: b.TempDir()}
-	if _, err := Object(src, o); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for range b.N {
-		if _, err := Object(src, o); err != nil {
-			b.Fatal(err)
-		}
+	for _, name := range []string{"filter.bpf.c", "vmlinux.bpf.c"} {
+		b.Run(name, func(b *testing.B) {
+			src, err := filepath.Abs(filepath.Join("testdata", name))
+			if err != nil {
+				b.Fatal(err)
+			}
+			o := Options{Clang: clang, CacheDir: b.TempDir()}
+			if _, err := Object(src, o); err != nil {
+				b.Skip(err) // vmlinux.h needs kernel BTF and bpftool
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := Object(src, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

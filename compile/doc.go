@@ -6,10 +6,12 @@
 // Object compiles with the flags a libbpf program is usually built with
 // (-g -O2 -target bpf) plus the include paths a user would otherwise have
 // to find: libbpf's headers and the multiarch UAPI directory (for
-// <asm/types.h>), the source's directory, and, for sources that include
-// "vmlinux.h", a directory holding one generated with bpftool from the
-// running kernel's BTF (in a microVM, the guest's kernel: nkscript runs
-// there).
+// <asm/types.h>), the source's directory and Options.Include, and, for
+// sources that include "vmlinux.h", a directory holding one generated
+// with bpftool from the running kernel's BTF (in a microVM, the guest's
+// kernel: nkscript runs there). The cache directory falls back to one
+// under the temporary directory where the default cannot be written, as
+// in the microVM's guest, which sees the host's files read-only.
 //
 // The cache, under the bpf/ directory of vm.CacheDir, is keyed in two
 // steps. The first key hashes the source, its path, the flags and clang's

@@ -30,7 +30,7 @@ type btfInfo struct {
 func (b *btfInfo) hashDir() (string, error) {
 	if !b.done {
 		b.done = true
-		sum, err := hashFile(b.btf)
+		sum, err := b.hash()
 		if err != nil {
 			b.err = fmt.Errorf("kernel BTF for vmlinux.h: %w (the kernel needs CONFIG_DEBUG_INFO_BTF)", err)
 		} else {
@@ -38,6 +38,28 @@ func (b *btfInfo) hashDir() (string, error) {
 		}
 	}
 	return b.dir, b.err
+}
+
+// hash hashes the BTF. The running kernel's cannot change until it
+// reboots, so its hash is kept, per boot, in the cache: hashing its
+// megabytes would cost a cached compile more than everything else.
+func (b *btfInfo) hash() (string, error) {
+	if b.btf != KernelBTF {
+		return hashFile(b.btf)
+	}
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return hashFile(b.btf)
+	}
+	memo := filepath.Join(b.root, "boot", strings.TrimSpace(string(boot)))
+	if sum, err := os.ReadFile(memo); err == nil && len(sum) == 64 {
+		return string(sum), nil
+	}
+	sum, err := hashFile(b.btf)
+	if err == nil {
+		writeAtomic(memo, []byte(sum))
+	}
+	return sum, err
 }
 
 // current says whether header is the vmlinux.h of the BTF.
