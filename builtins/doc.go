@@ -196,10 +196,17 @@ route("10.2.0.0/24", dev = nk.primary)`,
 	},
 	{
 		Name: "program", Kind: KindFunc,
-		Signature: `program(name, section=None, **consts) -> program`,
-		Doc: "Loads a BPF program; `name`, the one positional argument, is a bundled program or " +
-			"the path of your ELF object (relative to the script), whose program is chosen by " +
-			"`section` (section or function name). Bundled, for tc hooks (tcx, netkit, legacy tc): " +
+		Signature: `program(name, section=None, cflags=[], **consts) -> program`,
+		Doc: "Loads a BPF program; `name`, the one positional argument, is a bundled program, " +
+			"the path of your ELF object, or the path of your BPF C source ending in `.c` (paths are " +
+			"relative to the script); the program in a file is chosen by " +
+			"`section` (section or function name). A C source is compiled first with clang (`--clang`, " +
+			"`$NKSCRIPT_CLANG`, else `clang-19` or `clang`; `hack/setup.sh` installs it) and " +
+			"`-g -O2 -target bpf`, then `cflags`; libbpf's headers (`<bpf/bpf_helpers.h>`), the " +
+			"kernel's UAPI headers, the source's and the script's directories and a `vmlinux.h` made from the running " +
+			"kernel's BTF are on the include path. The object is cached (under `$NKSCRIPT_CACHE` or " +
+			"~/.cache/nkscript) until the source, a header it includes, the flags, clang or the kernel " +
+			"changes; clang's errors and the verifier's name the C source lines. Bundled, for tc hooks (tcx, netkit, legacy tc): " +
 			"`pass` (counts packets), `drop_port` (drops TCP/UDP with source or destination port " +
 			"`port`), `drop_flow` (drops IPv4 packets matching `src`/`src_len`, `dst`/`dst_len`, " +
 			"`proto` and `port`, each optional), `policy_router` (source-based routing, see " +
@@ -216,7 +223,8 @@ route("10.2.0.0/24", dev = nk.primary)`,
 		},
 		Example: `drop = program("drop_port", port = 12345)
 tcp_only = program("drop_flow", src = "10.0.1.0", src_len = 24, proto = 6)
-mine = program("bpf/filter.o", section = "tcx/ingress")`,
+mine = program("bpf/filter.o", section = "tcx/ingress")
+own = program("filter.bpf.c", section = "tcx/ingress", cflags = ["-DDEBUG"], blocked_port = 12345)`,
 	},
 	{
 		Name: "attach", Kind: KindFunc,

@@ -187,8 +187,9 @@ func TestDocsKeywords(t *testing.T) {
 	}
 }
 
-// TestProgramKeywords checks program's documented section= keyword, which
-// the generic check cannot: program takes any keyword as a constant.
+// TestProgramKeywords checks program's documented section= and cflags=
+// keywords, which the generic check cannot: program takes any keyword as
+// a constant.
 func TestProgramKeywords(t *testing.T) {
 	globals, thread := testGlobals(t)
 	_, err := starlark.Call(thread, globals["program"], starlark.Tuple{starlark.String("pass")},
@@ -196,8 +197,18 @@ func TestProgramKeywords(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(err), "section= is for ELF objects") {
 		t.Errorf("program(\"pass\", section=\"x\"): %v", err)
 	}
+	_, err = starlark.Call(thread, globals["program"], starlark.Tuple{starlark.String("pass")},
+		[]starlark.Tuple{{starlark.String("cflags"), starlark.NewList([]starlark.Value{starlark.String("-DX")})}})
+	if !strings.Contains(fmt.Sprint(err), "cflags= is for BPF C sources") {
+		t.Errorf("program(\"pass\", cflags=[\"-DX\"]): %v", err)
+	}
+	_, err = starlark.Call(thread, globals["program"], starlark.Tuple{starlark.String("x.bpf.c")},
+		[]starlark.Tuple{{starlark.String("cflags"), starlark.String("-DX")}})
+	if !strings.Contains(fmt.Sprint(err), "cflags must be a list of strings, not") {
+		t.Errorf("program(\"x.bpf.c\", cflags=\"-DX\"): %v", err)
+	}
 	e, _ := entry("program")
-	if got := e.Params(); !slices.Equal(got, []string{"name", "section", "consts"}) {
+	if got := e.Params(); !slices.Equal(got, []string{"name", "section", "cflags", "consts"}) {
 		t.Errorf("program params %v", got)
 	}
 }

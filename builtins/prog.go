@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nkscript/nkscript/compile"
 	"github.com/nkscript/nkscript/datapath"
 	"github.com/nkscript/nkscript/internal/quote"
 	"go.starlark.net/starlark"
@@ -21,21 +22,33 @@ func callerDir(thread *starlark.Thread) string {
 func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r := runOf(thread)
 	if len(args) != 1 {
-		return nil, fmt.Errorf("takes one positional argument, the program name (one of %s) or the path of an ELF object; got %d", quote.Or(datapath.BundledPrograms()), len(args))
+		return nil, fmt.Errorf("takes one positional argument, the program name (one of %s), the path of an ELF object or of a BPF C source (.c); got %d", quote.Or(datapath.BundledPrograms()), len(args))
 	}
 	name, ok := args[0].(starlark.String)
 	if !ok {
 		return nil, fmt.Errorf("name must be a string, not %s", describeValue(args[0]))
 	}
-	spec, err := programSpec(kwargs)
+	spec, cflags, err := programSpec(kwargs)
 	if err != nil {
 		return nil, err
 	}
-	if s := string(name); strings.Contains(s, "/") || strings.HasSuffix(s, ".o") {
-		if !filepath.IsAbs(s) {
-			s = filepath.Join(callerDir(thread), s)
+	s := string(name)
+	isC := strings.HasSuffix(s, ".c")
+	if cflags != nil && !isC {
+		return nil, fmt.Errorf("cflags= is for BPF C sources (a path ending in .c), not %q", s)
+	}
+	if strings.Contains(s, "/") || strings.HasSuffix(s, ".o") || isC {
+		path := s
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(callerDir(thread), path)
 		}
-		spec.Path = s
+		spec.Path = path
+		if isC {
+			if spec.Path, err = compile.Object(path, compile.Options{CFlags: cflags, Include: []string{callerDir(thread)}}); err != nil {
+				return nil, err
+			}
+			spec.Source = s
+		}
 	} else {
 		if spec.Section != "" {
 			return nil, fmt.Errorf("section= is for ELF objects given by path; %q is a bundled program", s)
@@ -49,43 +62,76 @@ func programFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	return &Program{p: p}, nil
 }
 
-// programSpec reads program()'s keyword arguments: section= and the
-// constants.
-func programSpec(kwargs []starlark.Tuple) (datapath.ProgramSpec, error) {
+// programSpec reads program()'s keyword arguments: section=, cflags= (nil
+// when not given) and the constants.
+func programSpec(kwargs []starlark.Tuple) (datapath.ProgramSpec, []string, error) {
 	spec := datapath.ProgramSpec{Consts: map[string]int64{}, AddrConsts: map[string]netip.Addr{}}
+	var cflags []string
 	for _, kv := range kwargs {
 		k := string(kv[0].(starlark.String))
-		if k == "section" {
+		switch k {
+		case "section":
 			s, ok := kv[1].(starlark.String)
 			if !ok {
-				return spec, fmt.Errorf("section must be a string, not %s", describeValue(kv[1]))
+				return spec, nil, fmt.Errorf("section must be a string, not %s", describeValue(kv[1]))
 			}
 			spec.Section = string(s)
 			continue
+		case "cflags":
+			var err error
+			if cflags, err = stringList("cflags", kv[1]); err != nil {
+				return spec, nil, err
+			}
+			continue
 		}
-		switch x := kv[1].(type) {
-		case starlark.Int:
-			n, ok := x.Int64()
-			if !ok {
-				return spec, fmt.Errorf("constant %s=%s does not fit in 64 bits", k, x)
-			}
-			spec.Consts[k] = n
-		case starlark.Bool:
-			spec.Consts[k] = 0
-			if x {
-				spec.Consts[k] = 1
-			}
-		case starlark.String:
-			a, err := netip.ParseAddr(string(x))
-			if err != nil {
-				return spec, fmt.Errorf("constant %s=%q: a string constant must be an IP address, like \"10.0.1.0\"", k, string(x))
-			}
-			spec.AddrConsts[k] = a
-		default:
-			return spec, fmt.Errorf("constant %s must be an int, a bool or an IP address string, not %s", k, describeValue(kv[1]))
+		if err := programConst(spec, k, kv[1]); err != nil {
+			return spec, nil, err
 		}
 	}
-	return spec, nil
+	return spec, cflags, nil
+}
+
+// stringList reads a list or tuple of strings, never nil.
+func stringList(what string, v starlark.Value) ([]string, error) {
+	seq, ok := v.(starlark.Indexable)
+	if _, isStr := v.(starlark.String); !ok || isStr {
+		return nil, fmt.Errorf("%s must be a list of strings, not %s", what, describeValue(v))
+	}
+	out := []string{}
+	for i := range seq.Len() {
+		s, ok := seq.Index(i).(starlark.String)
+		if !ok {
+			return nil, fmt.Errorf("%s[%d] must be a string, not %s", what, i, describeValue(seq.Index(i)))
+		}
+		out = append(out, string(s))
+	}
+	return out, nil
+}
+
+// programConst sets the constant k of spec to v.
+func programConst(spec datapath.ProgramSpec, k string, v starlark.Value) error {
+	switch x := v.(type) {
+	case starlark.Int:
+		n, ok := x.Int64()
+		if !ok {
+			return fmt.Errorf("constant %s=%s does not fit in 64 bits", k, x)
+		}
+		spec.Consts[k] = n
+	case starlark.Bool:
+		spec.Consts[k] = 0
+		if x {
+			spec.Consts[k] = 1
+		}
+	case starlark.String:
+		a, err := netip.ParseAddr(string(x))
+		if err != nil {
+			return fmt.Errorf("constant %s=%q: a string constant must be an IP address, like \"10.0.1.0\"", k, string(x))
+		}
+		spec.AddrConsts[k] = a
+	default:
+		return fmt.Errorf("constant %s must be an int, a bool or an IP address string, not %s", k, describeValue(v))
+	}
+	return nil
 }
 
 func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -20,7 +20,7 @@
 //
 // Programs:
 //
-//	program(name, section=None, **consts) -> program
+//	program(name, section=None, cflags=[], **consts) -> program
 //	attach(prog, target, hook, first=False, last=False, before=None, after=None) -> attachment
 //	chain(link, hook) -> list
 //	stats(prog) -> stats

@@ -107,7 +107,7 @@ func (f *faulty) WriteSysctl(ns *Netns, key, old, value string) error {
 func (f *faulty) LoadProgram(spec ProgramSpec) (*Program, error) {
 	what := spec.Name
 	if what == "" {
-		what = spec.Path
+		what = spec.origin()
 	}
 	if err := f.p.fault("load program " + what); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,9 @@ type ProgramSpec struct {
 	Name string
 	// Path of an ELF object file compiled for BPF.
 	Path string
+	// Source, if set, is the C source Path was compiled from, as the
+	// user named it; messages name it rather than Path.
+	Source string
 	// Section selects the program in the object at Path, by ELF section
 	// name or by function name. It may be empty if the object holds
 	// exactly one program. Unused with Name.
@@ -48,6 +52,15 @@ type ProgramSpec struct {
 	// or __be32 takes an IPv4 address, a 16-byte array an IPv6 one, in
 	// network byte order.
 	AddrConsts map[string]netip.Addr
+}
+
+// origin names the file a program comes from: its C source, else its
+// object.
+func (s ProgramSpec) origin() string {
+	if s.Source != "" {
+		return s.Source
+	}
+	return s.Path
 }
 
 // Stats are a program's packet counters, summed over all CPUs.
@@ -119,9 +132,9 @@ func LoadProgram(spec ProgramSpec) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, label := fn, fmt.Sprintf("%s in %s", fn, spec.Path)
+	name, label := fn, programLabel(spec, fn)
 	if spec.Name != "" {
-		name, label = spec.Name, spec.Name
+		name = spec.Name
 	}
 	ps := coll.Programs[fn]
 	if ps.Type != ebpf.SchedCLS && ps.Type != ebpf.XDP {
@@ -201,7 +214,7 @@ func programCollection(spec ProgramSpec) (*ebpf.CollectionSpec, string, error) {
 		}
 		fn, err := selectProgram(coll, spec.Section)
 		if err != nil {
-			return nil, "", fmt.Errorf("load program %s: %w", spec.Path, err)
+			return nil, "", fmt.Errorf("load program %s: %w", spec.origin(), err)
 		}
 		return coll, fn, nil
 	default:
@@ -318,9 +331,13 @@ func (e *verifierError) Error() string {
 	for len(log) > 0 && strings.TrimSpace(log[len(log)-1]) == "" {
 		log = log[:len(log)-1]
 	}
-	tail := log[max(0, len(log)-verifierLogLines):]
+	start := max(0, len(log)-verifierLogLines)
+	tail := log[start:]
 	if len(tail) > 0 {
 		fmt.Fprintf(&b, "\nverifier log (last %d of %d lines):", len(tail), len(log))
+		if src := sourceLineBefore(log, start); src != "" {
+			b.WriteString("\n  " + src + "\n  ...")
+		}
 		for _, line := range tail {
 			b.WriteString("\n  ")
 			b.WriteString(line)
@@ -330,6 +347,30 @@ func (e *verifierError) Error() string {
 }
 
 func (e *verifierError) Unwrap() error { return e.err }
+
+// verifierInsn matches a verifier log line that shows an instruction,
+// "14: (71) r1 = *(u8 *)(r1 +0)".
+var verifierInsn = regexp.MustCompile(`^\d+: \(`)
+
+// sourceLineBefore returns the source annotation ("; return x; @
+// file.bpf.c:17", present when the object has BTF line info) of the last
+// instruction in log, when it comes before the line at index start and so
+// out of the shown tail; else "".
+func sourceLineBefore(log []string, start int) string {
+	i := len(log) - 1
+	for i >= 0 && !verifierInsn.MatchString(log[i]) {
+		i--
+	}
+	for ; i >= 0; i-- {
+		if strings.HasPrefix(log[i], "; ") {
+			if i < start {
+				return log[i]
+			}
+			return ""
+		}
+	}
+	return ""
+}
 
 // Name is the bundled program's name or, for an object file, the selected
 // program's function name.

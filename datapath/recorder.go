@@ -99,7 +99,7 @@ func programLabel(spec ProgramSpec, fn string) string {
 	if spec.Name != "" {
 		return spec.Name
 	}
-	return fmt.Sprintf("%s in %s", fn, spec.Path)
+	return fmt.Sprintf("%s in %s", fn, spec.origin())
 }
 
 func (r *recorder) Attach(p *Program, target *Link, hook Hook, _ AttachOptions) (*Attachment, error) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh installs, on Debian bookworm as root, what nkscript's tests and
-# microVM need: qemu to boot the netkit kernel, and iproute2 + bpftool from
-# bookworm-backports (both know netkit) for cross-checking state in tests.
+# microVM need: qemu to boot the netkit kernel, iproute2 + bpftool from
+# bookworm-backports (both know netkit) for cross-checking state in tests
+# and for vmlinux.h, and clang-19, llvm-19 and libbpf's headers, with which
+# program("x.bpf.c") compiles BPF C.
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
@@ -35,6 +37,9 @@ for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg dot:graphviz ping:iputils-ping; do
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -x /usr/bin/time ] || need+=(time)
+command -v clang-19 >/dev/null || need+=(clang-19)
+command -v llvm-objdump-19 >/dev/null || need+=(llvm-19)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 bp=()
 command -v bpftool >/dev/null || bp+=(bpftool)
 ip -V 2>/dev/null | grep -qE 'iproute2-6\.(1[5-9]|[2-9][0-9])' || bp+=(iproute2)
@@ -48,4 +53,4 @@ fi
 if [ ${#bp[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bp[@]}"
 fi
-echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), $(ip -V), $(bpftool version | head -1)"
+echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), $(ip -V), $(bpftool version | head -1), $(clang-19 --version | head -1)"

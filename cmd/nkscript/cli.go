@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nkscript/nkscript/builtins"
+	"github.com/nkscript/nkscript/compile"
 	"github.com/nkscript/nkscript/datapath"
 	"github.com/nkscript/nkscript/session"
 	"github.com/nkscript/nkscript/vm"
@@ -71,6 +73,7 @@ type options struct {
 	trace      bool
 	profile    bool
 	allowPaths []string
+	clang      string
 	help       bool
 	version    bool
 }
@@ -110,6 +113,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, bpftool) that would build the lab; bash runs them")
 	fs.StringVar(&o.prefix, "prefix", "", "put `P` in front of the names of the namespaces the script creates and of its links in the host, so that runs of one script can share a machine")
 	fs.StringArrayVar(&o.allowPaths, "allow-path", nil, "let load() read files under `DIR` too, not only under the script's directory (repeatable)")
+	fs.StringVar(&o.clang, "clang", "", "compile program(\"x.bpf.c\") sources with this clang, a path or a name in $PATH (default $NKSCRIPT_CLANG, else clang-19, else clang)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.BoolVar(&o.version, "version", false, "print the version")
 	fs.Usage = func() {
@@ -137,6 +141,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.version {
 		return cmdVersion(stdout)
+	}
+	if o.clang != "" {
+		useClang(o.clang)
 	}
 	switch o.vmMode {
 	case "auto", "always", "never":
@@ -175,6 +182,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return runScript(&o, script, rest[1:], args, stdout, stderr)
+}
+
+// useClang makes clang, a path or a name in $PATH, the one every
+// program("x.bpf.c") of this process, and of the microVM it may start,
+// compiles with.
+func useClang(clang string) {
+	if strings.Contains(clang, "/") {
+		if abs, err := filepath.Abs(clang); err == nil {
+			clang = abs
+		}
+	}
+	os.Setenv(compile.ClangEnv, clang)
 }
 
 func cmdVersion(stdout io.Writer) int {

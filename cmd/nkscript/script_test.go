@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,14 @@ func scriptParams(t *testing.T) testscript.Params {
 				return datapath.HaveTCX() == nil, nil
 			case "bpftool":
 				_, err := exec.LookPath("bpftool")
+				return err == nil, nil
+			case "clang":
+				// program("x.bpf.c") compiles with the clang
+				// hack/setup.sh installs; CI must have it.
+				_, err := exec.LookPath("clang-19")
+				if err != nil && os.Getenv("CI") == "true" {
+					return false, fmt.Errorf("clang-19 is missing: hack/setup.sh installs it")
+				}
 				return err == nil, nil
 			}
 			return false, nil

@@ -1,0 +1,1 @@
+#define FILTER_PORT 12345
