@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/nkscript/nkscript/vm"
+	"github.com/nkscript/nkscript/internal/cachedir"
 )
 
 // Options configure Object.
@@ -23,7 +23,7 @@ type Options struct {
 	// own (the directory of the script that names the source).
 	Include []string
 	// CacheDir is where objects are kept; empty means the bpf/ directory
-	// of vm.CacheDir, or one under the temporary directory when that
+	// of nkscript's cache directory, or one under the temporary directory when that
 	// cannot be written (the microVM's guest sees the host's read-only).
 	CacheDir string
 	// BTF is the kernel BTF vmlinux.h is generated from; empty means
@@ -99,7 +99,7 @@ func cacheRoot(dir string) (string, error) {
 	if dir != "" {
 		return dir, os.MkdirAll(dir, 0o755)
 	}
-	if c, err := vm.CacheDir(); err == nil {
+	if c, err := cachedir.Dir(); err == nil {
 		dir = filepath.Join(c, "bpf")
 		if writable(dir) {
 			return dir, nil

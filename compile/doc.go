@@ -13,7 +13,7 @@
 // under the temporary directory where the default cannot be written, as
 // in the microVM's guest, which sees the host's files read-only.
 //
-// The cache, under the bpf/ directory of vm.CacheDir, is keyed in two
+// The cache, under the bpf/ directory of nkscript's cache directory, is keyed in two
 // steps. The first key hashes the source, its path, the flags and clang's
 // version; under it a file lists the headers the last compile read (from
 // clang's -MD output). The object's own key adds the contents of those

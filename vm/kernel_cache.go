@@ -12,22 +12,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nkscript/nkscript/internal/cachedir"
 	"golang.org/x/sys/unix"
 )
 
 // CacheDir is where nkscript keeps kernels and initramfs images:
 // $NKSCRIPT_CACHE, else ~/.cache/nkscript. Tests that run nkscript with
 // another $HOME pass it on as $NKSCRIPT_CACHE.
-func CacheDir() (string, error) {
-	if d := os.Getenv("NKSCRIPT_CACHE"); d != "" {
-		return d, nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("cache directory: %w", err)
-	}
-	return filepath.Join(d, "nkscript"), nil
-}
+func CacheDir() (string, error) { return cachedir.Dir() }
 
 // kernelsDir is where EnsureKernelSpec keeps kernels: one directory per
 // release.
