@@ -30,12 +30,6 @@ var defaultClangs = []string{"clang-19", "clang"}
 // ErrNoClang is wrapped by the error of a compile with no clang to run.
 var ErrNoClang = errors.New("no clang to compile BPF C")
 
-// clang is a clang executable and the version it reports.
-type clang struct {
-	path    string
-	version string // first line of clang --version
-}
-
 // findClang resolves the clang to run: name, else $NKSCRIPT_CLANG, else
 // the first of defaultClangs in $PATH.
 func findClang(name string) (string, error) {
