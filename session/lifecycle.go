@@ -84,7 +84,7 @@ func End(lab *datapath.Lab, cfg Config) error {
 		cfg.Closing(lab)
 	}
 	if cfg.Keep {
-		writeKeep(lab, cfg.Stderr)
+		writeKeep(lab, cfg.Lab.JournalDir, cfg.Stderr)
 		if err := lab.Keep(); err != nil {
 			return &KeepError{Err: err}
 		}
@@ -96,12 +96,18 @@ func End(lab *datapath.Lab, cfg Config) error {
 	return nil
 }
 
-func writeKeep(lab *datapath.Lab, w io.Writer) {
+// writeKeep says how to enter a kept lab and how to remove it: with the
+// journal directory the run used, when it is not the default.
+func writeKeep(lab *datapath.Lab, journalDir string, w io.Writer) {
 	fmt.Fprintln(w, "nkscript: --keep: the lab stays up.")
 	for _, ns := range lab.Namespaces() {
 		fmt.Fprintf(w, "  enter %s: ip netns exec %s bash\n", ns.Name(), ns.Name())
 	}
-	fmt.Fprintln(w, "  remove it: nkscript cleanup")
+	if journalDir == "" || journalDir == datapath.DefaultJournalDir {
+		fmt.Fprintln(w, "  remove it: nkscript cleanup")
+		return
+	}
+	fmt.Fprintf(w, "  remove it: nkscript cleanup --journal-dir %s\n", journalDir)
 }
 
 // Exec runs fn, which executes Starlark code on thread, with ctx as the
