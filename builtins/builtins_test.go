@@ -320,3 +320,39 @@ print(y)
 		t.Errorf("output %q, want 42", out.String())
 	}
 }
+
+// TestRulesAndRouteRemove checks rule() and route() values: the rule is
+// in ip's list while it exists, remove() takes a rule or a route away at
+// once, and their attributes say what was asked.
+func TestRulesAndRouteRemove(t *testing.T) {
+	out := mustRun(t, twoHosts+`
+r = route("10.9.0.0/24", via = "10.1.0.2", table = 100)
+ru = rule(src = "10.1.0.0/24", table = 100, priority = 1100)
+print(ru.src, ru.dst, ru.table, ru.priority, r.dst, r.via, r.table)
+print("1100:" in exec(host, "ip rule show"))
+print("10.9.0.0/24" in exec(host, "ip route show table 100"))
+ru.remove()
+r.remove()
+print("1100:" in exec(host, "ip rule show"))
+print("10.9.0.0/24" in exec(host, "ip route show table 100"))
+`)
+	want := `10.1.0.0/24 None 100 1100 10.9.0.0/24 10.1.0.2 100
+True
+True
+False
+False
+`
+	if out != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{`rule(src = "10.0.0.0/8")`, "give table="},
+		{`rule(src = "10.0.0.1/8", table = 5)`, "has host bits set"},
+		{`rule(fwmark = 0, table = 5)`, "fwmark=0 is not a mark"},
+		{twoHosts + `rule(iif = p.peer, table = 5)`, "link v1 is in namespace"},
+	} {
+		if _, err := runRecorded(t, tc.src); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}

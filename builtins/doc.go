@@ -172,14 +172,44 @@ print(nk.peer.addrs, nk.peer.ifindex)`,
 	},
 	{
 		Name: "route", Kind: KindFunc,
-		Signature: `route(dst, via=None, dev=None, ns=host, table=None) -> None`,
+		Signature: `route(dst, via=None, dev=None, ns=host, table=None) -> route`,
 		Doc: "Adds a route in `ns`. `dst` is a prefix like `\"10.1.0.0/24\"` or `\"fd00:1::/64\"`, " +
 			"an address, or `\"default\"` (IPv4, or IPv6 when `via` is an IPv6 address; " +
 			"`\"::/0\"` says IPv6 explicitly); give `via` (a gateway address on a connected network) " +
 			"and/or `dev` (a link in `ns`). `table` is a routing table number (1..2^32-1) or " +
-			"`\"main\"`, `\"local\"`, `\"default\"`; routes in a table need a rule to be used.",
+			"`\"main\"`, `\"local\"`, `\"default\"`; routes in a table are used where a rule() sends " +
+			"packets to it. The route is removed when the script ends, or by its `remove()`.",
+		Attrs: []Attr{
+			{"dst", "the destination prefix"},
+			{"via", "the gateway address, or None"},
+			{"ns", "the namespace the route is in"},
+			{"table", `the table: a number, or "main"`},
+			{"remove", "method: remove() deletes the route now"},
+		},
 		Example: `route("default", via = "10.0.0.1", ns = task)
-route("10.2.0.0/24", dev = nk.primary)`,
+r = route("10.2.0.0/24", dev = nk.primary)
+r.remove()`,
+	},
+	{
+		Name: "rule", Kind: KindFunc,
+		Signature: `rule(src=None, dst=None, iif=None, oif=None, fwmark=None, table, priority=None, ns=host) -> rule`,
+		Doc: "Adds a routing policy rule in `ns` (`ip rule`): packets that match every selector given — " +
+			"from the prefix `src`, to the prefix `dst` (an address means its /32 or /128), coming in by " +
+			"the link `iif`, leaving by the link `oif`, carrying the firewall mark `fwmark` — are routed " +
+			"by `table` (a number or `\"main\"`, `\"local\"`, `\"default\"`) instead of the main table. " +
+			"The family is the prefixes' (IPv4 without any). `priority` orders the rules (lower first); " +
+			"without it the kernel picks one. The rule is removed when the script ends, or by its `remove()`. " +
+			"This is classic source-based policy routing: a table of its own plus a rule that selects it.",
+		Attrs: []Attr{
+			{"src", "the source prefix, or None"},
+			{"dst", "the destination prefix, or None"},
+			{"ns", "the namespace the rule is in"},
+			{"table", "the table's number"},
+			{"priority", "the priority given, or None"},
+			{"remove", "method: remove() deletes the rule now"},
+		},
+		Example: `route("default", via = "10.0.2.1", table = 100)
+rule(src = "10.0.1.0/24", table = 100, priority = 1000)`,
 	},
 	{
 		Name: "sysctl", Kind: KindFunc,

@@ -181,7 +181,11 @@ func routeFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	if dev.v != nil {
 		spec.Dev = dev.v.l
 	}
-	return starlark.None, r.lab.AddRoute(ns.or(r.host).ns, spec)
+	in := ns.or(r.host)
+	if err := r.lab.AddRoute(in.ns, spec); err != nil {
+		return nil, err
+	}
+	return &Route{run: r, ns: in, spec: spec}, nil
 }
 
 // sysctlValueArg is a sysctl's value: a string, an int, or a bool for 1

@@ -14,7 +14,9 @@
 //	    num_rx_queues=1, headroom=0, tailroom=0) -> netkit_pair
 //	veth_pair(primary, peer, primary_ns=host, peer_ns=None, mtu=None) -> veth_pair
 //	bridge(name, ns=host, ports=[], mtu=None) -> link
-//	route(dst, via=None, dev=None, ns=host, table=None) -> None
+//	route(dst, via=None, dev=None, ns=host, table=None) -> route
+//	rule(src=None, dst=None, iif=None, oif=None, fwmark=None, table,
+//	    priority=None, ns=host) -> rule
 //	sysctl(key, value, ns=host) -> None
 //	forwarding(ns=host) -> None
 //
@@ -87,6 +89,7 @@ var universe = declare(map[string]builtinFn{
 	"policy":      policyFn,
 	"program":     programFn,
 	"route":       routeFn,
+	"rule":        ruleFn,
 	"serve":       serveFn,
 	"stats":       statsFn,
 	"sysctl":      sysctlFn,

@@ -39,6 +39,12 @@ type Backend interface {
 	SetMTU(k *Link, mtu int) error
 	// AddRoute adds a route in ns.
 	AddRoute(ns *Netns, r RouteSpec) error
+	// DeleteRoute deletes a route of ns.
+	DeleteRoute(ns *Netns, r RouteSpec) error
+	// AddRule adds a routing policy rule in ns.
+	AddRule(ns *Netns, r RuleSpec) error
+	// DeleteRule deletes a routing policy rule of ns.
+	DeleteRule(ns *Netns, r RuleSpec) error
 	// ReadSysctl reads a network setting of ns.
 	ReadSysctl(ns *Netns, key string) (string, error)
 	// WriteSysctl sets key to value in ns; old is what ReadSysctl said.

@@ -100,6 +100,18 @@ func (f *faulty) AddRoute(ns *Netns, r RouteSpec) error {
 	return f.then("route "+r.String(), func() error { return f.Backend.AddRoute(ns, r) })
 }
 
+func (f *faulty) DeleteRoute(ns *Netns, r RouteSpec) error {
+	return f.then("route del "+r.String(), func() error { return f.Backend.DeleteRoute(ns, r) })
+}
+
+func (f *faulty) AddRule(ns *Netns, r RuleSpec) error {
+	return f.then("rule "+r.String(), func() error { return f.Backend.AddRule(ns, r) })
+}
+
+func (f *faulty) DeleteRule(ns *Netns, r RuleSpec) error {
+	return f.then("rule del "+r.String(), func() error { return f.Backend.DeleteRule(ns, r) })
+}
+
 func (f *faulty) WriteSysctl(ns *Netns, key, old, value string) error {
 	return f.then(fmt.Sprintf("sysctl %s=%s", key, value), func() error { return f.Backend.WriteSysctl(ns, key, old, value) })
 }

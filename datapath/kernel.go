@@ -291,6 +291,36 @@ func (k *kernel) AddRoute(ns *Netns, r RouteSpec) error {
 	return nil
 }
 
+func (k *kernel) DeleteRoute(ns *Netns, r RouteSpec) error {
+	if err := ns.nl.RouteDel(r.netlinkRoute()); err != nil {
+		if isNoSuchObject(err) {
+			return fmt.Errorf("route %s in %s: there is no such route (any more)", r, ns.name)
+		}
+		return fmt.Errorf("delete route %s in %s: %w", r, ns.name, err)
+	}
+	return nil
+}
+
+func (k *kernel) AddRule(ns *Netns, r RuleSpec) error {
+	if err := ns.nl.RuleAdd(r.netlinkRule()); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("rule %s in %s: the same rule exists already", r, ns.name)
+		}
+		return fmt.Errorf("rule %s in %s: %w", r, ns.name, err)
+	}
+	return nil
+}
+
+func (k *kernel) DeleteRule(ns *Netns, r RuleSpec) error {
+	if err := ns.nl.RuleDel(r.netlinkRule()); err != nil {
+		if isNoSuchObject(err) {
+			return fmt.Errorf("rule %s in %s: there is no such rule (any more)", r, ns.name)
+		}
+		return fmt.Errorf("delete rule %s in %s: %w", r, ns.name, err)
+	}
+	return nil
+}
+
 func (k *kernel) ReadSysctl(ns *Netns, key string) (string, error) { return ReadSysctl(ns, key) }
 
 func (k *kernel) WriteSysctl(ns *Netns, key, old, value string) error {

@@ -55,6 +55,21 @@ func (w *profiled) AddRoute(ns *Netns, r RouteSpec) error {
 	return w.Backend.AddRoute(ns, r)
 }
 
+func (w *profiled) DeleteRoute(ns *Netns, r RouteSpec) error {
+	defer w.p.timed(PhaseRoutes)()
+	return w.Backend.DeleteRoute(ns, r)
+}
+
+func (w *profiled) AddRule(ns *Netns, r RuleSpec) error {
+	defer w.p.timed(PhaseRoutes)()
+	return w.Backend.AddRule(ns, r)
+}
+
+func (w *profiled) DeleteRule(ns *Netns, r RuleSpec) error {
+	defer w.p.timed(PhaseRoutes)()
+	return w.Backend.DeleteRule(ns, r)
+}
+
 func (w *profiled) ReadSysctl(ns *Netns, key string) (string, error) {
 	defer w.p.timed(PhaseSysctls)()
 	return w.Backend.ReadSysctl(ns, key)

@@ -63,6 +63,9 @@ func (r *recorder) SetUp(*Link, bool) error                       { return nil }
 func (r *recorder) SetMaster(_, _ *Link) error                    { return nil }
 func (r *recorder) SetMTU(*Link, int) error                       { return nil }
 func (r *recorder) AddRoute(*Netns, RouteSpec) error              { return nil }
+func (r *recorder) DeleteRoute(*Netns, RouteSpec) error           { return nil }
+func (r *recorder) AddRule(*Netns, RuleSpec) error                { return nil }
+func (r *recorder) DeleteRule(*Netns, RuleSpec) error             { return nil }
 func (r *recorder) WriteSysctl(_ *Netns, _, _, _ string) error    { return nil }
 
 // ReadSysctl reads the host's settings, which exist, and knows nothing

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -162,6 +163,77 @@ func (r *RouteRecord) undo(u *undoer) error {
 	return nil
 }
 
+// RuleRecord is a routing policy rule the run added in a namespace it did
+// not create.
+type RuleRecord struct {
+	NS       NsID   `json:"ns"`
+	Rule     string `json:"rule"`
+	V6       bool   `json:"v6,omitempty"`
+	Src      string `json:"src,omitempty"`
+	Dst      string `json:"dst,omitempty"`
+	IIF      string `json:"iif,omitempty"`
+	OIF      string `json:"oif,omitempty"`
+	Fwmark   uint32 `json:"fwmark,omitempty"`
+	Table    int    `json:"table"`
+	Priority int    `json:"priority,omitempty"`
+}
+
+// ruleRecord is the record of r added in ns.
+func ruleRecord(ns *Netns, r RuleSpec) *RuleRecord {
+	rec := &RuleRecord{NS: ns.id, Rule: r.String(), V6: r.V6(), Fwmark: r.Fwmark, Table: r.Table, Priority: r.Priority}
+	if r.Src.IsValid() {
+		rec.Src = r.Src.String()
+	}
+	if r.Dst.IsValid() {
+		rec.Dst = r.Dst.String()
+	}
+	if r.IIF != nil {
+		rec.IIF = r.IIF.name
+	}
+	if r.OIF != nil {
+		rec.OIF = r.OIF.name
+	}
+	return rec
+}
+
+// Op implements Record.
+func (r *RuleRecord) Op() string     { return "rule" }
+func (r *RuleRecord) String() string { return r.Rule }
+
+func (r *RuleRecord) undo(u *undoer) error {
+	ns := u.in(r.NS, r)
+	if ns == nil {
+		return nil
+	}
+	nr := netlink.NewRule()
+	nr.Family = unix.AF_INET
+	if r.V6 {
+		nr.Family = unix.AF_INET6
+	}
+	for _, p := range []struct {
+		s   string
+		dst **net.IPNet
+	}{{r.Src, &nr.Src}, {r.Dst, &nr.Dst}} {
+		if p.s == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p.s)
+		if err != nil {
+			return fmt.Errorf("journal rule %q: %w", r.Rule, err)
+		}
+		*p.dst = prefixToIPNet(pfx)
+	}
+	nr.IifName, nr.OifName, nr.Mark, nr.Table = r.IIF, r.OIF, r.Fwmark, r.Table
+	if r.Priority != 0 {
+		nr.Priority = r.Priority
+	}
+	if err := ns.nl.RuleDel(nr); err != nil && !isNoSuchObject(err) {
+		return fmt.Errorf("delete rule %s: %w", r.Rule, err)
+	}
+	u.logf("deleted rule %s", r.Rule)
+	return nil
+}
+
 // SysctlRecord is a setting the run changed in a namespace it did not
 // create: Old is restored if the setting still holds New.
 type SysctlRecord struct {
@@ -298,6 +370,7 @@ var recordTypes = map[string]func() Record{
 	"netns":   func() Record { return new(NetnsRecord) },
 	"link":    func() Record { return new(LinkRecord) },
 	"route":   func() Record { return new(RouteRecord) },
+	"rule":    func() Record { return new(RuleRecord) },
 	"sysctl":  func() Record { return new(SysctlRecord) },
 	"pin":     func() Record { return new(PinRecord) },
 	"bpffs":   func() Record { return new(BPFFSRecord) },

@@ -29,6 +29,7 @@ type shell struct {
 	objects int
 	ns      map[NsID]*Netns
 	routes  map[string]string // route arguments by RouteSpec.String, for undo
+	rules   map[string]string // rule deletions by RuleSpec.String, for undo
 }
 
 const shellHeader = `#!/bin/bash
@@ -65,7 +66,7 @@ NK_PIN=/sys/fs/bpf/nkscript-dry-$$
 // NewShell returns the --dry-run backend, which writes the commands for
 // the lab of script to w.
 func NewShell(w io.Writer, script string) Backend {
-	s := &shell{recorder: &recorder{ifindex: 1000}, w: w, ns: map[NsID]*Netns{}, routes: map[string]string{}}
+	s := &shell{recorder: &recorder{ifindex: 1000}, w: w, ns: map[NsID]*Netns{}, routes: map[string]string{}, rules: map[string]string{}}
 	desc := "An nkscript lab"
 	if script != "" {
 		desc = "The lab of " + script
@@ -232,6 +233,44 @@ func (s *shell) AddRoute(ns *Netns, r RouteSpec) error {
 	s.routes[r.String()] = args
 	s.wmu.Unlock()
 	return nil
+}
+
+func (s *shell) DeleteRoute(ns *Netns, r RouteSpec) error {
+	s.wmu.Lock()
+	args := s.routes[r.String()]
+	s.wmu.Unlock()
+	s.line("%s route del %s", ipn(ns), args)
+	return nil
+}
+
+// ipRule is `ip rule` for r's family in ns.
+func ipRule(ns *Netns, r RuleSpec) string {
+	if r.V6() {
+		return ipn(ns) + " -6 rule"
+	}
+	return ipn(ns) + " rule"
+}
+
+func (s *shell) AddRule(ns *Netns, r RuleSpec) error {
+	s.line("%s add %s", ipRule(ns, r), shellWords(r.words()))
+	s.wmu.Lock()
+	s.rules[r.String()] = fmt.Sprintf("%s del %s", ipRule(ns, r), shellWords(r.words()))
+	s.wmu.Unlock()
+	return nil
+}
+
+func (s *shell) DeleteRule(ns *Netns, r RuleSpec) error {
+	s.line("%s del %s", ipRule(ns, r), shellWords(r.words()))
+	return nil
+}
+
+// shellWords quotes words for the shell and joins them.
+func shellWords(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = shq(w)
+	}
+	return strings.Join(q, " ")
 }
 
 func (s *shell) WriteSysctl(ns *Netns, key, _, value string) error {
@@ -462,6 +501,11 @@ func (s *shell) Append(r Record) (int, error) {
 		s.line("undo %s route del %s", s.ipnOf(r.NS), args)
 	case *SysctlRecord:
 		s.line("undo sysctl -qw %s", shq(r.Key+"="+r.Old))
+	case *RuleRecord:
+		s.wmu.Lock()
+		undo := s.rules[r.Rule]
+		s.wmu.Unlock()
+		s.line("undo %s", undo)
 	}
 	return 0, nil
 }
