@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,10 +71,18 @@ print(chain(v.primary, "ingress"))   # ["drop_port", "pass"]`,
 			"nkscript reads them through a tracing instance of its own (the " +
 			"bpf_trace_printk event), never the global trace_pipe others may be reading, and " +
 			"removes it when the script ends. The kernel does not say which program wrote a " +
-			"line, so the lines are those of every program on the machine since the first " +
-			"trace(); `prog` only documents which one you are after. `--trace` streams the " +
+			"line (a line names the task that was running, a ping or a softirq, not the " +
+			"program), so the lines are those of every program on the machine since the first " +
+			"trace(); `prog` only documents which one you are after. To keep one program's " +
+			"lines, have it start its messages with a prefix of its own " +
+			"(`bpf_printk(\"own: ...\")`) and read them through `only(\"own:\")`: a golden " +
+			"file then does not pick up other programs' prints. `--trace` streams all the " +
 			"lines to stderr as they come.",
-		Attrs: []Attr{{"lines", "method: lines() lists the messages collected so far"}},
+		Attrs: []Attr{
+			{"lines", "method: lines() lists the messages collected so far"},
+			{"only", "method: only(prefix) is the same collection keeping the messages that start with prefix"},
+			{"prefix", "the prefix only() keeps, or \"\""},
+		},
 		Example: `t = trace(mine)
 expect_pass("10.0.0.2", port = 8080)
 print(t.lines()[0])`,
@@ -81,35 +90,72 @@ print(t.lines()[0])`,
 	{
 		Name: "trace.lines", Kind: KindMethod,
 		Signature: `trace.lines() -> list`,
-		Doc:       "Lists the messages collected so far, oldest first, after waiting until none has arrived for 30ms (at most 1s).",
-		Example:   `print(sorted(set(t.lines())))`,
+		Doc: "Lists the messages collected so far, oldest first, after waiting until none has " +
+			"arrived for 30ms (at most 1s); on a trace from only(prefix), the messages that start " +
+			"with prefix.",
+		Example: `print(sorted(set(t.lines())))`,
+	},
+	{
+		Name: "trace.only", Kind: KindMethod,
+		Signature: `trace.only(prefix) -> trace`,
+		Doc: "Returns the same collection keeping only the messages that start with `prefix` " +
+			"(kept in the messages): the lines of the program that marks its bpf_printk messages " +
+			"with it. The collection still starts at the first trace().",
+		Example: `own = trace(mine).only("own: ")
+expect_drop("10.0.0.2", port = 12345, by = mine)
+print(sorted(set(own.lines())))   # ["own: Dropping packet"]`,
 	},
 }
 
-// Trace is what trace() returns: the bpf_printk lines collected.
+// Trace is what trace() returns: the bpf_printk lines collected, all
+// of them or, from only(), those starting with prefix.
 type Trace struct {
 	object
-	t *datapath.Tracer
+	t      *datapath.Tracer
+	prefix string
 }
 
-func (t *Trace) String() string        { return "trace()" }
+func (t *Trace) String() string {
+	if t.prefix != "" {
+		return fmt.Sprintf("trace().only(%q)", t.prefix)
+	}
+	return "trace()"
+}
 func (t *Trace) Type() string          { return "trace" }
 func (t *Trace) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: trace") }
-func (t *Trace) AttrNames() []string   { return []string{"lines"} }
+func (t *Trace) AttrNames() []string   { return []string{"lines", "only", "prefix"} }
 func (t *Trace) Attr(name string) (starlark.Value, error) {
-	if name != "lines" {
-		return nil, nil
+	switch name {
+	case "lines":
+		return newMethod(t, "lines", t.lines), nil
+	case "only":
+		return newMethod(t, "only", t.only), nil
+	case "prefix":
+		return starlark.String(t.prefix), nil
 	}
-	return newMethod(t, "lines", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := unpackArgs(b, args, kwargs); err != nil {
-			return nil, err
-		}
-		var out []starlark.Value
-		for _, l := range t.t.Lines(30*time.Millisecond, time.Second) {
-			out = append(out, starlark.String(l))
-		}
-		return starlark.NewList(out), nil
-	}), nil
+	return nil, nil
+}
+
+func (t *Trace) lines(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := unpackArgs(b, args, kwargs); err != nil {
+		return nil, err
+	}
+	var out []starlark.Value
+	for _, l := range t.t.LinesWithPrefix(t.prefix, 30*time.Millisecond, time.Second) {
+		out = append(out, starlark.String(l))
+	}
+	return starlark.NewList(out), nil
+}
+
+func (t *Trace) only(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var prefix string
+	if err := unpackArgs(b, args, kwargs, "prefix", &prefix); err != nil {
+		return nil, err
+	}
+	if prefix == "" {
+		return nil, errors.New("prefix must not be empty: it is what the program's messages start with, like \"own: \"")
+	}
+	return &Trace{t: t.t, prefix: prefix}, nil
 }
 
 func traceFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -118,6 +118,22 @@ func (t *Tracer) Lines(quiet, max time.Duration) []string {
 	return append([]string(nil), t.lines...)
 }
 
+// LinesWithPrefix is Lines keeping only the messages that start with
+// prefix. The kernel does not say which program wrote a line, so a
+// program that marks its messages with a prefix of its own (bpf_printk("own:
+// ...")) is told apart from the others by that prefix: the only tag a
+// line carries besides the task that was running, which is the context's
+// (a ping, a softirq), not the program's.
+func (t *Tracer) LinesWithPrefix(prefix string, quiet, max time.Duration) []string {
+	var out []string
+	for _, l := range t.Lines(quiet, max) {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Close stops the tracer: it stops the events and the reader. The
 // instance itself is removed by the undo of its record (rmdir fails while
 // the pipe is open).

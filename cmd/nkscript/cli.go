@@ -84,6 +84,7 @@ Usage:
   nkscript [flags] FILE.star [ARGS...]   run a lab script
   nkscript [flags]                       start a REPL (also: nkscript repl)
   nkscript test [flags] [PATH...]        run *.star tests against their NAME.golden files (see test --help)
+  nkscript new NAME                      write a new lab: a BPF program in C, a lab, unit tests, goldens
   nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
   nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12 and 6.1)
@@ -168,6 +169,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTest(&o, rest[1:], stdout, stderr)
 	case "graph":
 		return cmdGraph(&o, rest[1:], stdout, stderr)
+	case "new":
+		return cmdNew(rest[1:], stdout, stderr)
 	case "repl":
 		return runREPL(&o, stdout, stderr)
 	case "help":
