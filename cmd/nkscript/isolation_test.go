@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // TestConcurrentRuns runs the CNF pipeline lab twice at once in one host
@@ -16,7 +18,7 @@ import (
 // prefixes both succeed. Either way the machine ends as it began.
 func TestConcurrentRuns(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	script, _ := filepath.Abs("../../scripts/cnf_pipeline.star")
 	golden, err := os.ReadFile("../../scripts/cnf_pipeline.golden")
@@ -89,7 +91,7 @@ func TestConcurrentRuns(t *testing.T) {
 // both stay exactly as they were (same identity, same state).
 func TestPreexistingNamesUntouched(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	script, _ := filepath.Abs("../../scripts/veth_tutorial.star")
 	hostNs := testHostNetns(t)
