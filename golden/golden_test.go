@@ -177,17 +177,23 @@ func TestSelectTests(t *testing.T) {
 func TestSummary(t *testing.T) {
 	for _, tc := range []struct {
 		p, f, s int
+		noSkip  bool
 		want    string
 		code    int
 	}{
-		{2, 0, 0, "2 passed, 0 failed\n", exitOK},
-		{2, 1, 0, "2 passed, 1 failed\n", exitFail},
-		{0, 0, 3, "0 passed, 0 failed, 3 skipped\n", exitOK},
+		{2, 0, 0, false, "2 passed, 0 failed\n", exitOK},
+		{2, 1, 0, false, "2 passed, 1 failed\n", exitFail},
+		{0, 0, 3, false, "0 passed, 0 failed, 3 skipped\n", exitOK},
+		{2, 0, 0, true, "2 passed, 0 failed\n", exitOK},
+		{1, 0, 7, true, "1 passed, 0 failed, 7 skipped\n", exitFail},
 	} {
-		var out bytes.Buffer
-		tr := &tester{cfg: Config{Stdout: &out}, passed: tc.p, failed: tc.f, skipped: tc.s}
+		var out, errOut bytes.Buffer
+		tr := &tester{cfg: Config{Stdout: &out, Stderr: &errOut, NoSkip: tc.noSkip}, passed: tc.p, failed: tc.f, skipped: tc.s}
 		if code := tr.summary(); out.String() != tc.want || code != tc.code {
-			t.Errorf("summary: %q exit %d, want %q exit %d", out.String(), code, tc.want, tc.code)
+			t.Errorf("summary (no-skip %v): %q exit %d, want %q exit %d", tc.noSkip, out.String(), code, tc.want, tc.code)
+		}
+		if tc.code == exitFail && tc.f == 0 && !strings.Contains(errOut.String(), "7 skipped under --no-skip") {
+			t.Errorf("--no-skip failure not explained: %q", errOut.String())
 		}
 	}
 }

@@ -68,6 +68,10 @@ func (tr *tester) summary() int {
 	if tr.failed > 0 {
 		return exitFail
 	}
+	if tr.skipped > 0 && tr.cfg.NoSkip {
+		fmt.Fprintf(tr.cfg.Stderr, "nkscript test: %d skipped under --no-skip\n", tr.skipped)
+		return exitFail
+	}
 	return exitOK
 }
 

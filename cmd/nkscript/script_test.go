@@ -44,6 +44,10 @@ func scriptParams(t *testing.T) testscript.Params {
 		Dir:           filepath.Join(repo, "testdata", "script"),
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
+			// The scripts skip without unshare(1): CI must have it.
+			if _, err := exec.LookPath("unshare"); err != nil && testenv.CI() {
+				return fmt.Errorf("unshare is missing under CI: the scripts would skip")
+			}
 			env.Setenv("REPO", repo)
 			// A static nkscript, for runs that boot it in the microVM.
 			env.Setenv("NKBIN", nkbin)
