@@ -145,6 +145,9 @@ func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
 	goldens := map[string]bool{}
 	for _, tf := range files {
 		goldens[tf.Golden] = true
+		if tf.VethGolden != "" {
+			goldens[tf.VethGolden] = true
+		}
 	}
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(nil, 1<<30)

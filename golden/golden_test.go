@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/kernelcheck"
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 func TestParseGolden(t *testing.T) {
@@ -259,5 +262,37 @@ func TestShippedGoldens(t *testing.T) {
 		if g := Parse(string(b)); g.Top != string(b) || len(g.Order) != 0 {
 			t.Errorf("%s: parses as top %d bytes and sections %v, want all of it as top", f, len(g.Top), g.Order)
 		}
+	}
+}
+
+// A script with NAME.veth.golden beside it expects that file on a kernel
+// without netkit, as kernelcheck decides it, and NAME.golden elsewhere.
+func TestVethGolden(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.star", "a.golden", "a.veth.golden", "b.star", "b.golden"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("print(1)\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := Find([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].VethGolden != filepath.Join(dir, "a.veth.golden") || files[1].VethGolden != "" {
+		t.Fatalf("found %+v, want a.star with a.veth.golden and b.star without", files)
+	}
+	if g, err := Expected(filepath.Join(dir, "b.star")); err != nil || g != filepath.Join(dir, "b.golden") {
+		t.Errorf("b.star expects %q, %v", g, err)
+	}
+	netkit, err := kernelcheck.Netkit()
+	if err != nil {
+		testenv.Skipf(t, "cannot check the kernel: %v", err)
+	}
+	want := "a.veth.golden"
+	if netkit {
+		want = "a.golden"
+	}
+	if g, err := Expected(filepath.Join(dir, "a.star")); err != nil || g != filepath.Join(dir, want) {
+		t.Errorf("a.star expects %q, %v; want %s (kernel netkit: %v)", g, err, want, netkit)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // labs that fall back: every CNF lab of scripts/ on veth with legacy tc
 // (clsact + cls_bpf), the attach/topology/service CLI tests, and the
 // legacy tc test with tc's own view. Output must equal the golden files
-// the netkit runs produce.
+// of veth runs: NAME.veth.golden where a lab names the kind of pair it
+// made, NAME.golden (shared with the netkit runs) elsewhere.
 func TestLegacySuitesInGuest(t *testing.T) {
 	requireVM(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nkscript/nkscript/golden"
 	"github.com/nkscript/nkscript/internal/testenv"
 )
 
@@ -21,7 +22,12 @@ func TestConcurrentRuns(t *testing.T) {
 		testenv.Skipf(t, "needs root")
 	}
 	script, _ := filepath.Abs("../../scripts/cnf_pipeline.star")
-	golden, err := os.ReadFile("../../scripts/cnf_pipeline.golden")
+	// The golden file of the device kind the run makes here.
+	want, err := golden.Expected("../../scripts/cnf_pipeline.star")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldenOut, err := os.ReadFile(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +68,7 @@ func TestConcurrentRuns(t *testing.T) {
 				ok := 0
 				for i := range 2 {
 					switch {
-					case codes[i] == 0 && outs[i] == string(golden):
+					case codes[i] == 0 && outs[i] == string(goldenOut):
 						ok++
 					case codes[i] == 1 && strings.Contains(errs[i], "exists"):
 					default:
