@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nkscript/nkscript/internal/testenv"
@@ -49,6 +51,9 @@ func scriptParams(t *testing.T) testscript.Params {
 				return fmt.Errorf("unshare is missing under CI: the scripts would skip")
 			}
 			env.Setenv("REPO", repo)
+			// $P: a prefix no other test, and no other suite on the
+			// machine, uses, for --prefix and the names a script makes.
+			env.Setenv("P", uniquePrefix())
 			// A static nkscript, for runs that boot it in the microVM.
 			env.Setenv("NKBIN", nkbin)
 			// testscript sets $HOME to /no-home; --vm runs must find the
@@ -63,6 +68,17 @@ func scriptParams(t *testing.T) testscript.Params {
 		},
 		Condition: scriptCondition,
 	}
+}
+
+var scriptCount atomic.Int64
+
+// uniquePrefix returns a name prefix unique on the machine while this
+// process lives: its pid in base 36, padded to 5 digits (Linux pids are
+// below 36^5), and the script's number, 7 bytes for the first 36
+// scripts, so that prefixed link names stay within 15 bytes.
+func uniquePrefix() string {
+	n := scriptCount.Add(1) - 1
+	return fmt.Sprintf("%05s%s-", strconv.FormatInt(int64(os.Getpid()), 36), strconv.FormatInt(n, 36))
 }
 
 // scriptCondition decides the conditions the scripts use from the kernel
