@@ -50,7 +50,7 @@ TESTTIMEOUT ?= 25m
 test: check setup check-generate
 	./hack/leakcheck.sh snapshot .leakcheck.before
 	NKSCRIPT_REQUIRE_VM=1 $(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./... ; status=$$?; \
-	./$(BIN) test --journal-dir=$$(mktemp -d) scripts || status=1; \
+	./$(BIN) test --no-skip --journal-dir=$$(mktemp -d) scripts || status=1; \
 	./hack/leakcheck.sh compare .leakcheck.before || status=1; \
 	rm -f .leakcheck.before; exit $$status
 

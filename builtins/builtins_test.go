@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/nkscript/nkscript/internal/testutil"
 	"go.starlark.net/starlark"
 )
@@ -253,14 +254,14 @@ expect_drop("10.1.0.2", port = 7000, timeout = "200ms", by = counter)`, `but pas
 
 func TestNetkitPair(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
-	if err := datapath.HaveNetkit(); err != nil {
+	if !testenv.Netkit(t) {
 		_, err := runScript(t, `netkit_pair("nk0", "nk1")`)
 		if err == nil || !strings.Contains(err.Error(), "CONFIG_NETKIT") || !strings.Contains(err.Error(), "--vm") || !strings.Contains(err.Error(), datapath.KernelRelease()) {
 			t.Fatalf("netkit_pair without netkit: %v", err)
 		}
-		t.Skipf("the running kernel has no netkit (%v); the microVM tests run the rest", err)
+		testenv.SkipBecause(t, testenv.NoNetkit, "the refusal was checked; kernel "+datapath.KernelRelease())
 	}
 	out := mustRun(t, `
 ns = netns("$P-nk")
@@ -290,7 +291,7 @@ ok: tcp host -> 10.2.0.2:5000 dropped by drop_port
 
 func TestLoadRelative(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	dir := t.TempDir()
 	os.MkdirAll(dir+"/lib", 0o755)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"go.starlark.net/starlark"
 )
@@ -301,7 +302,7 @@ func FuzzRoute(f *testing.F) {
 	base := fzTempDir(f)
 	f.Fuzz(func(t *testing.T, dst, via string, withVia bool) {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root: the lab's host is an anonymous namespace")
+			testenv.Skipf(t, "needs root: the lab's host is an anonymous namespace")
 		}
 		ns, err := fzRouteNs()
 		if err != nil {
@@ -570,7 +571,7 @@ func FuzzScript(f *testing.F) {
 	base := fzTempDir(f)
 	f.Fuzz(func(t *testing.T, src string) {
 		if os.Geteuid() != 0 {
-			t.Skip("needs root: the lab's host is an anonymous namespace")
+			testenv.Skipf(t, "needs root: the lab's host is an anonymous namespace")
 		}
 		host, err := datapath.NewAnonNetns()
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // testClang returns the clang hack/setup.sh installs. Without it the test
@@ -16,10 +18,7 @@ func testClang(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("clang-19")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("clang-19 is missing; hack/setup.sh installs it (%s)", InstallHint)
-		}
-		t.Skipf("clang-19 is missing (%s)", InstallHint)
+		testenv.Skipf(t, "clang-19 is missing; hack/setup.sh installs it (%s)", InstallHint)
 	}
 	return p
 }
@@ -179,10 +178,10 @@ func TestClangEnv(t *testing.T) {
 func TestVmlinuxFromHostBTF(t *testing.T) {
 	clang, count := countingClang(t)
 	if _, err := os.Stat(KernelBTF); err != nil {
-		t.Skipf("the host kernel has no BTF: %v", err)
+		testenv.Skipf(t, "the host kernel has no BTF: %v", err)
 	}
 	if _, err := exec.LookPath("bpftool"); err != nil {
-		t.Skip("no bpftool (hack/setup.sh installs it)")
+		testenv.Skipf(t, "no bpftool (hack/setup.sh installs it)")
 	}
 	cache := t.TempDir()
 	src := filepath.Join(copySources(t, "vmlinux.bpf.c"), "vmlinux.bpf.c")
@@ -246,7 +245,7 @@ func TestErrorTrims(t *testing.T) {
 func BenchmarkCachedObject(b *testing.B) {
 	clang, err := exec.LookPath("clang-19")
 	if err != nil {
-		b.Skip("no clang-19")
+		testenv.Skipf(b, "no clang-19")
 	}
 	for _, name := range []string{"filter.bpf.c", "vmlinux.bpf.c"} {
 		b.Run(name, func(b *testing.B) {
@@ -256,7 +255,7 @@ func BenchmarkCachedObject(b *testing.B) {
 			}
 			o := Options{Clang: clang, CacheDir: b.TempDir()}
 			if _, err := Object(src, o); err != nil {
-				b.Skip(err) // vmlinux.h needs kernel BTF and bpftool
+				testenv.Skipf(b, "%v", err) // vmlinux.h needs kernel BTF and bpftool
 			}
 			b.ResetTimer()
 			for range b.N {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 var nameSeq atomic.Int32
@@ -54,7 +56,7 @@ func testLabWith(t *testing.T, cfg LabConfig) (*Lab, *Netns) {
 func ipJSON(t *testing.T, ns *Netns, args ...string) []map[string]any {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("iproute2 is not installed")
+		testenv.Skipf(t, "iproute2 is not installed")
 	}
 	cmd := exec.Command("ip", append([]string{"-j", "-d"}, args...)...)
 	var out, stderr strings.Builder

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 )
@@ -41,7 +42,7 @@ func TestNetkitKnobs(t *testing.T) {
 	o = base
 	o.Primary, o.Peer, o.Scrub, o.PeerScrub = "nkk2", "nkk3", "none", "default"
 	_, err = lab.NewPair(o)
-	if scrubErr := HaveNetkitScrub(); scrubErr != nil {
+	if !testenv.NetkitAtLeast(t, 6, 13) {
 		want := fmt.Sprintf("netkit scrub= needs Linux ≥ 6.13 (running %s)", KernelRelease())
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("scrub on a kernel without it: %v, want %q", err, want)
@@ -60,7 +61,7 @@ func TestNetkitKnobs(t *testing.T) {
 	o = base
 	o.Primary, o.Peer, o.TxQueues, o.RxQueues = "nkk4", "nkk5", 4, 2
 	_, err = lab.NewPair(o)
-	if qErr := HaveNetkitQueues(); qErr != nil {
+	if !testenv.NetkitAtLeast(t, 6, 7) {
 		if err == nil || !strings.Contains(err.Error(), "needs Linux ≥") {
 			t.Errorf("queues on a kernel without them: %v", err)
 		}
@@ -86,7 +87,7 @@ func TestNetkitKnobs(t *testing.T) {
 func TestNetkitDryRunCommand(t *testing.T) {
 	requireNetkit(t)
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip")
+		testenv.Skipf(t, "needs ip")
 	}
 	var out strings.Builder
 	dry, err := NewLab(LabConfig{Backend: NewShell(&out, "")})
@@ -96,7 +97,7 @@ func TestNetkitDryRunCommand(t *testing.T) {
 	defer dry.Close()
 	ns := testNetns(t)
 	o := PairOptions{Kind: Netkit, Primary: "nkd0", Peer: "nkd1", Mode: "l3", Policy: "blackhole", PeerPolicy: "forward", MTU: 1500, PeerMTU: 1400}
-	if HaveNetkitScrub() == nil {
+	if testenv.NetkitAtLeast(t, 6, 13) {
 		o.Scrub, o.PeerScrub = "none", "default"
 	}
 	if _, err := dry.NewPair(o); err != nil {
@@ -143,7 +144,7 @@ func TestNetkitCreateRequest(t *testing.T) {
 	if prim["mtu"] != float64(1450) || peer["mtu"] != float64(1350) {
 		t.Errorf("mtu %v/%v, want 1450/1350", prim["mtu"], peer["mtu"])
 	}
-	if HaveNetkitQueues() == nil && (prim["num_tx_queues"] != float64(2) || peer["num_rx_queues"] != float64(2)) {
+	if testenv.NetkitAtLeast(t, 6, 7) && (prim["num_tx_queues"] != float64(2) || peer["num_rx_queues"] != float64(2)) {
 		t.Errorf("queues %v/%v, want 2", prim["num_tx_queues"], peer["num_rx_queues"])
 	}
 	data, err := netkitInfoData(a, "nkr0")
@@ -162,7 +163,7 @@ func TestNetkitRoom(t *testing.T) {
 	requireNetkit(t)
 	lab, host := testLab(t)
 	_, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: "nkh0", Peer: "nkh1", PrimaryNs: host, Mode: "l3", Policy: "forward", PeerPolicy: "forward", Headroom: 64, Tailroom: 32})
-	if herr := HaveNetkitRoom(); herr != nil {
+	if !testenv.NetkitAtLeast(t, 6, 14) {
 		want := "netkit headroom=/tailroom= needs Linux ≥ 6.14 (running " + KernelRelease() + ")"
 		if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("headroom on %s: %v, want %q", KernelRelease(), err, want)

@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -53,8 +54,12 @@ const (
 func requireNetkit(tb testing.TB) {
 	tb.Helper()
 	requireBPF(tb)
-	if err := HaveNetkit(); err != nil {
-		tb.Skip(err)
+	have := testenv.Netkit(tb)
+	if err := HaveNetkit(); (err == nil) != have {
+		tb.Fatalf("HaveNetkit: %v, but `ip link add type netkit` says netkit: %v (kernel %s)", err, have, KernelRelease())
+	}
+	if !have {
+		testenv.SkipBecause(tb, testenv.NoNetkit, "kernel "+KernelRelease())
 	}
 }
 
@@ -1150,8 +1155,8 @@ func TestNetkitModes(t *testing.T) {
 // without netkit. It runs only on such kernels.
 func TestNetkitUnsupported(t *testing.T) {
 	requireRoot(t)
-	if HaveNetkit() == nil {
-		t.Skipf("the kernel %s has netkit", KernelRelease())
+	if testenv.Netkit(t) {
+		testenv.SkipBecause(t, testenv.HasNetkit, "kernel "+KernelRelease())
 	}
 	lab, host := testLab(t)
 	ns, err := lab.Netns(uniqueName("nkt-u"))

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nkscript/nkscript/bpf"
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // Objects bpf/gen.go builds; the tests use them as user-supplied ELF files.
@@ -60,7 +61,7 @@ const progTestSafety = 30 * time.Second
 func requireBPF(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("needs root: loads BPF programs")
+		testenv.Skipf(tb, "needs root: loads BPF programs")
 	}
 }
 
@@ -541,8 +542,8 @@ func TestHaveTCX(t *testing.T) {
 func requireTCX(tb testing.TB) {
 	tb.Helper()
 	requireBPF(tb)
-	if err := HaveTCX(); err != nil {
-		tb.Skip(err)
+	if !testenv.TCX(tb) {
+		testenv.SkipBecause(tb, testenv.NoTCX, "kernel "+KernelRelease())
 	}
 }
 
@@ -578,7 +579,7 @@ func bpftool(tb testing.TB, ns *Netns, args ...string) []byte {
 	tb.Helper()
 	path, err := exec.LookPath("bpftool")
 	if err != nil {
-		tb.Skip("bpftool not installed")
+		testenv.Skipf(tb, "bpftool not installed")
 	}
 	var out []byte
 	err = ns.Do(func() error {
@@ -719,7 +720,7 @@ func TestProgramAttachErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("attached to the netkit primary hook of a veth")
 	}
-	if HaveNetkit() != nil {
+	if !testenv.Netkit(t) {
 		if !errors.Is(err, ErrNotSupported) {
 			t.Errorf("kernel without netkit: %v does not wrap ErrNotSupported", err)
 		}
@@ -884,7 +885,7 @@ func tunDevice(tb testing.TB, ns *Netns, name string, addr netip.Prefix) (*os.Fi
 	})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			tb.Skip("no /dev/net/tun")
+			testenv.Skipf(tb, "no /dev/net/tun")
 		}
 		tb.Fatalf("create tun %s: %v", name, err)
 	}
@@ -929,7 +930,12 @@ func tunReadUDP(tb testing.TB, f *os.File) (uint16, string) {
 // (packets written to it). Netkit is not such a device: its hooks see 14
 // bytes of link-layer header in l3 mode too (TestNetkitModes checks it).
 func TestProgramL3Traffic(t *testing.T) {
-	requireTCX(t)
+	requireBPF(t)
+	// The microVMs have no /dev/net/tun, so this test runs only on the
+	// host: a host without tcx must not skip it silently.
+	if !testenv.TCX(t) {
+		testenv.Skipf(t, "the host kernel %s has no tcx (Linux < 6.6), and the microVMs have no tun device", KernelRelease())
+	}
 	ns := testNetns(t)
 	tun, idx := tunDevice(t, ns, "tun0", netip.MustParsePrefix("10.8.0.1/24"))
 
@@ -1014,10 +1020,7 @@ func TestProgramL3Traffic(t *testing.T) {
 // TestProgramAttachNetkit attaches to both netkit hooks and checks them
 // with bpftool. It needs a kernel with netkit.
 func TestProgramAttachNetkit(t *testing.T) {
-	requireBPF(t)
-	if err := HaveNetkit(); err != nil {
-		t.Skip(err)
-	}
+	requireNetkit(t)
 	a, b := testNetns(t), testNetns(t)
 	nk := &netlink.Netkit{
 		LinkAttrs: netlink.LinkAttrs{Name: "nk0"},

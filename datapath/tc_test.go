@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // TestLegacyTC runs only on kernels without tcx (the 6.1 microVM guest):
@@ -20,8 +22,11 @@ import (
 // order).
 func TestLegacyTC(t *testing.T) {
 	requireBPF(t)
+	if testenv.TCX(t) {
+		testenv.SkipBecause(t, testenv.HasTCX, "kernel "+KernelRelease())
+	}
 	if err := HaveTCX(); !errors.Is(err, ErrNotSupported) {
-		t.Skipf("the kernel has tcx (%v): the legacy tc path runs on kernels before 6.6 (the 6.1 microVM)", err)
+		t.Fatalf("kernel %s, before 6.6: HaveTCX: %v, want ErrNotSupported", KernelRelease(), err)
 	}
 	lab, host := testLab(t)
 	ns, err := lab.Netns(uniqueName("ltc"))

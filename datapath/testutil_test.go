@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/vishvananda/netlink"
 )
 
@@ -14,7 +15,7 @@ import (
 func requireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("needs root: creates namespaces and links")
+		testenv.Skipf(tb, "needs root: creates namespaces and links")
 	}
 }
 

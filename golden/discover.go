@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nkscript/nkscript/builtins"
+	"github.com/nkscript/nkscript/internal/kernelcheck"
 	"go.starlark.net/syntax"
 )
 
@@ -20,6 +21,10 @@ type Script struct {
 	Path string
 	// Golden is NAME.golden beside it.
 	Golden string
+	// VethGolden is NAME.veth.golden beside it, if that exists: the
+	// expected output on a kernel without netkit, where the script makes
+	// veth pairs instead (see ChooseGolden).
+	VethGolden string
 	// Cases are its test_* functions in source order; nil: one test.
 	Cases []string
 	// Run are the cases Config.Run selected.
@@ -95,7 +100,11 @@ func walk(dir string, add func(*Script)) error {
 // inspect parses a script for its test_* functions and whether it needs
 // netkit.
 func inspect(path string) *Script {
-	tf := &Script{Path: path, Golden: strings.TrimSuffix(path, ".star") + ".golden"}
+	base := strings.TrimSuffix(path, ".star")
+	tf := &Script{Path: path, Golden: base + ".golden"}
+	if _, err := os.Stat(base + ".veth.golden"); err == nil {
+		tf.VethGolden = base + ".veth.golden"
+	}
 	f, err := builtins.FileOptions.Parse(path, nil, 0)
 	if err != nil {
 		tf.Err = err
@@ -108,6 +117,33 @@ func inspect(path string) *Script {
 	}
 	tf.Netkit, _ = builtins.NeedsNetkit(path)
 	return tf
+}
+
+// Expected returns the golden file the output of the script at path must
+// equal on the running kernel, as ChooseGolden picks it.
+func Expected(path string) (string, error) {
+	tf := inspect(path)
+	return ChooseGolden(tf.Golden, tf.VethGolden)
+}
+
+// ChooseGolden returns the golden file the script's output must equal on
+// the running kernel: NAME.veth.golden, where it exists, on a kernel
+// without netkit, else NAME.golden. Whether the kernel has netkit is
+// decided by kernelcheck (the kernel release and iproute2), not by the
+// probe the script's kernel.netkit answers with, so a wrong probe fails
+// the test rather than choosing the file it then matches.
+func ChooseGolden(golden, vethGolden string) (string, error) {
+	if vethGolden == "" {
+		return golden, nil
+	}
+	netkit, err := kernelcheck.Netkit()
+	if err != nil {
+		return "", fmt.Errorf("choose between %s and %s: %w", golden, vethGolden, err)
+	}
+	if netkit {
+		return golden, nil
+	}
+	return vethGolden, nil
 }
 
 // Select keeps the files with tests whose names re matches, and in them

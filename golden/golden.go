@@ -30,6 +30,8 @@ type Config struct {
 	// Update rewrites the golden files with the output of the runs that
 	// succeeded.
 	Update bool
+	// NoSkip makes a batch in which tests were skipped fail.
+	NoSkip bool
 	// GoldenOut hands golden file updates to Stdout, marked, instead of
 	// writing them (a microVM guest cannot write the host's files).
 	GoldenOut bool
@@ -58,8 +60,8 @@ const goldenMarker = "nkscript-golden "
 
 // Run runs the tests of files, on this host or in one microVM as
 // cfg.VM decides, prints the verdicts and the summary, and returns the
-// exit code: 0 if nothing failed, else 1. ctx ending (a signal) stops
-// the batch.
+// exit code: 0 if nothing failed (and, with cfg.NoSkip, nothing was
+// skipped), else 1. ctx ending (a signal) stops the batch.
 func Run(ctx context.Context, cfg Config, files []*Script) int {
 	tr := &tester{cfg: cfg}
 	if len(files) == 0 {
@@ -126,6 +128,9 @@ func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
 	if tr.cfg.Update {
 		guest = append(guest, "--update", "--golden-out")
 	}
+	if tr.cfg.NoSkip {
+		guest = append(guest, "--no-skip")
+	}
 	if tr.cfg.JournalDir != datapath.DefaultJournalDir {
 		guest = append(guest, "--journal-dir="+tr.cfg.JournalDir)
 	}
@@ -140,6 +145,9 @@ func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
 	goldens := map[string]bool{}
 	for _, tf := range files {
 		goldens[tf.Golden] = true
+		if tf.VethGolden != "" {
+			goldens[tf.VethGolden] = true
+		}
 	}
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(nil, 1<<30)

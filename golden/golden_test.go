@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/kernelcheck"
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 func TestParseGolden(t *testing.T) {
@@ -177,17 +180,23 @@ func TestSelectTests(t *testing.T) {
 func TestSummary(t *testing.T) {
 	for _, tc := range []struct {
 		p, f, s int
+		noSkip  bool
 		want    string
 		code    int
 	}{
-		{2, 0, 0, "2 passed, 0 failed\n", exitOK},
-		{2, 1, 0, "2 passed, 1 failed\n", exitFail},
-		{0, 0, 3, "0 passed, 0 failed, 3 skipped\n", exitOK},
+		{2, 0, 0, false, "2 passed, 0 failed\n", exitOK},
+		{2, 1, 0, false, "2 passed, 1 failed\n", exitFail},
+		{0, 0, 3, false, "0 passed, 0 failed, 3 skipped\n", exitOK},
+		{2, 0, 0, true, "2 passed, 0 failed\n", exitOK},
+		{1, 0, 7, true, "1 passed, 0 failed, 7 skipped\n", exitFail},
 	} {
-		var out bytes.Buffer
-		tr := &tester{cfg: Config{Stdout: &out}, passed: tc.p, failed: tc.f, skipped: tc.s}
+		var out, errOut bytes.Buffer
+		tr := &tester{cfg: Config{Stdout: &out, Stderr: &errOut, NoSkip: tc.noSkip}, passed: tc.p, failed: tc.f, skipped: tc.s}
 		if code := tr.summary(); out.String() != tc.want || code != tc.code {
-			t.Errorf("summary: %q exit %d, want %q exit %d", out.String(), code, tc.want, tc.code)
+			t.Errorf("summary (no-skip %v): %q exit %d, want %q exit %d", tc.noSkip, out.String(), code, tc.want, tc.code)
+		}
+		if tc.code == exitFail && tc.f == 0 && !strings.Contains(errOut.String(), "7 skipped under --no-skip") {
+			t.Errorf("--no-skip failure not explained: %q", errOut.String())
 		}
 	}
 }
@@ -253,5 +262,37 @@ func TestShippedGoldens(t *testing.T) {
 		if g := Parse(string(b)); g.Top != string(b) || len(g.Order) != 0 {
 			t.Errorf("%s: parses as top %d bytes and sections %v, want all of it as top", f, len(g.Top), g.Order)
 		}
+	}
+}
+
+// A script with NAME.veth.golden beside it expects that file on a kernel
+// without netkit, as kernelcheck decides it, and NAME.golden elsewhere.
+func TestVethGolden(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.star", "a.golden", "a.veth.golden", "b.star", "b.golden"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("print(1)\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := Find([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].VethGolden != filepath.Join(dir, "a.veth.golden") || files[1].VethGolden != "" {
+		t.Fatalf("found %+v, want a.star with a.veth.golden and b.star without", files)
+	}
+	if g, err := Expected(filepath.Join(dir, "b.star")); err != nil || g != filepath.Join(dir, "b.golden") {
+		t.Errorf("b.star expects %q, %v", g, err)
+	}
+	netkit, err := kernelcheck.Netkit()
+	if err != nil {
+		testenv.Skipf(t, "cannot check the kernel: %v", err)
+	}
+	want := "a.veth.golden"
+	if netkit {
+		want = "a.golden"
+	}
+	if g, err := Expected(filepath.Join(dir, "a.star")); err != nil || g != filepath.Join(dir, want) {
+		t.Errorf("a.star expects %q, %v; want %s (kernel netkit: %v)", g, err, want, netkit)
 	}
 }

@@ -68,6 +68,10 @@ func (tr *tester) summary() int {
 	if tr.failed > 0 {
 		return exitFail
 	}
+	if tr.skipped > 0 && tr.cfg.NoSkip {
+		fmt.Fprintf(tr.cfg.Stderr, "nkscript test: %d skipped under --no-skip\n", tr.skipped)
+		return exitFail
+	}
 	return exitOK
 }
 
@@ -111,7 +115,12 @@ func (tr *tester) writeGolden(path, content string) bool {
 // runScript runs a script without test_* functions: one test.
 func (tr *tester) runScript(ctx context.Context, tf *Script) {
 	res := tr.runOnce(ctx, tf.Path, "")
-	want, missing, err := readGolden(tf.Golden)
+	golden, err := ChooseGolden(tf.Golden, tf.VethGolden)
+	if err != nil {
+		tr.report(tf.Path, false, res.msg+fmt.Sprintf("nkscript test: %v\n", err))
+		return
+	}
+	want, missing, err := readGolden(golden)
 	if err != nil {
 		tr.report(tf.Path, false, res.msg+fmt.Sprintf("nkscript test: %v\n", err))
 		return
@@ -121,17 +130,17 @@ func (tr *tester) runScript(ctx context.Context, tf *Script) {
 	case tr.cfg.Update:
 		if ok && (missing || res.top != want) {
 			defer func() {
-				if !tr.writeGolden(tf.Golden, res.top) {
+				if !tr.writeGolden(golden, res.top) {
 					tr.failed++
 				}
 			}()
 		}
 	case missing:
 		ok = false
-		details += missingGolden(tf.Golden) + goldenDiff(tf.Golden, "", tf.Path, res.top)
+		details += missingGolden(golden) + goldenDiff(golden, "", tf.Path, res.top)
 	case res.top != want:
 		ok = false
-		details += goldenDiff(tf.Golden, want, tf.Path, res.top)
+		details += goldenDiff(golden, want, tf.Path, res.top)
 	}
 	tr.report(tf.Path, ok, details)
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nkscript/nkscript/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,26 +58,26 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testenv.Main(m).Run()
 	if guestBin.dir != "" {
 		os.RemoveAll(guestBin.dir)
 	}
 	os.Exit(code)
 }
 
-// needVM skips the test when the host cannot boot the guest, and returns
-// the default kernel, fetching it if needed.
+// needVM skips the test when the host cannot boot the guest (under CI it
+// fails it), and returns the default kernel, fetching it if needed.
 func needVM(t testing.TB) KernelInfo {
 	t.Helper()
 	if err := HostCanRunVM(); err != nil {
-		t.Skipf("cannot run VMs: %v", err)
+		testenv.Skipf(t, "cannot run VMs: %v", err)
 	}
 	if os.Getuid() != 0 {
-		t.Skip("needs root (the guest shares the host's root filesystem)")
+		testenv.Skipf(t, "needs root (the guest shares the host's root filesystem)")
 	}
 	ki, err := EnsureKernel(context.Background(), testWriter{t})
 	if err != nil {
-		t.Skipf("default kernel not available: %v", err)
+		testenv.Skipf(t, "default kernel not available: %v", err)
 	}
 	return ki
 }
@@ -190,7 +191,7 @@ func TestRunHostTool(t *testing.T) {
 	needVM(t)
 	ip, err := exec.LookPath("ip")
 	if err != nil {
-		t.Skip("no ip tool on the host")
+		testenv.Skipf(t, "no ip tool on the host")
 	}
 	r := runGuest(t, context.Background(), Options{}, "exec", ip, "-o", "addr", "show", "dev", "lo")
 	if r.err != nil || r.code != 0 {
@@ -532,7 +533,7 @@ func TestRunDynamicBinary(t *testing.T) {
 	needVM(t)
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip(err)
+		testenv.Skipf(t, "%v", err)
 	}
 	_, err = Run(context.Background(), Options{Binary: sh})
 	if err == nil || !strings.Contains(err.Error(), "CGO_ENABLED=0") {

@@ -13,16 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/nkscript/nkscript/vm"
 )
 
-// requireVM skips when the host cannot boot the guest, unless
-// NKSCRIPT_REQUIRE_VM=1 (set by `make test`) turns that into a failure.
+// requireVM skips when the host cannot boot the guest; under CI
+// (NKSCRIPT_REQUIRE_VM=1, set by `make test`, or CI=true) it fails.
 func requireVM(t *testing.T) vm.KernelInfo {
 	t.Helper()
-	fail := t.Skipf
-	if os.Getenv("NKSCRIPT_REQUIRE_VM") == "1" {
-		fail = t.Fatalf
+	fail := func(format string, args ...any) {
+		t.Helper()
+		testenv.Skipf(t, format, args...)
 	}
 	if os.Geteuid() != 0 {
 		fail("needs root")

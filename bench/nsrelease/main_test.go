@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nkscript/nkscript/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,7 +15,7 @@ import (
 // after that.
 func TestWatcherSeesCleanup(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates a namespace")
+		testenv.Skipf(t, "needs root: loads BPF programs and creates a namespace")
 	}
 	w, err := newWatcher()
 	if err != nil {

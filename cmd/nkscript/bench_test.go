@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/nkscript/nkscript/vm"
 )
 
@@ -32,7 +33,7 @@ func benchRuns(b *testing.B, args ...string) {
 
 func skipUnlessRoot(b *testing.B) {
 	if os.Geteuid() != 0 {
-		b.Skip("needs root")
+		testenv.Skipf(b, "needs root")
 	}
 }
 
@@ -48,7 +49,7 @@ func BenchmarkTrivialHost(b *testing.B) {
 func BenchmarkTrivialVM(b *testing.B) {
 	skipUnlessRoot(b)
 	if err := vm.HostCanRunVM(); err != nil {
-		b.Skip(err)
+		testenv.Skipf(b, "%v", err)
 	}
 	benchRuns(b, "--vm=always", "testdata/bench/trivial.star")
 }
@@ -64,7 +65,7 @@ func BenchmarkVethTutorialHost(b *testing.B) {
 func BenchmarkTutorialVM(b *testing.B) {
 	skipUnlessRoot(b)
 	if err := vm.HostCanRunVM(); err != nil {
-		b.Skip(err)
+		testenv.Skipf(b, "%v", err)
 	}
 	benchRuns(b, "--vm=always", "scripts/tutorial.star")
 }

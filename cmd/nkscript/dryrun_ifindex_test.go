@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // ifindexLabScript gives two mirror programs a device each as their
@@ -27,7 +29,7 @@ outside.maps["monitor"][0] = p.primary
 func TestDryRunIfindex(t *testing.T) {
 	for _, tool := range []string{"bpftool", "nsenter", "bash"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
+			testenv.Skipf(t, "needs %s", tool)
 		}
 	}
 	hostNs := testHostNetns(t)

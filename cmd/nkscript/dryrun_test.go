@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // dryLabScript builds a little of everything --dry-run translates: a
@@ -114,11 +116,11 @@ func labShape(t *testing.T, hostNs, ns string) []string {
 // addresses, routes, sysctls and programs on the same hooks.
 func TestDryRunReplay(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	for _, tool := range []string{"bpftool", "nsenter", "bash"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
+			testenv.Skipf(t, "needs %s", tool)
 		}
 	}
 	script := filepath.Join(t.TempDir(), "lab.star")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -51,7 +52,7 @@ type foreignObjects struct {
 // removes them itself, by identity.
 func TestForeignStateSurvives(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the labs create namespaces")
+		testenv.Skipf(t, "needs root: the labs create namespaces")
 	}
 	bin := nkscriptBinary(t)
 	dir := t.TempDir()

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nkscript/nkscript/golden"
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // TestConcurrentRuns runs the CNF pipeline lab twice at once in one host
@@ -16,10 +19,15 @@ import (
 // prefixes both succeed. Either way the machine ends as it began.
 func TestConcurrentRuns(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	script, _ := filepath.Abs("../../scripts/cnf_pipeline.star")
-	golden, err := os.ReadFile("../../scripts/cnf_pipeline.golden")
+	// The golden file of the device kind the run makes here.
+	want, err := golden.Expected("../../scripts/cnf_pipeline.star")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldenOut, err := os.ReadFile(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +68,7 @@ func TestConcurrentRuns(t *testing.T) {
 				ok := 0
 				for i := range 2 {
 					switch {
-					case codes[i] == 0 && outs[i] == string(golden):
+					case codes[i] == 0 && outs[i] == string(goldenOut):
 						ok++
 					case codes[i] == 1 && strings.Contains(errs[i], "exists"):
 					default:
@@ -89,7 +97,7 @@ func TestConcurrentRuns(t *testing.T) {
 // both stay exactly as they were (same identity, same state).
 func TestPreexistingNamesUntouched(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	script, _ := filepath.Abs("../../scripts/veth_tutorial.star")
 	hostNs := testHostNetns(t)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nkscript/nkscript/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,10 +69,10 @@ func openPTY() (master, slave *os.File, err error) {
 func startREPL(t *testing.T, histFile string) *ptyREPL {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare(1)")
+		testenv.Skipf(t, "needs unshare(1)")
 	}
 	bin := nkscriptBinary(t)
 	master, slave, err := openPTY()
@@ -330,7 +331,7 @@ func TestREPLTerminate(t *testing.T) {
 
 func TestREPLStdin(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	cmd := exec.Command("unshare", "--net", nkscriptBinary(t), "--journal-dir", t.TempDir())
 	cmd.Stdin = strings.NewReader("print(1)\ndef f(x):\n    return x + 1\n\nf(2)\n")

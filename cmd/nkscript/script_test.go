@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
-	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/nkscript/nkscript/vm"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -16,7 +18,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the expected output in testdata/script/*.txtar")
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(testenv.Main(m), map[string]func(){
 		"nkscript": func() { os.Exit(Main()) },
 	})
 }
@@ -26,7 +28,7 @@ func TestMain(m *testing.M) {
 // `go test ./cmd/nkscript -run TestScripts -update` to rewrite it.
 func TestScripts(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the scripts create namespaces and links")
+		testenv.Skipf(t, "needs root: the scripts create namespaces and links")
 	}
 	testscript.Run(t, scriptParams(t))
 }
@@ -44,7 +46,14 @@ func scriptParams(t *testing.T) testscript.Params {
 		Dir:           filepath.Join(repo, "testdata", "script"),
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
+			// The scripts skip without unshare(1): CI must have it.
+			if _, err := exec.LookPath("unshare"); err != nil && testenv.CI() {
+				return fmt.Errorf("unshare is missing under CI: the scripts would skip")
+			}
 			env.Setenv("REPO", repo)
+			// $P: a prefix no other test, and no other suite on the
+			// machine, uses, for --prefix and the names a script makes.
+			env.Setenv("P", uniquePrefix())
 			// A static nkscript, for runs that boot it in the microVM.
 			env.Setenv("NKBIN", nkbin)
 			// testscript sets $HOME to /no-home; --vm runs must find the
@@ -57,47 +66,67 @@ func scriptParams(t *testing.T) testscript.Params {
 			env.Setenv("NKSCRIPT_CACHE", cache)
 			return nil
 		},
-		Condition: func(cond string) (bool, error) {
-			switch cond {
-			case "netkit":
-				return datapath.HaveNetkit() == nil, nil
-			case "vm":
-				return canBootNetkitVM(), nil
-			case "tcx":
-				// Without tcx, runs say once on stderr that they use
-				// legacy tc instead.
-				return datapath.HaveTCX() == nil, nil
-			case "bpftool":
-				_, err := exec.LookPath("bpftool")
-				return err == nil, nil
-			case "clang":
-				// program("x.bpf.c") compiles with the clang
-				// hack/setup.sh installs; CI must have it.
-				_, err := exec.LookPath("clang-19")
-				if err != nil && os.Getenv("CI") == "true" {
-					return false, fmt.Errorf("clang-19 is missing: hack/setup.sh installs it")
-				}
-				return err == nil, nil
-			}
-			return false, nil
-		},
+		Condition: scriptCondition,
 	}
 }
 
-// canBootNetkitVM reports whether --vm can run here: qemu is installed and
-// a kernel with netkit is cached (make kernel).
-func canBootNetkitVM() bool {
-	if vm.HostCanRunVM() != nil {
-		return false
+var scriptCount atomic.Int64
+
+// uniquePrefix returns a name prefix unique on the machine while this
+// process lives: its pid in base 36, padded to 5 digits (Linux pids are
+// below 36^5), and the script's number, 7 bytes for the first 36
+// scripts, so that prefixed link names stay within 15 bytes.
+func uniquePrefix() string {
+	n := scriptCount.Add(1) - 1
+	return fmt.Sprintf("%05s%s-", strconv.FormatInt(int64(os.Getpid()), 36), strconv.FormatInt(n, 36))
+}
+
+// scriptCondition decides the conditions the scripts use from the kernel
+// version and iproute2, not from nkscript's own probes. Under CI a
+// condition that would leave part of a script unrun for want of a tool or
+// a cached kernel is an error, not a silent false.
+func scriptCondition(cond string) (bool, error) {
+	switch cond {
+	case "netkit":
+		return testenv.HaveNetkit()
+	case "vm":
+		err := canBootNetkitVM()
+		if err != nil && testenv.CI() {
+			return false, fmt.Errorf("[vm] is false under CI: %v", err)
+		}
+		return err == nil, nil
+	case "tcx":
+		// Without tcx, runs say once on stderr that they use legacy tc
+		// instead.
+		return testenv.KernelAtLeast(6, 6)
+	case "bpftool", "clang":
+		// program("x.bpf.c") compiles with the clang hack/setup.sh
+		// installs, and the scripts cross-check with bpftool; CI must
+		// have both.
+		tool := map[string]string{"bpftool": "bpftool", "clang": "clang-19"}[cond]
+		_, err := exec.LookPath(tool)
+		if err != nil && testenv.CI() {
+			return false, fmt.Errorf("[%s] is false under CI: %s is missing; hack/setup.sh installs it", cond, tool)
+		}
+		return err == nil, nil
+	}
+	return false, nil
+}
+
+// canBootNetkitVM says why --vm cannot run here, or nil when it can: qemu
+// is installed and a kernel with netkit is cached (make kernel).
+func canBootNetkitVM() error {
+	if err := vm.HostCanRunVM(); err != nil {
+		return err
 	}
 	ks, err := vm.ListKernels()
 	if err != nil {
-		return false
+		return err
 	}
 	for _, k := range ks {
 		if k.Netkit {
-			return true
+			return nil
 		}
 	}
-	return false
+	return fmt.Errorf("no cached kernel with netkit; run `make kernel`")
 }

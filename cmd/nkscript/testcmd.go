@@ -15,7 +15,7 @@ import (
 const testUsageText = `nkscript test runs lab scripts as golden-output tests.
 
 Usage:
-  nkscript test [--update] [--vm=auto|always|never] [--run REGEX] [PATH...]
+  nkscript test [--update] [--vm=auto|always|never] [--run REGEX] [--no-skip] [PATH...]
 
 Each PATH is a script or a directory searched recursively (default "."; directories
 whose names start with "." are not searched). In a directory, NAME.star is a test
@@ -40,7 +40,8 @@ Progress goes to standard error: "ok  NAME" or "FAIL NAME" for each test (NAME i
 the script's path, plus ":test_name" for a case), with the script error
 (FILE:LINE:COL) and the diff after a failure. Standard output gets one line:
 "N passed, N failed" (", N skipped" is added when tests were skipped). Exit code:
-0 if nothing failed, 1 otherwise, 2 on usage errors.
+0 if nothing failed, 1 otherwise, 2 on usage errors. With --no-skip a skipped test
+makes the exit code 1 too (make test uses it: CI must run every lab).
 
 --update rewrites the golden files with the output of the runs that succeeded;
 a failed run leaves its part of the golden file as it was.
@@ -62,6 +63,7 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("nkscript test", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&t.Update, "update", false, "rewrite the golden files with the scripts' output")
+	fs.BoolVar(&t.NoSkip, "no-skip", false, "exit 1 when tests were skipped")
 	fs.StringVar(&t.VM, "vm", o.vmMode, "where to run: auto, always, never")
 	fs.Lookup("vm").NoOptDefVal = "always"
 	fs.StringVar(&runRE, "run", "", "run only the tests whose name (FILE.star or FILE.star:test_name) matches this regular expression")

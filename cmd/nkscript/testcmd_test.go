@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -29,7 +31,7 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 // run, and the summary is printed.
 func TestTestInterruptCleansUp(t *testing.T) {
 	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skip("needs nsenter")
+		testenv.Skipf(t, "needs nsenter")
 	}
 	hostNs := testHostNetns(t)
 	labNs := hostNs + "-lab"
