@@ -35,8 +35,9 @@ compare)
     [ -s "$tmp/diff" ] || exit 2 # machinestate failed; it said why
     sleep 0.1
   done
-  echo "leak check FAILED: the tests left these behind or changed them (+ appeared, - went):"
-  cat "$tmp/diff"
+  # In diff's notation, which hack/reliability.sh counts.
+  echo "leak check FAILED: the tests left these behind or changed them (> appeared, < went):"
+  sed 's/^+ /> /; s/^- /< /' "$tmp/diff"
   exit 1
   ;;
 *) echo "usage: $0 snapshot FILE [JOURNAL_DIR...] | compare FILE" >&2; exit 2 ;;

@@ -63,9 +63,9 @@ func TestLeakcheckCatches(t *testing.T) {
 		t.Fatalf("snapshot: exit %d\n%s", code, out)
 	}
 	want := []string{
-		"+ trace-instance " + traceInstance(t),
-		"+ addr (host)/lo " + hostAddress(t),
-		"+ bpf-prog " + bpfProgram(t),
+		"> trace-instance " + traceInstance(t),
+		"> addr (host)/lo " + hostAddress(t),
+		"> bpf-prog " + bpfProgram(t),
 	}
 	want = append(want, hostSysctl(t)...)
 	out, code := leakcheck(t, "compare", before)
@@ -192,5 +192,5 @@ func hostSysctl(t *testing.T) []string {
 		}
 	})
 	line := "sysctl (host) net.ipv4.conf.lo.forwarding="
-	return []string{"+ " + line + flipped, "- " + line + old}
+	return []string{"> " + line + flipped, "< " + line + old}
 }
