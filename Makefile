@@ -39,20 +39,24 @@ check:
 # but `make test`. The netkit suites run in the microVM (vmtest/, and
 # `nkscript test scripts`, which boots one guest for the batch);
 # NKSCRIPT_REQUIRE_VM=1 makes them fail rather than skip if it cannot boot.
-# The leak check snapshots the host's namespaces, links, BPF links and
-# pins, nkscript journals and qemu processes before and after the suite;
-# any difference fails. check-generate rebuilds the committed BPF objects
+# The leak check (internal/machine) snapshots every namespace, the links,
+# addresses, routes, rules, tc and BPF attachments in the host and named
+# namespaces, host sysctls, BPF programs, maps and links, pins, tracefs
+# instances, the journals (the real directory and the one `nkscript test`
+# uses) and qemu processes before and after the suite; any difference
+# fails. check-generate rebuilds the committed BPF objects
 # from their C sources (clang-19, installed by setup) and fails if they
 # differ. The VM suites boot qemu under TCG (seconds per boot) and one test
 # binary can hold more than one of them, so go test's default 10-minute
 # limit is too short: TESTTIMEOUT covers them.
 TESTTIMEOUT ?= 25m
 test: check setup check-generate
-	./hack/leakcheck.sh snapshot .leakcheck.before
+	journals=$$(mktemp -d); \
+	GO=$(GO) ./hack/leakcheck.sh snapshot .leakcheck.before /run/nkscript $$journals || exit 1; \
 	NKSCRIPT_REQUIRE_VM=1 $(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./... ; status=$$?; \
-	./$(BIN) test --no-skip --journal-dir=$$(mktemp -d) scripts || status=1; \
-	./hack/leakcheck.sh compare .leakcheck.before || status=1; \
-	rm -f .leakcheck.before; exit $$status
+	./$(BIN) test --no-skip --journal-dir=$$journals scripts || status=1; \
+	GO=$(GO) ./hack/leakcheck.sh compare .leakcheck.before || status=1; \
+	rm -rf .leakcheck.before $$journals; exit $$status
 
 # The generated bpf/*_bpfel.{go,o} are committed: building and testing
 # needs no C toolchain. clang-19 and llvm-strip-19 are pinned in

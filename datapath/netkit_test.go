@@ -64,10 +64,15 @@ func requireNetkit(tb testing.TB) {
 }
 
 // haveTool reports whether a command is installed; without it, a test
-// skips the cross-check that needs it, not the whole test.
+// skips the cross-check that needs it, not the whole test — except under
+// CI (CI=true or NKSCRIPT_REQUIRE_VM=1), where every cross-check must run
+// and a missing tool fails the test.
 func haveTool(tb testing.TB, name string) bool {
 	tb.Helper()
 	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") == "true" || os.Getenv("NKSCRIPT_REQUIRE_VM") == "1" {
+			tb.Fatalf("%s is not installed: the cross-check with it must run under CI", name)
+		}
 		tb.Logf("%s is not installed: skipping the cross-check with it", name)
 		return false
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/machine"
 )
 
 // The reliability tests run the labs of scripts/ and break them at every
@@ -67,70 +68,26 @@ func reliabilityScripts(t *testing.T) []string {
 	return out
 }
 
-// machineState lists what a run could leave behind or change, as sorted
-// lines: named namespaces, links, addresses, routes and the sysctls labs
-// change in the test's host namespace, BPF attachments there, nkscript's
-// bpffs pins and journals.
+// machineState lists what a run could leave behind or change, as the
+// sorted lines of a machine.Snapshot: the test's host namespace hostNs
+// (links, addresses, routes, rules, qdiscs, filters, BPF attachments and
+// the sysctls labs change), the named namespaces, bpffs pins, tracing
+// instances and the journals. While other packages' tests run beside
+// these (go test ./...), the snapshot is local to the namespaces the
+// labs can name; `make reliability` (NKSCRIPT_RELIABILITY=long), which
+// runs this package alone, or NKSCRIPT_SNAPSHOT=machine takes the whole
+// machine: every namespace by inode, BPF objects by ID, qemu processes.
 func machineState(t *testing.T, hostNs, journals string) []string {
 	t.Helper()
-	var s []string
-	add := func(prefix string, out []byte) {
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				s = append(s, prefix+" "+l)
-			}
-		}
+	opts := machine.Options{Journals: []string{journals}, Hosts: []string{hostNs}, Namespaces: labNetnsName().MatchString, Local: true}
+	if mode := os.Getenv("NKSCRIPT_SNAPSHOT"); mode == "machine" || (mode == "" && longReliability()) {
+		opts = machine.Options{Journals: []string{journals, machine.DefaultJournalDir}, Hosts: []string{hostNs}}
 	}
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		// Other packages' tests create and delete namespaces while these
-		// run: look only at the names the labs can use.
-		if labNetnsName().MatchString(e.Name()) {
-			s = append(s, "netns "+e.Name())
-		}
+	s, err := machine.Snapshot(opts)
+	if err != nil {
+		t.Fatalf("machine state: %v", err)
 	}
-	run := func(args ...string) []byte {
-		out, err := exec.Command(args[0], args[1:]...).Output()
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return out
-	}
-	add("link", run("ip", "-n", hostNs, "-o", "link", "show"))
-	add("addr", run("ip", "-n", hostNs, "-o", "addr", "show"))
-	add("route", run("ip", "-n", hostNs, "route", "show", "table", "all"))
-	for _, key := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/ip_default_ttl"} {
-		out, err := exec.Command("nsenter", "--net=/run/netns/"+hostNs, "cat", "/proc/sys/"+key).Output()
-		if err != nil {
-			t.Fatalf("read %s: %v", key, err)
-		}
-		s = append(s, "sysctl "+key+"="+strings.TrimSpace(string(out)))
-	}
-	if _, err := exec.LookPath("bpftool"); err == nil {
-		out, err := exec.Command("nsenter", "--net=/run/netns/"+hostNs, "bpftool", "net", "show", "-j").Output()
-		if err == nil {
-			var v []map[string]json.RawMessage
-			if json.Unmarshal(out, &v) == nil {
-				for _, m := range v {
-					for k, raw := range m {
-						if string(raw) != "[]" {
-							s = append(s, "bpf "+k+" "+string(raw))
-						}
-					}
-				}
-			}
-		}
-	}
-	pins, _ := filepath.Glob(datapath.BPFFSDir + "/*")
-	for _, p := range pins {
-		s = append(s, "pin "+p)
-	}
-	js, _ := filepath.Glob(filepath.Join(journals, "*"))
-	for _, j := range js {
-		s = append(s, "journal "+filepath.Base(j))
-	}
-	slices.Sort(s)
-	return s
+	return s.Lines
 }
 
 // labNetnsName matches the namespace names the labs of scripts/ and
@@ -154,19 +111,9 @@ var labNetnsName = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^(a-|b-)?(` + strings.Join(alts, "|") + `)$`)
 })
 
+// diffState lists what changed between two machineState results.
 func diffState(before, after []string) string {
-	var d []string
-	for _, l := range after {
-		if !slices.Contains(before, l) {
-			d = append(d, "+ "+l)
-		}
-	}
-	for _, l := range before {
-		if !slices.Contains(after, l) {
-			d = append(d, "- "+l)
-		}
-	}
-	return strings.Join(d, "\n")
+	return machine.Diff(machine.State{Lines: before}, machine.State{Lines: after})
 }
 
 // runIn runs nkscript with args inside hostNs, with extra environment.
