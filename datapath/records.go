@@ -354,7 +354,8 @@ func (r *TraceRecord) undo(u *undoer) error {
 	return nil
 }
 
-// TraceFSRecord is a tracefs the run mounted at Path.
+// TraceFSRecord is a tracefs the run mounted on a directory of its own,
+// Path.
 type TraceFSRecord struct {
 	Path string `json:"path"`
 }
@@ -363,7 +364,7 @@ type TraceFSRecord struct {
 func (r *TraceFSRecord) Op() string     { return "tracefs" }
 func (r *TraceFSRecord) String() string { return r.Path }
 
-func (r *TraceFSRecord) undo(*undoer) error { return unmountIfUnused(r.Path) }
+func (r *TraceFSRecord) undo(*undoer) error { return unmountTraceFS(r.Path) }
 
 // recordTypes makes an empty record of each op, for reading journals.
 var recordTypes = map[string]func() Record{

@@ -34,20 +34,20 @@ type Tracer struct {
 	wg    sync.WaitGroup
 }
 
-// startTracer creates the tracing instance nkscript-PID, mounting tracefs
-// first if it is not mounted, and starts reading it. record journals what
-// it creates before it creates it.
+// startTracer creates the tracing instance nkscript-PID and starts
+// reading it. Where tracefs is not mounted at TraceFSDir, it mounts
+// tracefs on a directory of its own, which it alone uses and removes:
+// instances live in the kernel whatever the mount point, and a mount of
+// its own leaves TraceFSDir as the run found it, whoever else traces at
+// the same time. record journals what it creates before it creates it.
 func startTracer(record func(Record) error) (*Tracer, error) {
-	t := &Tracer{dir: filepath.Join(TraceFSDir, "instances", fmt.Sprintf("nkscript-%d", os.Getpid()))}
+	root := TraceFSDir
 	if _, err := os.Stat(filepath.Join(TraceFSDir, "instances")); errors.Is(err, os.ErrNotExist) {
-		if err := unix.Mount("tracefs", TraceFSDir, "tracefs", 0, ""); err != nil {
-			return nil, fmt.Errorf("trace: mount tracefs on %s: %w", TraceFSDir, err)
-		}
-		if err := record(&TraceFSRecord{Path: TraceFSDir}); err != nil {
-			unix.Unmount(TraceFSDir, 0)
+		if root, err = mountTraceFS(record); err != nil {
 			return nil, err
 		}
 	}
+	t := &Tracer{dir: filepath.Join(root, "instances", fmt.Sprintf("nkscript-%d", os.Getpid()))}
 	if err := record(&TraceRecord{Path: t.dir}); err != nil {
 		return nil, err
 	}
@@ -164,15 +164,39 @@ func removeTraceInstance(dir string) error {
 	return fmt.Errorf("remove tracing instance %s: %w", dir, err)
 }
 
-// unmountIfUnused unmounts the tracefs nkscript mounted, unless someone
-// else's instances live there now.
-func unmountIfUnused(dir string) error {
-	ents, _ := os.ReadDir(filepath.Join(dir, "instances"))
-	if len(ents) > 0 {
-		return nil
+// mountTraceFS mounts tracefs on a new directory and returns it.
+func mountTraceFS(record func(Record) error) (string, error) {
+	dir, err := os.MkdirTemp("", "nkscript-tracefs-")
+	if err != nil {
+		return "", fmt.Errorf("trace: %w", err)
 	}
-	if err := unix.Unmount(dir, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+	if err := record(&TraceFSRecord{Path: dir}); err != nil {
+		os.Remove(dir)
+		return "", err
+	}
+	if err := unix.Mount("tracefs", dir, "tracefs", 0, ""); err != nil {
+		return "", fmt.Errorf("trace: mount tracefs on %s: %w", dir, err)
+	}
+	return dir, nil
+}
+
+// unmountTraceFS unmounts the tracefs nkscript mounted on dir and removes
+// dir; a dir that is gone, or holds no tracefs, is left as it is.
+func unmountTraceFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
 		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	if st.Type == unix.TRACEFS_MAGIC {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return nil
 }
