@@ -27,6 +27,12 @@ func (c *collector) files() error {
 	}
 	traceMounted := false
 	for _, m := range parseMountinfo(string(mounts)) {
+		// A local snapshot sees the well-known mount points only: other
+		// mounts of these filesystems are other processes' (a tracing run's
+		// own mount point, a concurrent snapshot's temporary one).
+		if c.opts.Local && m.point != BPFFSDir && m.point != TraceFSDir {
+			continue
+		}
 		switch m.fstype {
 		case "bpf":
 			c.add("bpffs %s", m.point)

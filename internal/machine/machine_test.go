@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -60,7 +61,7 @@ func TestParseKernelText(t *testing.T) {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates namespaces and BPF programs")
+		testenv.Skipf(t, "needs root: creates namespaces and BPF programs")
 	}
 }
 
@@ -320,7 +321,7 @@ func TestTraceInstances(t *testing.T) {
 	requireRoot(t)
 	mnt := t.TempDir()
 	if err := unix.Mount("tracefs", mnt, "tracefs", 0, ""); err != nil {
-		t.Skipf("no tracefs: %v", err)
+		testenv.Skipf(t, "no tracefs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 	live := fmt.Sprintf("mst-%d", os.Getpid())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -24,7 +25,7 @@ func requireTool(t *testing.T, name string) {
 		if os.Getenv("CI") == "true" || os.Getenv("NKSCRIPT_REQUIRE_VM") == "1" {
 			t.Fatalf("%s is not installed", name)
 		}
-		t.Skipf("%s is not installed", name)
+		testenv.Skipf(t, "%s is not installed", name)
 	}
 }
 
@@ -54,7 +55,7 @@ func leakcheck(t *testing.T, args ...string) (string, int) {
 // still make the second compare fail; it is not what this test checks.
 func TestLeakcheckCatches(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: changes the host's network settings")
+		testenv.Skipf(t, "needs root: changes the host's network settings")
 	}
 	requireTool(t, "bash")
 	requireTool(t, "go")
