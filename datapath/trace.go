@@ -149,9 +149,17 @@ func removeTraceInstance(dir string) error {
 }
 
 // unmountIfUnused unmounts the tracefs nkscript mounted, unless someone
-// else's instances live there now.
+// else's instances live there now. This process's own instance still
+// there (its removal failed) is an error, so that the journal keeps the
+// mount for `nkscript cleanup`, which removes the instance first.
 func unmountIfUnused(dir string) error {
 	ents, _ := os.ReadDir(filepath.Join(dir, "instances"))
+	own := fmt.Sprintf("nkscript-%d", os.Getpid())
+	for _, e := range ents {
+		if e.Name() == own {
+			return fmt.Errorf("unmount %s: the tracing instance %s is still there", dir, own)
+		}
+	}
 	if len(ents) > 0 {
 		return nil
 	}
