@@ -42,7 +42,7 @@ points() {
 }
 # injected FILE MODE: faulted runs in MODE (fail or panic); undo ones with "undo".
 injected() {
-  sed -n '/"points": {/,/^  }/p' "$1" 2>/dev/null | awk -v mode="\"$2\":" -v undo="$3" '
+  sed -n '/"points": {/,/^  }/p' "$1" 2>/dev/null | awk -v mode="\"$2\":" -v undo="${3:-}" '
     /^    "[A-Za-z]+": \{/ { p = $1 }
     $1 == mode { n = $2 + 0; if ((undo == "undo") == (p == "\"Undo\":")) s += n }
     END { print s + 0 }'
@@ -57,7 +57,12 @@ echo "== fault sweep and signals on the host ($MODE, seed $SEED)"
 NKSCRIPT_RELIABILITY=$long NKSCRIPT_RELIABILITY_SEED=$SEED NKSCRIPT_RELIABILITY_REPORT="$tmp/host.json" \
   $GO test -count=1 -v -timeout 60m \
   -run 'TestFaultSweep|TestFaultPointsReached|TestRandomSignals|TestConcurrentRuns|TestPreexistingNamesUntouched|TestSignalsCleanUp|TestSIGKILLThenCleanup|TestReliabilityReport' \
-  ./cmd/nkscript >"$tmp/sweep.log" 2>&1 || { status=1; echo "reliability tests FAILED"; grep -E '^\s+\S+_test.go:[0-9]+:' "$tmp/sweep.log" | head -30; }
+  ./cmd/nkscript >"$tmp/sweep.log" 2>&1 || {
+  status=1
+  cp "$tmp/sweep.log" /var/tmp/nkscript-reliability-host.log
+  echo "reliability tests FAILED; the whole log is /var/tmp/nkscript-reliability-host.log"
+  grep -E '^\s+\S+_test.go:[0-9]+:' "$tmp/sweep.log" | head -30
+}
 grep -E '^(--- |ok|FAIL)|kernel-changing operations|seed ' "$tmp/sweep.log"
 
 # The netkit variant of every lab (tutorial.star only exists as one) is
@@ -71,7 +76,8 @@ if [ "$VM" = 1 ]; then
     vmresult=pass
   else
     vmresult=FAIL; status=1
-    echo "microVM sweep FAILED"; tail -40 "$tmp/vm.log"
+    cp "$tmp/vm.log" /var/tmp/nkscript-reliability-vm.log
+    echo "microVM sweep FAILED; the whole log is /var/tmp/nkscript-reliability-vm.log"; tail -40 "$tmp/vm.log"
   fi
   grep -E '^\s*(--- |ok|FAIL)' "$tmp/vm.log" | grep -E 'TestFaultSweep|TestNetkitSuitesInGuest|^ok|FAIL' | head -40
 else
