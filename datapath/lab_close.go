@@ -104,7 +104,7 @@ const undoParallel = 32
 func (l *Lab) runSteps(steps []undoStep, nss map[NsID]*Netns) []error {
 	errs := make([]error, len(steps))
 	if len(steps) == 1 {
-		errs[0] = l.b.Undo(steps[0].rec, nss)
+		errs[0] = l.undoStep(steps[0].rec, nss)
 		return errs
 	}
 	var wg sync.WaitGroup
@@ -114,18 +114,22 @@ func (l *Lab) runSteps(steps []undoStep, nss map[NsID]*Netns) []error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			// A panic here would end the process with the rest of
-			// the cleanup undone: make it this step's error.
-			defer func() {
-				if p := recover(); p != nil {
-					errs[k] = fmt.Errorf("panic: %v", p)
-				}
-			}()
-			errs[k] = l.b.Undo(s.rec, nss)
+			errs[k] = l.undoStep(s.rec, nss)
 		})
 	}
 	wg.Wait()
 	return errs
+}
+
+// undoStep undoes r. A panic would end the process with the rest of the
+// cleanup undone: it becomes this step's error.
+func (l *Lab) undoStep(r Record, nss map[NsID]*Netns) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return l.b.Undo(r, nss)
 }
 
 // Keep releases the lab without undoing anything, leaving the journal so

@@ -357,14 +357,15 @@ func (r *TraceRecord) undo(u *undoer) error {
 // TraceFSRecord is a tracefs the run mounted on a directory of its own,
 // Path.
 type TraceFSRecord struct {
-	Path string `json:"path"`
+	Path     string `json:"path"`
+	Instance string `json:"instance,omitempty"` // the tracing instance it serves
 }
 
 // Op implements Record.
 func (r *TraceFSRecord) Op() string     { return "tracefs" }
 func (r *TraceFSRecord) String() string { return r.Path }
 
-func (r *TraceFSRecord) undo(*undoer) error { return unmountTraceFS(r.Path) }
+func (r *TraceFSRecord) undo(*undoer) error { return unmountTraceFS(r.Path, r.Instance) }
 
 // recordTypes makes an empty record of each op, for reading journals.
 var recordTypes = map[string]func() Record{

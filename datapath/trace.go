@@ -42,12 +42,13 @@ type Tracer struct {
 // the same time. record journals what it creates before it creates it.
 func startTracer(record func(Record) error) (*Tracer, error) {
 	root := TraceFSDir
+	instance := fmt.Sprintf("nkscript-%d", os.Getpid())
 	if _, err := os.Stat(filepath.Join(TraceFSDir, "instances")); errors.Is(err, os.ErrNotExist) {
-		if root, err = mountTraceFS(record); err != nil {
+		if root, err = mountTraceFS(instance, record); err != nil {
 			return nil, err
 		}
 	}
-	t := &Tracer{dir: filepath.Join(root, "instances", fmt.Sprintf("nkscript-%d", os.Getpid()))}
+	t := &Tracer{dir: filepath.Join(root, "instances", instance)}
 	if err := record(&TraceRecord{Path: t.dir}); err != nil {
 		return nil, err
 	}
@@ -164,13 +165,14 @@ func removeTraceInstance(dir string) error {
 	return fmt.Errorf("remove tracing instance %s: %w", dir, err)
 }
 
-// mountTraceFS mounts tracefs on a new directory and returns it.
-func mountTraceFS(record func(Record) error) (string, error) {
+// mountTraceFS mounts tracefs on a new directory, for the tracing
+// instance called instance, and returns it.
+func mountTraceFS(instance string, record func(Record) error) (string, error) {
 	dir, err := os.MkdirTemp("", "nkscript-tracefs-")
 	if err != nil {
 		return "", fmt.Errorf("trace: %w", err)
 	}
-	if err := record(&TraceFSRecord{Path: dir}); err != nil {
+	if err := record(&TraceFSRecord{Path: dir, Instance: instance}); err != nil {
 		os.Remove(dir)
 		return "", err
 	}
@@ -180,15 +182,23 @@ func mountTraceFS(record func(Record) error) (string, error) {
 	return dir, nil
 }
 
-// unmountTraceFS unmounts the tracefs nkscript mounted on dir and removes
-// dir; a dir that is gone, or holds no tracefs, is left as it is.
-func unmountTraceFS(dir string) error {
+// unmountTraceFS unmounts the tracefs nkscript mounted on dir for the
+// tracing instance called instance, and removes dir; a dir that is gone,
+// or holds no tracefs, is left as it is. While the instance is still
+// there (its removal failed) it is an error: the journal keeps the mount,
+// through which `nkscript cleanup` removes the instance first.
+func unmountTraceFS(dir, instance string) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil
 		}
 		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	if st.Type == unix.TRACEFS_MAGIC && instance != "" {
+		if _, err := os.Stat(filepath.Join(dir, "instances", instance)); err == nil {
+			return fmt.Errorf("unmount %s: the tracing instance %s is still there", dir, instance)
+		}
 	}
 	if st.Type == unix.TRACEFS_MAGIC {
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {

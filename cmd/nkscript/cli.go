@@ -241,10 +241,12 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 		stdout = stderr // the document alone goes to stdout
 	}
 	abs, _ := filepath.Abs(script)
+	plan, closing, testDone := testHooks(stderr)
+	defer testDone()
 	cfg := session.Config{
-		Lab: datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch, Faults: faultPlan(),
+		Lab: datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch, Faults: plan,
 			Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }},
-		Timeout: o.timeout, Keep: o.keep, Profile: o.profile, Stderr: stderr, Closing: opsCounter(stderr),
+		Timeout: o.timeout, Keep: o.keep, Profile: o.profile, Stderr: stderr, Closing: closing,
 	}
 	var r *builtins.Run
 	err, endErr := session.Run(ctx, cfg, func(ctx context.Context, lab *datapath.Lab) error {

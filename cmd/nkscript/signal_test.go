@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -158,25 +160,87 @@ func TestSignalsCleanUp(t *testing.T) {
 // reported, on that descriptor, that it catches SIGINT and SIGTERM.
 func startWatchingSignals(t *testing.T, cmd *exec.Cmd) (caught func() bool) {
 	t.Helper()
-	r, w, err := os.Pipe()
+	return startWatching(t, cmd).handled
+}
+
+// watch follows a running nkscript through the test-only descriptors it
+// writes: 3 (readyFDEnv: signals caught) and 4 (phasesFDEnv: one byte per
+// phase change), whichever its environment names.
+type watch struct {
+	cmd   *exec.Cmd
+	ready atomic.Bool
+	phase atomic.Value // string
+}
+
+// phaseNames are the phases of a run by the byte phasesFDEnv writes.
+var phaseNames = map[byte]string{'b': "building", 't': "traffic", 'd': "teardown"}
+
+// startWatching starts cmd with the two descriptors and follows them.
+func startWatching(t *testing.T, cmd *exec.Cmd) *watch {
+	t.Helper()
+	w := &watch{cmd: cmd}
+	w.phase.Store("startup")
+	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.ExtraFiles = []*os.File{w}
+	phasesR, phasesW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{readyW, phasesW}
 	err = cmd.Start()
-	w.Close()
+	readyW.Close()
+	phasesW.Close()
 	if err != nil {
-		r.Close()
+		readyR.Close()
+		phasesR.Close()
 		t.Fatal(err)
 	}
-	var ready atomic.Bool
 	go func() {
-		defer r.Close()
-		if n, _ := r.Read(make([]byte, 1)); n == 1 {
-			ready.Store(true)
+		defer readyR.Close()
+		if n, _ := readyR.Read(make([]byte, 1)); n == 1 {
+			w.ready.Store(true)
 		}
 	}()
-	return ready.Load
+	go func() {
+		defer phasesR.Close()
+		b := make([]byte, 1)
+		for {
+			if n, err := phasesR.Read(b); n == 0 || err != nil {
+				return
+			}
+			if name, ok := phaseNames[b[0]]; ok {
+				w.phase.Store(name)
+			}
+		}
+	}()
+	return w
+}
+
+// handled says whether nkscript reported catching SIGINT and SIGTERM.
+func (w *watch) handled() bool { return w.ready.Load() }
+
+// signal sends sig unless the process has exited already (it is then
+// still unreaped: a signal to it would "succeed" and change nothing), and
+// returns the phase the run was in when it was sent ("exited" if it was
+// not), whether it was sent, and an error if sending failed otherwise.
+func (w *watch) signal(sig syscall.Signal) (phase string, sent bool, err error) {
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, w.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil {
+		return "", false, fmt.Errorf("waitid: %w", err)
+	}
+	if info.Signo == int32(syscall.SIGCHLD) {
+		return "exited", false, nil
+	}
+	phase = w.phase.Load().(string)
+	switch err := w.cmd.Process.Signal(sig); {
+	case errors.Is(err, os.ErrProcessDone):
+		return "exited", false, nil
+	case err != nil:
+		return phase, false, fmt.Errorf("send %v: %w", sig, err)
+	}
+	return phase, true, nil
 }
 
 // checkSignalExit says what is wrong with how a run that got sig (SIGINT
