@@ -20,6 +20,7 @@ import (
 
 	"github.com/nkscript/nkscript/datapath"
 	"github.com/nkscript/nkscript/internal/machine"
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // The reliability tests run the labs of scripts/ and the sweep-only labs
@@ -67,13 +68,24 @@ func sweptScripts(t *testing.T) []string {
 	}
 	var out []string
 	for _, p := range append(labs, sweepOnly...) {
-		if filepath.Base(p) == "tutorial.star" && datapath.HaveNetkit() != nil {
+		if filepath.Base(p) == "tutorial.star" && !kernelHasNetkit(t) {
 			continue
 		}
 		abs, _ := filepath.Abs(p)
 		out = append(out, abs)
 	}
 	return out
+}
+
+// kernelHasNetkit says, by a check independent of nkscript's own probe,
+// whether the running kernel has netkit devices.
+func kernelHasNetkit(t *testing.T) bool {
+	t.Helper()
+	has, err := testenv.HaveNetkit()
+	if err != nil {
+		t.Fatalf("does the kernel have netkit: %v", err)
+	}
+	return has
 }
 
 // reliabilityScripts are the labs this run sweeps: sweptScripts in the
@@ -89,7 +101,7 @@ func reliabilityScripts(t *testing.T) []string {
 	if longReliability() {
 		return all
 	}
-	always, netkit := "veth_tutorial.star", datapath.HaveNetkit() == nil
+	always, netkit := "veth_tutorial.star", kernelHasNetkit(t)
 	if netkit {
 		always = "tutorial.star"
 	}
@@ -281,7 +293,7 @@ func countOps(t *testing.T, hostNs, journals, script string) opCount {
 // and `nkscript cleanup` of that journal restores it exactly.
 func TestFaultSweep(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	long, day := longReliability(), sampleDay()
 	if !long {
@@ -407,7 +419,7 @@ func unexplained(diff string, left []datapath.Record, journal string) string {
 // again.
 func TestFaultPointsReached(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	var hostNs, journals string
 	union := map[string][]string{}
@@ -447,7 +459,7 @@ func TestFaultPointsReached(t *testing.T) {
 // and a run that had already exited gets no signal and is counted apart.
 func TestRandomSignals(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("NKSCRIPT_RELIABILITY_SEED"); s != "" {

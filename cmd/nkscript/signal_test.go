@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nkscript/nkscript/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,7 +59,7 @@ func nkscriptBinary(t testing.TB) string {
 func testHostNetns(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	name := fmt.Sprintf("nkt-sig-%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
@@ -299,7 +300,7 @@ func TestSIGKILLThenCleanup(t *testing.T) {
 
 func TestExitCodes(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Skipf(t, "needs root")
 	}
 	dir := t.TempDir()
 	write := func(name, src string) string {

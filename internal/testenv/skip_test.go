@@ -15,10 +15,7 @@ var directSkip = regexp.MustCompile(`\b([a-z]+)\.Skip(f|Now)?\(`)
 
 // skipPolicyPending are test files that other work in progress owns; their
 // "needs root" skips go through Skipf when that work lands.
-var skipPolicyPending = map[string]bool{
-	"cmd/nkscript/reliability_test.go": true,
-	"cmd/nkscript/signal_test.go":      true,
-}
+var skipPolicyPending = map[string]bool{}
 
 // TestNoDirectSkips fails when a test file skips with t.Skip, t.Skipf or
 // t.SkipNow rather than through this package, where CI sees every skip.
