@@ -46,6 +46,9 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attac
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
+	if err := live([]*Link{k}, k.ns); err != nil {
+		return nil, err
+	}
 	target, err := hookTarget(k, hook)
 	if err != nil {
 		return nil, fmt.Errorf("%w; use \"ingress\" or \"egress\" (tcx)", err)

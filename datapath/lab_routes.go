@@ -68,6 +68,9 @@ func (l *Lab) AddRoute(ns *Netns, r RouteSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live([]*Link{r.Dev}, ns); err != nil {
+		return err
+	}
 	if err := r.check(ns); err != nil {
 		return err
 	}

@@ -113,6 +113,9 @@ func (l *Lab) AddRule(ns *Netns, r RuleSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live([]*Link{r.IIF, r.OIF}, ns); err != nil {
+		return err
+	}
 	if err := r.check(ns); err != nil {
 		return err
 	}
