@@ -21,6 +21,9 @@ func TestDeletedValues(t *testing.T) {
 		{twoHosts + "p.peer.move(ns)", "it is in namespace $P-a already"},
 		{twoHosts + "n2 = netns(\"$P-b\")\nq = veth_pair(\"v1\", \"w1\", primary_ns = n2)\nq.primary.move(ns)", "already created a link named \"v1\" there"},
 		{twoHosts + "ns.lo.delete()", "loopback device cannot be deleted"},
+		{twoHosts + "r = rule(src = \"10.1.0.0/24\", table = 5, ns = ns)\nns.delete()\nr.remove()", "netns $P-a was deleted by the script"},
+		{twoHosts + "ns.delete()\nsysctl(\"net.ipv4.ip_forward\", 1, ns = ns)", "netns $P-a was deleted by the script"},
+		{twoHosts + "ns.delete()\nping(\"10.1.0.1\", src = ns)", "netns $P-a was deleted by the script"},
 	} {
 		_, err := runRecorded(t, tc.src)
 		if err == nil || !strings.Contains(testPrefix.ReplaceAllString(err.Error(), "$$P-"), tc.want) {

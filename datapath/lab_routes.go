@@ -160,6 +160,9 @@ func (l *Lab) Sysctl(ns *Netns, key, value string) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live(nil, ns); err != nil {
+		return err
+	}
 	if _, err := sysctlPath(key); err != nil {
 		return err
 	}

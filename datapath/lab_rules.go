@@ -136,6 +136,9 @@ func (l *Lab) RemoveRule(ns *Netns, r RuleSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live(nil, ns); err != nil {
+		return err
+	}
 	if err := l.b.DeleteRule(ns, r); err != nil {
 		return err
 	}
@@ -149,6 +152,9 @@ func (l *Lab) RemoveRule(ns *Netns, r RuleSpec) error {
 // RemoveRoute removes a route the lab added in ns.
 func (l *Lab) RemoveRoute(ns *Netns, r RouteSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
+		return err
+	}
+	if err := live(nil, ns); err != nil {
 		return err
 	}
 	if err := l.b.DeleteRoute(ns, r); err != nil {

@@ -137,6 +137,9 @@ func (l *Lab) Ping(ctx context.Context, src *Netns, dst netip.Addr, opts PingOpt
 // protocol passes (see the package's Probe); pass is what the script
 // expects, for backends that cannot send.
 func (l *Lab) Probe(ctx context.Context, o ProbeOptions, pass bool) (ProbeResult, error) {
+	if err := live(nil, o.Src, o.DstNs); err != nil {
+		return ProbeResult{}, err
+	}
 	return l.b.Probe(ctx, o, pass)
 }
 
