@@ -183,3 +183,40 @@ func TestDeleteNetns(t *testing.T) {
 		t.Errorf("links left after Close: %v", got)
 	}
 }
+
+// TestShellDeleteAndMove checks the commands --dry-run writes for a move
+// and the deletes, and that the undo of what they removed leaves $NK_UNDO.
+func TestShellDeleteAndMove(t *testing.T) {
+	var out strings.Builder
+	lab, err := NewLab(LabConfig{Backend: NewShell(&out, "t.star"), Script: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	ns, err := lab.Netns("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "u0", Peer: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.MoveLink(p.Primary, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.DeleteLink(p.Primary); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.DeleteNetns(ns); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"undo ip link del u0\nip link set u0 netns r\nNK_UNDO=${NK_UNDO/'ip link del u0; '/}\nundo ip link del u1\n",
+		"ip -n r link del u0\nNK_UNDO=${NK_UNDO/'ip -n r link del u0; '/}\nNK_UNDO=${NK_UNDO/'ip link del u1; '/}\n",
+		"ip netns del r\nNK_UNDO=${NK_UNDO/'ip netns del r; '/}\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out.String())
+		}
+	}
+}
