@@ -69,11 +69,23 @@ var coreDocs = []Entry{
 			"adopted; `host` is reserved. Pass the returned value (not the name) wherever a namespace " +
 			"is wanted: `peer_ns=`, `ns=`, `src=`.",
 		Attrs: []Attr{
+			{"delete", "method: delete() deletes the namespace now"},
 			{"lo", "the namespace's loopback device, a link: give it addresses such as a service's virtual IP"},
 			{"name", "the namespace's name"},
 		},
 		Example: `task = netns("task_netns")
 print(task.name)`,
+	},
+	{
+		Name: "netns.delete", Kind: KindMethod,
+		Signature: `netns.delete()`,
+		Doc: "Deletes the namespace before the script ends, as `ip netns del` does: the script's servers " +
+			"and captures in it stop first, programs attached to its devices are detached, and pairs " +
+			"with an end in it go with it. Only a namespace the script created can be deleted; the " +
+			"namespace, and the links that went with it, cannot be used afterwards, and its name can " +
+			"be given to netns() again.",
+		Example: `isp = netns("isp")
+isp.delete()`,
 	},
 	{
 		Name: "host", Kind: KindValue,
@@ -136,10 +148,12 @@ print(nk.kind, nk.primary.name, nk.peer.ns)`,
 		Attrs: []Attr{
 			{"addr", "method: addr(cidr) adds an address"},
 			{"addrs", `the addresses, like ["10.0.0.1/24"]`},
+			{"delete", "method: delete() deletes the device now"},
 			{"down", "method: down() sets the link down"},
 			{"ifindex", "the interface index in its namespace"},
 			{"kind", `"veth", "netkit", "bridge" or "loopback"`},
 			{"mac", "the MAC address; None for an l3 netkit device"},
+			{"move", "method: move(ns) moves the device into another namespace"},
 			{"mtu", "the MTU"},
 			{"name", "the interface name"},
 			{"ns", "the namespace it is in"},
@@ -169,6 +183,24 @@ print(nk.peer.addrs, nk.peer.ifindex)`,
 		Signature: `link.down() -> link`,
 		Doc:       "Sets the link down.",
 		Example:   `nk.peer.down()`,
+	},
+	{
+		Name: "link.delete", Kind: KindMethod,
+		Signature: `link.delete()`,
+		Doc: "Deletes the device before the script ends, as `ip link del` does; deleting either end " +
+			"of a pair deletes both. Programs attached to it are detached first. The link (and the " +
+			"other end of its pair) cannot be used afterwards.",
+		Example: `uplink.primary.delete()`,
+	},
+	{
+		Name: "link.move", Kind: KindMethod,
+		Signature: `link.move(ns) -> link`,
+		Doc: "Moves the device into the namespace `ns`, as `ip link set DEV netns NS` does. The kernel " +
+			"moves it down and without addresses, so add them and set it up again there; programs " +
+			"attached to it are detached first. A name that exists in `ns` already is an error, and " +
+			"the link stays where it was. The link is cleaned up where it ends up.",
+		Example: `v = veth_pair("v0", "v1")
+v.primary.move(router).addr("10.0.0.1/24").up()`,
 	},
 	{
 		Name: "route", Kind: KindFunc,

@@ -131,7 +131,7 @@ func TestDocsKeywords(t *testing.T) {
 			callables[name] = c
 		}
 	}
-	receivers := map[string]starlark.HasAttrs{"program": &Program{}, "link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}, "map": &Map{}, "policy": &Policy{}, "trace": &Trace{}}
+	receivers := map[string]starlark.HasAttrs{"netns": &Netns{}, "program": &Program{}, "link": &Link{}, "attachment": &Attachment{}, "server": &Server{}, "capture": &Capture{}, "map": &Map{}, "policy": &Policy{}, "trace": &Trace{}}
 	for _, e := range Docs {
 		if e.Kind != KindMethod {
 			continue

@@ -52,7 +52,7 @@ func (n *Netns) AttrNames() []string {
 	if n.isHost {
 		return []string{"name"}
 	}
-	return []string{"lo", "name"}
+	return []string{"delete", "lo", "name"}
 }
 func (n *Netns) Attr(name string) (starlark.Value, error) {
 	if name == "lo" {
@@ -63,6 +63,9 @@ func (n *Netns) Attr(name string) (starlark.Value, error) {
 			return nil, nil
 		}
 		return n.loopback(n.run)
+	}
+	if name == "delete" && !n.isHost {
+		return n.deleteMethod(), nil
 	}
 	if name == "name" {
 		if n.isHost {
@@ -128,7 +131,7 @@ func (k *Link) String() string {
 func (k *Link) Type() string          { return "link" }
 func (k *Link) Hash() (uint32, error) { return starlark.String(k.String()).Hash() }
 func (k *Link) AttrNames() []string {
-	return []string{"addr", "addrs", "down", "ifindex", "kind", "mac", "mtu", "name", "ns", "pair", "set", "up"}
+	return []string{"addr", "addrs", "delete", "down", "ifindex", "kind", "mac", "move", "mtu", "name", "ns", "pair", "set", "up"}
 }
 func (k *Link) Attr(name string) (starlark.Value, error) {
 	switch name {
@@ -150,6 +153,9 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 	case "set":
 		return k.method("set", linkSet), nil
 	case "mac":
+		if k.l.Deleted() {
+			return starlark.None, nil
+		}
 		mac, err := k.l.MAC()
 		if err != nil {
 			return nil, err
@@ -170,6 +176,10 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 		return k.method("up", linkUp), nil
 	case "down":
 		return k.method("down", linkDown), nil
+	case "delete":
+		return k.method("delete", linkDelete), nil
+	case "move":
+		return k.method("move", linkMove), nil
 	}
 	return nil, nil
 }

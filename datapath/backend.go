@@ -27,6 +27,14 @@ type Backend interface {
 	CreatePair(o PairOptions) (primary, peer int, err error)
 	// CreateBridge creates a bridge (down, no ports) and returns its ifindex.
 	CreateBridge(ns *Netns, name string, mtu int) (int, error)
+	// DeleteLink deletes k; for a pair, both ends go.
+	DeleteLink(k *Link) error
+	// MoveLink moves k into the namespace to and returns its ifindex
+	// there.
+	MoveLink(k *Link, to *Netns) (int, error)
+	// DeleteNetns deletes a namespace the lab created: its mount under
+	// NetnsDir goes, and the namespace with it once nothing holds it.
+	DeleteNetns(ns *Netns) error
 	// Loopback returns the ifindex of ns's loopback device.
 	Loopback(ns *Netns) (int, error)
 	// AddAddr adds p to k.

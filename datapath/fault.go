@@ -189,6 +189,21 @@ func (f *faulty) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	return f.Backend.CreateBridge(ns, name, mtu)
 }
 
+func (f *faulty) DeleteLink(k *Link) error {
+	return f.then("link del "+k.name, func() error { return f.Backend.DeleteLink(k) })
+}
+
+func (f *faulty) MoveLink(k *Link, to *Netns) (int, error) {
+	if err := f.p.fault(fmt.Sprintf("link set %s netns %s", k.name, to.name)); err != nil {
+		return 0, err
+	}
+	return f.Backend.MoveLink(k, to)
+}
+
+func (f *faulty) DeleteNetns(ns *Netns) error {
+	return f.then("netns del "+ns.name, func() error { return f.Backend.DeleteNetns(ns) })
+}
+
 func (f *faulty) AddAddr(k *Link, p netip.Prefix) error {
 	return f.then("AddAddr", fmt.Sprintf("addr %s dev %s", p, k.name), func() error { return f.Backend.AddAddr(k, p) })
 }

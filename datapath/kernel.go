@@ -206,6 +206,40 @@ func (k *kernel) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	return got.Attrs().Index, nil
 }
 
+func (k *kernel) DeleteLink(l *Link) error {
+	if err := l.ns.nl.LinkDel(l.nlLink()); err != nil {
+		return fmt.Errorf("delete link %s in %s: %w", l.name, l.ns.name, err)
+	}
+	return nil
+}
+
+func (k *kernel) MoveLink(l *Link, to *Netns) (int, error) {
+	if err := l.ns.nl.LinkSetNsFd(l.nlLink(), to.Fd()); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return 0, exists("move link %s to %s: a link with that name exists there already", l.name, to.name)
+		}
+		return 0, fmt.Errorf("move link %s from %s to %s: %w", l.name, l.ns.name, to.name, err)
+	}
+	got, err := to.nl.LinkByName(l.name)
+	if err != nil {
+		return 0, fmt.Errorf("move link %s to %s: look it up there: %w", l.name, to.name, err)
+	}
+	return got.Attrs().Index, nil
+}
+
+// DeleteNetns unmounts ns if its mount still holds it; the namespace goes
+// once the last handle on it is closed.
+func (k *kernel) DeleteNetns(ns *Netns) error {
+	id, err := statNsPath(ns.path)
+	if err != nil {
+		return fmt.Errorf("delete netns %s: %w", ns.name, err)
+	}
+	if id != ns.id {
+		return fmt.Errorf("delete netns %s: %s holds another namespace now", ns.name, ns.path)
+	}
+	return unmountNetns(ns.path)
+}
+
 func (k *kernel) Loopback(ns *Netns) (int, error) {
 	lo, err := ns.nl.LinkByName("lo")
 	if err != nil {

@@ -15,6 +15,9 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	if o.PeerNs == nil {
 		o.PeerNs = o.PrimaryNs
 	}
+	if err := live(nil, o.PrimaryNs, o.PeerNs); err != nil {
+		return nil, err
+	}
 	if err := l.prefixPairNames(&o); err != nil {
 		return nil, err
 	}
@@ -116,6 +119,9 @@ func (l *Lab) AddAddr(k *Link, p netip.Prefix) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live([]*Link{k}); err != nil {
+		return err
+	}
 	if err := l.b.AddAddr(k, p); err != nil {
 		return err
 	}
@@ -137,6 +143,9 @@ func (l *Lab) AddAddr(k *Link, p netip.Prefix) error {
 // for by WaitReady before traffic is sent.
 func (l *Lab) SetUp(k *Link, up bool) error {
 	if err := l.checkOpenLocked(); err != nil {
+		return err
+	}
+	if err := live([]*Link{k}); err != nil {
 		return err
 	}
 	if err := l.b.SetUp(k, up); err != nil {
@@ -179,6 +188,9 @@ func (l *Lab) NewBridge(ns *Netns, name string, ports []*Link, mtu int) (*Link, 
 	}
 	if !owned && l.prefix != "" {
 		name = l.prefix + name
+	}
+	if err := live(ports, ns); err != nil {
+		return nil, err
 	}
 	if err := checkBridge(ns, name, ports, mtu); err != nil {
 		return nil, err
@@ -228,6 +240,9 @@ func (l *Lab) SetMaster(k, br *Link) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live([]*Link{k, br}); err != nil {
+		return err
+	}
 	if br != nil && br.kind != "bridge" {
 		return fmt.Errorf("set %s master %s: %s is not a bridge", k.name, br.name, br.name)
 	}
@@ -240,6 +255,9 @@ func (l *Lab) SetMaster(k, br *Link) error {
 // SetMTU sets a link's MTU.
 func (l *Lab) SetMTU(k *Link, mtu int) error {
 	if err := l.checkOpenLocked(); err != nil {
+		return err
+	}
+	if err := live([]*Link{k}); err != nil {
 		return err
 	}
 	if mtu < 68 || mtu > 65535 {
@@ -261,6 +279,9 @@ func (l *Lab) Loopback(ns *Netns) (*Link, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := live(nil, ns); err != nil {
 		return nil, err
 	}
 	if k, ok := l.lo[ns]; ok {

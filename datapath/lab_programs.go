@@ -46,6 +46,9 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attac
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
+	if err := live([]*Link{k}, k.ns); err != nil {
+		return nil, err
+	}
 	target, err := hookTarget(k, hook)
 	if err != nil {
 		return nil, fmt.Errorf("%w; use \"ingress\" or \"egress\" (tcx)", err)
@@ -68,6 +71,9 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attac
 // Chain lists the programs on a link's tcx or netkit hook, in order; for
 // netkit hooks the link may be either end of the pair.
 func (l *Lab) Chain(k *Link, hook Hook) ([]string, error) {
+	if err := live([]*Link{k}); err != nil {
+		return nil, err
+	}
 	target, err := hookTarget(k, hook)
 	if err != nil {
 		return nil, err

@@ -68,6 +68,9 @@ func (l *Lab) AddRoute(ns *Netns, r RouteSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live([]*Link{r.Dev}, ns); err != nil {
+		return err
+	}
 	if err := r.check(ns); err != nil {
 		return err
 	}
@@ -155,6 +158,9 @@ func writeSysctl(ns *Netns, key, value string) error {
 // something else has changed it in the meantime.
 func (l *Lab) Sysctl(ns *Netns, key, value string) error {
 	if err := l.checkOpenLocked(); err != nil {
+		return err
+	}
+	if err := live(nil, ns); err != nil {
 		return err
 	}
 	if _, err := sysctlPath(key); err != nil {

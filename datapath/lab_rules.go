@@ -113,6 +113,9 @@ func (l *Lab) AddRule(ns *Netns, r RuleSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live([]*Link{r.IIF, r.OIF}, ns); err != nil {
+		return err
+	}
 	if err := r.check(ns); err != nil {
 		return err
 	}
@@ -133,6 +136,9 @@ func (l *Lab) RemoveRule(ns *Netns, r RuleSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
 	}
+	if err := live(nil, ns); err != nil {
+		return err
+	}
 	if err := l.b.DeleteRule(ns, r); err != nil {
 		return err
 	}
@@ -146,6 +152,9 @@ func (l *Lab) RemoveRule(ns *Netns, r RuleSpec) error {
 // RemoveRoute removes a route the lab added in ns.
 func (l *Lab) RemoveRoute(ns *Netns, r RouteSpec) error {
 	if err := l.checkOpenLocked(); err != nil {
+		return err
+	}
+	if err := live(nil, ns); err != nil {
 		return err
 	}
 	if err := l.b.DeleteRoute(ns, r); err != nil {

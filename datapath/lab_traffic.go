@@ -124,6 +124,9 @@ func (l *Lab) NetnsOwning(addr netip.Addr) (*Netns, error) {
 // Ping waits for the lab's links, then sends echo requests from src to
 // dst (see the package's Ping).
 func (l *Lab) Ping(ctx context.Context, src *Netns, dst netip.Addr, opts PingOptions, ready time.Duration) (PingResult, error) {
+	if err := live(nil, src); err != nil {
+		return PingResult{}, err
+	}
 	if err := l.WaitReadyFor(ctx, ready, dst.Is6()); err != nil {
 		return PingResult{}, err
 	}
@@ -134,17 +137,26 @@ func (l *Lab) Ping(ctx context.Context, src *Netns, dst netip.Addr, opts PingOpt
 // protocol passes (see the package's Probe); pass is what the script
 // expects, for backends that cannot send.
 func (l *Lab) Probe(ctx context.Context, o ProbeOptions, pass bool) (ProbeResult, error) {
+	if err := live(nil, o.Src, o.DstNs); err != nil {
+		return ProbeResult{}, err
+	}
 	return l.b.Probe(ctx, o, pass)
 }
 
 // Connect makes one client exchange with a server in the lab.
 func (l *Lab) Connect(ctx context.Context, src *Netns, proto string, dst netip.AddrPort, timeout time.Duration) (ConnectResult, error) {
+	if err := live(nil, src); err != nil {
+		return ConnectResult{}, err
+	}
 	return l.b.Connect(ctx, src, proto, dst, timeout)
 }
 
 // Exec runs argv inside ns and returns its standard output. A non-zero
 // exit is an error that carries the command's standard error.
 func (l *Lab) Exec(ctx context.Context, ns *Netns, argv []string) (string, error) {
+	if err := live(nil, ns); err != nil {
+		return "", err
+	}
 	return l.b.Exec(ctx, ns, argv)
 }
 
@@ -153,6 +165,9 @@ func (l *Lab) Exec(ctx context.Context, ns *Netns, argv []string) (string, error
 // package's Serve. The server is closed with the lab.
 func (l *Lab) Serve(ns *Netns, proto string, port int, reply string) (*Server, error) {
 	if err := l.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	if err := live(nil, ns); err != nil {
 		return nil, err
 	}
 	s, err := l.b.Serve(ns, proto, port, reply)
@@ -168,6 +183,9 @@ func (l *Lab) Serve(ns *Netns, proto string, port int, reply string) (*Server, e
 // Capture starts a capture on k; it is closed with the lab.
 func (l *Lab) Capture(k *Link) (*Capture, error) {
 	if err := l.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	if err := live([]*Link{k}); err != nil {
 		return nil, err
 	}
 	c, err := l.b.Capture(k)

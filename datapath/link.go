@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 )
@@ -67,6 +68,7 @@ type Link struct {
 	mu    sync.Mutex
 	addrs []netip.Prefix
 	up    bool
+	gone  atomic.Bool // deleted by the script (Lab.DeleteLink, Lab.DeleteNetns)
 }
 
 // Name is the device's name.

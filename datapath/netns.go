@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -26,6 +27,7 @@ type Netns struct {
 	id   NsID
 	nl   *netlink.Handle
 	host bool
+	gone atomic.Bool // deleted by the script (Lab.DeleteNetns)
 }
 
 // NsID identifies a namespace by the device and inode of its nsfs file.

@@ -30,6 +30,21 @@ func (w *profiled) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	return w.Backend.CreateBridge(ns, name, mtu)
 }
 
+func (w *profiled) DeleteLink(k *Link) error {
+	defer w.p.timed(PhaseLinks)()
+	return w.Backend.DeleteLink(k)
+}
+
+func (w *profiled) MoveLink(k *Link, to *Netns) (int, error) {
+	defer w.p.timed(PhaseLinks)()
+	return w.Backend.MoveLink(k, to)
+}
+
+func (w *profiled) DeleteNetns(ns *Netns) error {
+	defer w.p.timed(PhaseNamespaces)()
+	return w.Backend.DeleteNetns(ns)
+}
+
 func (w *profiled) SetUp(k *Link, up bool) error {
 	defer w.p.timed(PhaseLinks)()
 	return w.Backend.SetUp(k, up)

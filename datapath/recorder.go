@@ -58,6 +58,9 @@ func (r *recorder) CreatePair(PairOptions) (int, int, error) {
 
 func (r *recorder) CreateBridge(*Netns, string, int) (int, error) { return r.nextIndex(), nil }
 func (r *recorder) Loopback(*Netns) (int, error)                  { return loopbackIfindex, nil }
+func (r *recorder) DeleteLink(*Link) error                        { return nil }
+func (r *recorder) MoveLink(k *Link, _ *Netns) (int, error)       { return k.index, nil }
+func (r *recorder) DeleteNetns(*Netns) error                      { return nil }
 func (r *recorder) AddAddr(*Link, netip.Prefix) error             { return nil }
 func (r *recorder) SetUp(*Link, bool) error                       { return nil }
 func (r *recorder) SetMaster(_, _ *Link) error                    { return nil }

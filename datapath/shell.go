@@ -187,6 +187,42 @@ func (s *shell) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	return s.recorder.CreateBridge(ns, name, mtu)
 }
 
+func (s *shell) DeleteLink(k *Link) error {
+	s.line("%s link del %s", ipn(k.ns), shq(k.name))
+	s.dropUndo(k)
+	if k.pair != nil {
+		s.dropUndo(k.partner())
+	}
+	return nil
+}
+
+func (s *shell) MoveLink(k *Link, to *Netns) (int, error) {
+	target := "1"
+	if !to.host {
+		target = shq(to.name)
+	}
+	s.line("%s link set %s netns %s", ipn(k.ns), shq(k.name), target)
+	s.dropUndo(k)
+	return s.recorder.MoveLink(k, to)
+}
+
+func (s *shell) DeleteNetns(ns *Netns) error {
+	s.line("ip netns del %s", shq(ns.name))
+	s.dropCommand("ip netns del " + ns.name)
+	return nil
+}
+
+// dropUndo takes the deletion of k where it is now out of the commands
+// bash runs on exit: the script deleted or moved it already.
+func (s *shell) dropUndo(k *Link) {
+	s.dropCommand(s.ipnOf(k.ns.id) + " link del " + k.name)
+}
+
+// dropCommand takes cmd, as undo stored it, out of $NK_UNDO.
+func (s *shell) dropCommand(cmd string) {
+	s.line("NK_UNDO=${NK_UNDO/%s/}", shq(cmd+"; "))
+}
+
 func (s *shell) AddAddr(k *Link, p netip.Prefix) error {
 	nodad := ""
 	if p.Addr().Is6() {
