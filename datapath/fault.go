@@ -44,8 +44,8 @@ type FaultPlan struct {
 // methods that change the kernel, and Undo.
 var faultPoints = []string{
 	"AddAddr", "AddRoute", "AddRule", "Attach", "CreateBridge", "CreateNetns", "CreatePair",
-	"DeleteRoute", "DeleteRule", "LoadProgram", "SetMTU", "SetMaster", "SetUp", "Trace",
-	"Undo", "WriteSysctl",
+	"DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "LoadProgram", "MoveLink",
+	"SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
 }
 
 // FaultPoints lists, sorted, the names of the points at which a FaultPlan
@@ -190,18 +190,18 @@ func (f *faulty) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 }
 
 func (f *faulty) DeleteLink(k *Link) error {
-	return f.then("link del "+k.name, func() error { return f.Backend.DeleteLink(k) })
+	return f.then("DeleteLink", "link del "+k.name, func() error { return f.Backend.DeleteLink(k) })
 }
 
 func (f *faulty) MoveLink(k *Link, to *Netns) (int, error) {
-	if err := f.p.fault(fmt.Sprintf("link set %s netns %s", k.name, to.name)); err != nil {
+	if err := f.p.fault("MoveLink", fmt.Sprintf("link set %s netns %s", k.name, to.name)); err != nil {
 		return 0, err
 	}
 	return f.Backend.MoveLink(k, to)
 }
 
 func (f *faulty) DeleteNetns(ns *Netns) error {
-	return f.then("netns del "+ns.name, func() error { return f.Backend.DeleteNetns(ns) })
+	return f.then("DeleteNetns", "netns del "+ns.name, func() error { return f.Backend.DeleteNetns(ns) })
 }
 
 func (f *faulty) AddAddr(k *Link, p netip.Prefix) error {
