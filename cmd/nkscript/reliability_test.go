@@ -398,7 +398,7 @@ func unexplained(diff string, left []datapath.Record, journal string) string {
 	var names []string
 	for _, r := range left {
 		s := r.String()
-		names = append(names, s, strings.ReplaceAll(s, ".", "/"), strings.Fields(s + " x")[0])
+		names = append(names, s, strings.ReplaceAll(s, ".", "/"), strings.Fields(s + " x")[0], filepath.Base(s))
 	}
 	var bad []string
 	for _, l := range strings.Split(diff, "\n") {
