@@ -27,6 +27,12 @@ type Backend interface {
 	CreatePair(o PairOptions) (primary, peer int, err error)
 	// CreateBridge creates a bridge (down, no ports) and returns its ifindex.
 	CreateBridge(ns *Netns, name string, mtu int) (int, error)
+	// CreateDevice creates a vxlan, tun or vlan device (down) and
+	// returns its ifindex.
+	CreateDevice(ns *Netns, d DeviceSpec) (int, error)
+	// AddFDB appends an all-zeros FDB entry sending to remote to the
+	// vxlan device k.
+	AddFDB(k *Link, remote netip.Addr) error
 	// Loopback returns the ifindex of ns's loopback device.
 	Loopback(ns *Netns) (int, error)
 	// AddAddr adds p to k.

@@ -80,6 +80,17 @@ func (f *faulty) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	return f.Backend.CreateBridge(ns, name, mtu)
 }
 
+func (f *faulty) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
+	if err := f.p.fault(d.Kind + " " + d.Name); err != nil {
+		return 0, err
+	}
+	return f.Backend.CreateDevice(ns, d)
+}
+
+func (f *faulty) AddFDB(k *Link, remote netip.Addr) error {
+	return f.then(fmt.Sprintf("fdb %s dst %s", k.name, remote), func() error { return f.Backend.AddFDB(k, remote) })
+}
+
 func (f *faulty) AddAddr(k *Link, p netip.Prefix) error {
 	return f.then(fmt.Sprintf("addr %s dev %s", p, k.name), func() error { return f.Backend.AddAddr(k, p) })
 }
