@@ -128,7 +128,7 @@ func (k *Link) String() string {
 func (k *Link) Type() string          { return "link" }
 func (k *Link) Hash() (uint32, error) { return starlark.String(k.String()).Hash() }
 func (k *Link) AttrNames() []string {
-	return []string{"addr", "addrs", "down", "ifindex", "kind", "mac", "mtu", "name", "ns", "pair", "set", "up"}
+	return []string{"add_remote", "addr", "addrs", "down", "ifindex", "kind", "mac", "mtu", "name", "ns", "pair", "set", "up"}
 }
 func (k *Link) Attr(name string) (starlark.Value, error) {
 	switch name {
@@ -166,6 +166,8 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 		return starlark.NewList(list), nil
 	case "addr":
 		return k.method("addr", linkAddr), nil
+	case "add_remote":
+		return k.method("add_remote", linkAddRemote), nil
 	case "up":
 		return k.method("up", linkUp), nil
 	case "down":
