@@ -53,20 +53,19 @@ p = veth_pair("u0", "u1", primary_ns = a, peer_ns = b)
 	}
 }
 
-// TestDevicesKernel creates a vxlan with an FDB remote and a tun device
-// in a host the lab did not create, checks them with ip and bridge, and
-// (runScript) that nothing is left.
+// TestDevicesKernel creates a vxlan with an FDB remote in a host the lab
+// did not create and checks it with ip and bridge. (The microVMs, which
+// run this package too, have no /dev/net/tun: datapath's TestTun runs
+// tun on the host.)
 func TestDevicesKernel(t *testing.T) {
 	out := mustRun(t, `
 vx = vxlan("vx0", 42, port = 4790)
 vx.add_remote("192.168.7.3")
-t = tun("tun0")
-print(vx.kind, t.kind)
+print(vx.kind)
 print("vxlan id 42" in exec(host, "ip -d link show dev vx0"), "dstport 4790" in exec(host, "ip -d link show dev vx0"))
 print("dst 192.168.7.3" in exec(host, "bridge fdb show dev vx0"))
-print("tun" in exec(host, "ip -d link show dev tun0"))
 `)
-	if want := "vxlan tun\nTrue True\nTrue\nTrue\n"; out != want {
+	if want := "vxlan\nTrue True\nTrue\n"; out != want {
 		t.Errorf("output %q, want %q", out, want)
 	}
 }

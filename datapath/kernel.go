@@ -219,6 +219,9 @@ func (k *kernel) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
 		if errors.Is(err, os.ErrExist) || errors.Is(err, unix.EBUSY) {
 			return 0, exists("create %s %s in %s: a link with that name exists already and is not this run's; pick another name", d.Kind, d.Name, ns.name)
 		}
+		if d.Kind == KindTun && errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("create tun %s in %s: this machine has no /dev/net/tun (the tun driver, CONFIG_TUN): %w", d.Name, ns.name, err)
+		}
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			return 0, fmt.Errorf("create %s %s in %s: the running kernel has no %s devices (%s): %w", d.Kind, d.Name, ns.name, d.Kind, kernelConfig[d.Kind], err)
 		}

@@ -27,19 +27,18 @@ func linkInfo(t *testing.T, ns *Netns, name string) (link map[string]any, kind s
 	return links[0], kind, data
 }
 
-// TestDevices creates a vxlan (with a remote per call and one from the
-// FDB), a tun and a vlan device in a namespace the lab did not create,
-// checks them with ip, and checks that Close and the journal's undo
-// leave nothing behind.
-func TestDevices(t *testing.T) {
+// TestVxlan creates vxlan devices (with a remote per call, and with one
+// from the FDB) in a namespace the lab did not create, checks them with
+// ip and bridge, and checks that Close leaves nothing behind.
+func TestVxlan(t *testing.T) {
 	lab, host := testLab(t)
 	a, _ := testVeth(t, host, "dv0", netip.MustParsePrefix("10.62.0.1/24"), host, "dv1", netip.MustParsePrefix("10.62.0.2/24"))
 	under := &Link{ns: host, index: a, name: "dv0"}
-	_, err := lab.NewVxlan(host, DeviceSpec{Name: "vx0", VNI: 42, Remote: netip.MustParseAddr("10.62.0.2"), Local: netip.MustParseAddr("10.62.0.1"), Dev: under})
+	vx, err := lab.NewVxlan(host, DeviceSpec{Name: "vx0", VNI: 42, Remote: netip.MustParseAddr("10.62.0.2"), Local: netip.MustParseAddr("10.62.0.1"), Dev: under})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, kind, data := linkInfo(t, host, "vx0"); kind != "vxlan" || data["id"] != 42.0 || data["remote"] != "10.62.0.2" || data["local"] != "10.62.0.1" || data["link"] != "dv0" || data["port"] != 4789.0 {
+	if _, kind, data := linkInfo(t, host, "vx0"); kind != "vxlan" || vx.Kind() != "vxlan" || data["id"] != 42.0 || data["remote"] != "10.62.0.2" || data["local"] != "10.62.0.1" || data["link"] != "dv0" || data["port"] != 4789.0 {
 		t.Errorf("vx0: kind %q data %v", kind, data)
 	}
 	vx2, err := lab.NewVxlan(host, DeviceSpec{Name: "vx1", VNI: 43, Port: 8472})
@@ -59,34 +58,11 @@ func TestDevices(t *testing.T) {
 	if err := lab.AddVxlanRemote(under, netip.MustParseAddr("10.62.0.9")); err == nil {
 		t.Error("adding a remote to a veth succeeded")
 	}
-	tun, err := lab.NewTun(host, "tun0")
-	if err != nil {
-		t.Fatal(err)
+	if _, err := lab.NewVxlan(host, DeviceSpec{Name: "vx1", VNI: 44}); err == nil {
+		t.Error("creating vx1 twice succeeded")
 	}
-	if _, kind, _ := linkInfo(t, host, "tun0"); kind != "tun" || tun.Kind() != "tun" {
-		t.Errorf("tun0: kind %q, Kind() %q", kind, tun.Kind())
-	}
-	if _, err := lab.NewTun(host, "tun0"); err == nil {
-		t.Error("creating tun0 twice succeeded")
-	}
-	_, records, err := ReadJournal(lab.JournalPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, r := range records {
-		names = append(names, r.String())
-	}
-	if want := []string{"vx0", "vx1", "tun0"}; !slices.Equal(names, want) {
-		t.Fatalf("journal %v, want %v", names, want)
-	}
-	// The undo `nkscript cleanup` runs deletes the tun device (its
-	// journaled kind is netlink's, "tuntap").
-	if err := records[2].undo(newUndoer(host, map[NsID]*Netns{host.id: host}, io.Discard)); err != nil {
-		t.Fatal(err)
-	}
-	if got := linkNames(ipJSON(t, host, "link")); slices.Contains(got, "tun0") {
-		t.Errorf("tun0 left after its undo: %v", got)
+	if got := journalNames(t, lab); !slices.Equal(got, []string{"vx0", "vx1"}) {
+		t.Fatalf("journal %v, want vx0 and vx1", got)
 	}
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)
@@ -96,6 +72,51 @@ func TestDevices(t *testing.T) {
 		if slices.Contains(got, name) {
 			t.Errorf("%s left after Close: %v", name, got)
 		}
+	}
+}
+
+// journalNames are the names of what lab's journal records.
+func journalNames(t *testing.T, lab *Lab) []string {
+	t.Helper()
+	_, records, err := ReadJournal(lab.JournalPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range records {
+		names = append(names, r.String())
+	}
+	return names
+}
+
+// TestTun creates a tun device in a namespace the lab did not create and
+// checks it with ip; the journal's undo (the one `nkscript cleanup` runs)
+// deletes it, matching netlink's kind for it, "tuntap". The microVMs have
+// no /dev/net/tun: it runs on the host.
+func TestTun(t *testing.T) {
+	lab, host := testLab(t)
+	tun, err := lab.NewTun(host, "tun0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, kind, data := linkInfo(t, host, "tun0"); kind != "tun" || tun.Kind() != "tun" || data["type"] != "tun" || data["pi"] != false {
+		t.Errorf("tun0: kind %q, Kind() %q, data %v", kind, tun.Kind(), data)
+	}
+	if _, err := lab.NewTun(host, "tun0"); err == nil {
+		t.Error("creating tun0 twice succeeded")
+	}
+	_, records, err := ReadJournal(lab.JournalPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != 1 || records[0].(*LinkRecord).Kind != "tuntap" {
+		t.Fatalf("journal %v, want tun0 as a tuntap link", records)
+	}
+	if err := records[0].undo(newUndoer(host, map[NsID]*Netns{host.id: host}, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	if got := linkNames(ipJSON(t, host, "link")); slices.Contains(got, "tun0") {
+		t.Errorf("tun0 left after its undo: %v", got)
 	}
 }
 
@@ -125,9 +146,9 @@ func TestVlan(t *testing.T) {
 	}
 }
 
-// TestDevicesInLabNetns creates devices in a namespace the lab created:
+// TestDevicesInOwnNetns creates devices in a namespace the lab created:
 // they are not journaled and go with the namespace.
-func TestDevicesInLabNetns(t *testing.T) {
+func TestDevicesInOwnNetns(t *testing.T) {
 	lab, _ := testLab(t)
 	ns, err := lab.Netns(uniqueName("dv"))
 	if err != nil {
