@@ -57,7 +57,7 @@ type Entry struct {
 // source of `nkscript doc`, help() in the REPL and the README's
 // reference section. Each area of builtins keeps its entries in its own
 // file.
-var Docs = slices.Concat(coreDocs, serviceDocs, topologyDocs, attachDocs, mapDocs, policyDocs, packetDocs, uxDocs)
+var Docs = slices.Concat(coreDocs, serviceDocs, topologyDocs, deviceDocs, attachDocs, mapDocs, policyDocs, packetDocs, uxDocs)
 
 // coreDocs documents the foundation's builtins.
 var coreDocs = []Entry{
@@ -142,16 +142,17 @@ print(nk.kind, nk.primary.name, nk.peer.ns)`,
 	{
 		Name: "link", Kind: KindType,
 		Signature: `link`,
-		Doc: "A network device: one end of a pair, a bridge, or a namespace's `lo`. `addr`, `up`, " +
+		Doc: "A network device: one end of a pair, a bridge, a vxlan, tun or vlan device, or a namespace's `lo`. `addr`, `up`, " +
 			"`down` and `set` change it and return the link, so calls chain; the other attributes " +
 			"describe it as it is now.",
 		Attrs: []Attr{
+			{"add_remote", "method: add_remote(ip) adds a remote VTEP to a vxlan link"},
 			{"addr", "method: addr(cidr) adds an address"},
 			{"addrs", `the addresses, like ["10.0.0.1/24"]`},
 			{"delete", "method: delete() deletes the device now"},
 			{"down", "method: down() sets the link down"},
 			{"ifindex", "the interface index in its namespace"},
-			{"kind", `"veth", "netkit", "bridge" or "loopback"`},
+			{"kind", `"veth", "netkit", "bridge", "vxlan", "tun", "vlan" or "loopback"`},
 			{"mac", "the MAC address; None for an l3 netkit device"},
 			{"move", "method: move(ns) moves the device into another namespace"},
 			{"mtu", "the MTU"},

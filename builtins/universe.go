@@ -14,6 +14,10 @@
 //	    num_rx_queues=1, headroom=0, tailroom=0) -> netkit_pair
 //	veth_pair(primary, peer, primary_ns=host, peer_ns=None, mtu=None) -> veth_pair
 //	bridge(name, ns=host, ports=[], mtu=None) -> link
+//	vxlan(name, vni, remote=None, local=None, dev=None, port=4789,
+//	    ns=host) -> link
+//	tun(name, ns=host) -> link
+//	vlan(link, id, name=None) -> link
 //	route(dst, via=None, dev=None, ns=host, table=None) -> route
 //	rule(src=None, dst=None, iif=None, oif=None, fwmark=None, table,
 //	    priority=None, ns=host) -> rule
@@ -95,8 +99,11 @@ var universe = declare(map[string]builtinFn{
 	"sysctl":      sysctlFn,
 	"tcp":         tcpFn,
 	"trace":       traceFn,
+	"tun":         tunFn,
 	"udp":         udpFn,
 	"veth_pair":   vethPair,
+	"vlan":        vlanFn,
+	"vxlan":       vxlanFn,
 })
 
 // predeclaredValues are the values every script sees besides the

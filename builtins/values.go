@@ -131,7 +131,7 @@ func (k *Link) String() string {
 func (k *Link) Type() string          { return "link" }
 func (k *Link) Hash() (uint32, error) { return starlark.String(k.String()).Hash() }
 func (k *Link) AttrNames() []string {
-	return []string{"addr", "addrs", "delete", "down", "ifindex", "kind", "mac", "move", "mtu", "name", "ns", "pair", "set", "up"}
+	return []string{"add_remote", "addr", "addrs", "delete", "down", "ifindex", "kind", "mac", "move", "mtu", "name", "ns", "pair", "set", "up"}
 }
 func (k *Link) Attr(name string) (starlark.Value, error) {
 	switch name {
@@ -172,6 +172,8 @@ func (k *Link) Attr(name string) (starlark.Value, error) {
 		return starlark.NewList(list), nil
 	case "addr":
 		return k.method("addr", linkAddr), nil
+	case "add_remote":
+		return k.method("add_remote", linkAddRemote), nil
 	case "up":
 		return k.method("up", linkUp), nil
 	case "down":

@@ -35,6 +35,13 @@ type Backend interface {
 	// DeleteNetns deletes a namespace the lab created: its mount under
 	// NetnsDir goes, and the namespace with it once nothing holds it.
 	DeleteNetns(ns *Netns) error
+
+	// CreateDevice creates a vxlan, tun or vlan device (down) and
+	// returns its ifindex.
+	CreateDevice(ns *Netns, d DeviceSpec) (int, error)
+	// AddFDB appends an all-zeros FDB entry sending to remote to the
+	// vxlan device k.
+	AddFDB(k *Link, remote netip.Addr) error
 	// Loopback returns the ifindex of ns's loopback device.
 	Loopback(ns *Netns) (int, error)
 	// AddAddr adds p to k.

@@ -43,8 +43,8 @@ type FaultPlan struct {
 // faultPoints are the fault points of the faulty wrapper: the Backend
 // methods that change the kernel, and Undo.
 var faultPoints = []string{
-	"AddAddr", "AddRoute", "AddRule", "Attach", "CreateBridge", "CreateNetns", "CreatePair",
-	"DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "LoadProgram", "MoveLink",
+	"AddAddr", "AddFDB", "AddRoute", "AddRule", "Attach", "CreateBridge", "CreateDevice",
+	"CreateNetns", "CreatePair", "DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "LoadProgram", "MoveLink",
 	"SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
 }
 
@@ -187,6 +187,17 @@ func (f *faulty) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 		return 0, err
 	}
 	return f.Backend.CreateBridge(ns, name, mtu)
+}
+
+func (f *faulty) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
+	if err := f.p.fault("CreateDevice", d.Kind+" "+d.Name); err != nil {
+		return 0, err
+	}
+	return f.Backend.CreateDevice(ns, d)
+}
+
+func (f *faulty) AddFDB(k *Link, remote netip.Addr) error {
+	return f.then("AddFDB", fmt.Sprintf("fdb %s dst %s", k.name, remote), func() error { return f.Backend.AddFDB(k, remote) })
 }
 
 func (f *faulty) DeleteLink(k *Link) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -204,6 +205,49 @@ func (k *kernel) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 		return 0, fmt.Errorf("create bridge %s: look it up: %w", name, err)
 	}
 	return got.Attrs().Index, nil
+}
+
+func (k *kernel) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
+	dev := d.netlinkDevice()
+	add := func() error { return ns.nl.LinkAdd(dev) }
+	if d.Kind == KindTun {
+		// A tun device is made by an ioctl on /dev/net/tun, in the
+		// namespace of the thread that opens it.
+		add = func() error { return ns.Do(func() error { return ns.nl.LinkAdd(dev) }) }
+	}
+	if err := add(); err != nil {
+		if errors.Is(err, os.ErrExist) || errors.Is(err, unix.EBUSY) {
+			return 0, exists("create %s %s in %s: a link with that name exists already and is not this run's; pick another name", d.Kind, d.Name, ns.name)
+		}
+		if d.Kind == KindTun && errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("create tun %s in %s: this machine has no /dev/net/tun (the tun driver, CONFIG_TUN): %w", d.Name, ns.name, err)
+		}
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			return 0, fmt.Errorf("create %s %s in %s: the running kernel has no %s devices (%s): %w", d.Kind, d.Name, ns.name, d.Kind, kernelConfig[d.Kind], err)
+		}
+		return 0, fmt.Errorf("create %s %s in %s: %w", d.Kind, d.Name, ns.name, err)
+	}
+	got, err := ns.nl.LinkByName(d.Name)
+	if err != nil {
+		ns.nl.LinkDel(dev)
+		return 0, fmt.Errorf("create %s %s: look it up: %w", d.Kind, d.Name, err)
+	}
+	return got.Attrs().Index, nil
+}
+
+func (k *kernel) AddFDB(dev *Link, remote netip.Addr) error {
+	n := &netlink.Neigh{
+		LinkIndex:    dev.index,
+		Family:       unix.AF_BRIDGE,
+		Flags:        netlink.NTF_SELF,
+		State:        netlink.NUD_PERMANENT,
+		HardwareAddr: make(net.HardwareAddr, 6),
+		IP:           remote.AsSlice(),
+	}
+	if err := dev.ns.nl.NeighAppend(n); err != nil {
+		return fmt.Errorf("add remote %s to vxlan %s: %w", remote, dev.name, err)
+	}
+	return nil
 }
 
 func (k *kernel) DeleteLink(l *Link) error {

@@ -128,7 +128,8 @@ func (k *Link) MTU() int {
 	return 0
 }
 
-// Kind is "veth", "netkit", "bridge" or "loopback".
+// Kind is "veth", "netkit", "bridge", "vxlan", "tun", "vlan" or
+// "loopback".
 func (k *Link) Kind() string {
 	switch {
 	case k.pair != nil:

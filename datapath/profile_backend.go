@@ -30,6 +30,16 @@ func (w *profiled) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	return w.Backend.CreateBridge(ns, name, mtu)
 }
 
+func (w *profiled) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
+	defer w.p.timed(PhaseLinks)()
+	return w.Backend.CreateDevice(ns, d)
+}
+
+func (w *profiled) AddFDB(k *Link, remote netip.Addr) error {
+	defer w.p.timed(PhaseLinks)()
+	return w.Backend.AddFDB(k, remote)
+}
+
 func (w *profiled) DeleteLink(k *Link) error {
 	defer w.p.timed(PhaseLinks)()
 	return w.Backend.DeleteLink(k)

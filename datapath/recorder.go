@@ -57,6 +57,8 @@ func (r *recorder) CreatePair(PairOptions) (int, int, error) {
 }
 
 func (r *recorder) CreateBridge(*Netns, string, int) (int, error) { return r.nextIndex(), nil }
+func (r *recorder) CreateDevice(*Netns, DeviceSpec) (int, error)  { return r.nextIndex(), nil }
+func (r *recorder) AddFDB(*Link, netip.Addr) error                { return nil }
 func (r *recorder) Loopback(*Netns) (int, error)                  { return loopbackIfindex, nil }
 func (r *recorder) DeleteLink(*Link) error                        { return nil }
 func (r *recorder) MoveLink(k *Link, _ *Netns) (int, error)       { return k.index, nil }

@@ -187,6 +187,21 @@ func (s *shell) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	return s.recorder.CreateBridge(ns, name, mtu)
 }
 
+func (s *shell) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
+	s.line("%s", d.shellCommand(ipn(ns)))
+	return s.recorder.CreateDevice(ns, d)
+}
+
+// AddFDB writes the FDB entry that sends to remote, as `bridge fdb`.
+func (s *shell) AddFDB(k *Link, remote netip.Addr) error {
+	bridge := "bridge"
+	if !k.ns.host {
+		bridge = "bridge -n " + shq(k.ns.name)
+	}
+	s.line("%s fdb append 00:00:00:00:00:00 dev %s dst %s", bridge, shq(k.name), remote)
+	return nil
+}
+
 func (s *shell) DeleteLink(k *Link) error {
 	s.line("%s link del %s", ipn(k.ns), shq(k.name))
 	s.dropUndo(k)

@@ -43,13 +43,13 @@ func TestLegacySuitesInGuest(t *testing.T) {
 	nkscript := build(t, dir, "nkscript", "build", "./cmd/nkscript")
 
 	var labs []string
-	for _, s := range []string{"veth_tutorial", "cnf_chain", "policy_routing", "sidecar", "cnf_pipeline", "mirror", "load_balancer"} {
+	for _, s := range []string{"veth_tutorial", "cnf_chain", "policy_routing", "sidecar", "cnf_pipeline", "mirror", "load_balancer", "overlay"} {
 		labs = append(labs, "scripts/"+s+".star")
 	}
 	script := fmt.Sprintf(`set -u
 status=0
 run() { dir=$1; shift; echo "=== guest: $dir $*"; (cd %[1]s/$dir && "$@") || status=1; }
-run datapath %[2]s -test.run 'TestLegacyTC|TestHaveTCX|TestNetkitUnsupported' -test.count=1 -test.v
+run datapath %[2]s -test.run 'TestLegacyTC|TestHaveTCX|TestNetkitUnsupported|TestVxlan|TestVlan' -test.count=1 -test.v
 run cmd/nkscript %[3]s -test.run 'TestScripts/(attach|topology|services|drop_flow|tutorials)$' -test.count=1 -test.v
 run . %[4]s test --vm=never %[5]s
 echo "=== guest: netkit on 6.1"
