@@ -42,7 +42,7 @@ func TestNetkitKnobs(t *testing.T) {
 	o = base
 	o.Primary, o.Peer, o.Scrub, o.PeerScrub = "nkk2", "nkk3", "none", "default"
 	_, err = lab.NewPair(o)
-	if !testenv.NetkitAtLeast(t, 6, 13) {
+	if !testenv.NetkitKnob(t, "scrub", "none", "scrub", "none", "peer", "scrub", "default") {
 		want := fmt.Sprintf("netkit scrub= needs Linux ≥ 6.13 (running %s)", KernelRelease())
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("scrub on a kernel without it: %v, want %q", err, want)
@@ -97,7 +97,7 @@ func TestNetkitDryRunCommand(t *testing.T) {
 	defer dry.Close()
 	ns := testNetns(t)
 	o := PairOptions{Kind: Netkit, Primary: "nkd0", Peer: "nkd1", Mode: "l3", Policy: "blackhole", PeerPolicy: "forward", MTU: 1500, PeerMTU: 1400}
-	if testenv.NetkitAtLeast(t, 6, 13) {
+	if testenv.NetkitKnob(t, "scrub", "none", "scrub", "none", "peer", "scrub", "default") {
 		o.Scrub, o.PeerScrub = "none", "default"
 	}
 	if _, err := dry.NewPair(o); err != nil {
@@ -163,7 +163,7 @@ func TestNetkitRoom(t *testing.T) {
 	requireNetkit(t)
 	lab, host := testLab(t)
 	_, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: "nkh0", Peer: "nkh1", PrimaryNs: host, Mode: "l3", Policy: "forward", PeerPolicy: "forward", Headroom: 64, Tailroom: 32})
-	if !testenv.NetkitAtLeast(t, 6, 14) {
+	if !testenv.NetkitKnob(t, "headroom", "64", "headroom", "64") {
 		want := "netkit headroom=/tailroom= needs Linux ≥ 6.14 (running " + KernelRelease() + ")"
 		if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("headroom on %s: %v, want %q", KernelRelease(), err, want)

@@ -49,3 +49,20 @@ func NetkitAtLeast(tb testing.TB, major, minor int) bool {
 	}
 	return ok && Netkit(tb)
 }
+
+// NetkitKnob reports whether the kernel has a netkit knob, by what it
+// reports back to iproute2 for a pair made with args (see
+// kernelcheck.NetkitInfo): key of the link info data must read want.
+// Distribution kernels carry knobs before the release that brought them
+// (Debian's 6.12 has scrub, which came with 6.13).
+func NetkitKnob(tb testing.TB, key, want string, args ...string) bool {
+	tb.Helper()
+	if !Netkit(tb) {
+		return false
+	}
+	got, err := kernelcheck.NetkitInfo(key, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return got == want
+}
