@@ -99,6 +99,11 @@ run() { dir=$1; shift; echo "=== guest: $dir $*"; (cd %[1]s/$dir && "$@") || sta
 run datapath %[2]s -test.run '%[5]s' -test.skip 'TestNetkitUnsupported|TestProgramL3Traffic' -test.count=1 -test.v
 run builtins %[3]s -test.run '%[6]s' -test.count=1 -test.v
 run cmd/nkscript %[4]s -test.run '%[7]s' -test.count=1 -test.v
+if [ -n "${NKSCRIPT_RELIABILITY_REPORT:-}" ]; then
+	for f in "$NKSCRIPT_RELIABILITY_REPORT" "$NKSCRIPT_RELIABILITY_REPORT.md"; do
+		echo "=== guest report $f"; cat "$f" 2>/dev/null; echo "=== guest report end"
+	done
+fi
 exit $status
 `, repo, datapathTest, builtinsTest, cliTest, dpRun, bRun, cliRun)
 	var stdout, stderr strings.Builder
@@ -112,12 +117,16 @@ exit $status
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=/root", "TMPDIR=/tmp", "NKSCRIPT_BIN=" + nkscript,
 	}
-	// The reliability settings reach the guest's sweep; the report's path
-	// must be one the guest sees (not under /tmp).
-	for _, k := range []string{"NKSCRIPT_RELIABILITY", "NKSCRIPT_RELIABILITY_DAY", "NKSCRIPT_RELIABILITY_REPORT"} {
+	// The reliability settings reach the guest's sweep. The guest sees
+	// the host's files read-only: it writes the report in its own /tmp,
+	// prints it, and guestReports copies it to the host's path.
+	for _, k := range []string{"NKSCRIPT_RELIABILITY", "NKSCRIPT_RELIABILITY_DAY"} {
 		if v := os.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}
+	}
+	if os.Getenv("NKSCRIPT_RELIABILITY_REPORT") != "" {
+		env = append(env, "NKSCRIPT_RELIABILITY_REPORT="+guestReport)
 	}
 	code, err := vm.Run(ctx, vm.Options{
 		Kernel: kernel.Path,
@@ -135,6 +144,11 @@ exit $status
 	for _, l := range strings.Split(stdout.String(), "\n") {
 		if strings.HasPrefix(l, "=== guest:") || strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "PASS") || strings.Contains(l, "SKIP:") {
 			t.Log(l)
+		}
+	}
+	if host := os.Getenv("NKSCRIPT_RELIABILITY_REPORT"); host != "" {
+		if err := guestReports(stdout.String(), host); err != nil {
+			t.Error(err)
 		}
 	}
 	if os.Getenv("NKSCRIPT_RELIABILITY") == "long" {
@@ -166,4 +180,28 @@ exit $status
 	if t.Failed() {
 		t.Logf("guest output:\n%s", stdout.String())
 	}
+}
+
+// guestReport is where the guest's reliability report goes, in the
+// guest's own /tmp.
+const guestReport = "/tmp/nkscript-reliability-guest.json"
+
+// guestReports writes the report files the guest printed (its JSON and
+// its Markdown, between "=== guest report PATH" and "=== guest report
+// end") to the host's path and path.md.
+func guestReports(out, host string) error {
+	for guest, dst := range map[string]string{guestReport: host, guestReport + ".md": host + ".md"} {
+		_, rest, ok := strings.Cut(out, "=== guest report "+guest+"\n")
+		if !ok {
+			return fmt.Errorf("the guest printed no report %s", guest)
+		}
+		body, _, ok := strings.Cut(rest, "=== guest report end")
+		if !ok || strings.TrimSpace(body) == "" {
+			return fmt.Errorf("the guest's report %s is empty", guest)
+		}
+		if err := os.WriteFile(dst, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -393,23 +393,40 @@ func sweepUndo(t *testing.T, hostNs, journals, script string, before []string, f
 }
 
 // unexplained returns the lines of diff that name neither the journal
-// file nor anything a record of left names.
+// file nor anything a record of left names (see explains).
 func unexplained(diff string, left []datapath.Record, journal string) string {
-	var names []string
-	for _, r := range left {
-		s := r.String()
-		names = append(names, s, strings.ReplaceAll(s, ".", "/"), strings.Fields(s + " x")[0], filepath.Base(s))
-	}
 	var bad []string
 	for _, l := range strings.Split(diff, "\n") {
 		if l == "" || strings.HasSuffix(l, " "+journal) || strings.HasSuffix(l, "journal "+filepath.Base(journal)) {
 			continue
 		}
-		if !slices.ContainsFunc(names, func(n string) bool { return n != "" && strings.Contains(l, n) }) {
+		if !slices.ContainsFunc(left, func(r datapath.Record) bool { return explains(r, l) }) {
 			bad = append(bad, l)
 		}
 	}
 	return strings.Join(bad, "\n")
+}
+
+// explains reports whether a line of a snapshot's diff is about what the
+// record r names: by its name or path, a namespace also by its inode (the
+// whole-machine snapshot lists the namespaces processes hold), and a
+// sysctl of conf.all also by the per-device settings the kernel changes
+// with it (net.ipv6.conf.all.forwarding sets every device's forwarding).
+func explains(r datapath.Record, line string) bool {
+	s := r.String()
+	names := []string{s, strings.ReplaceAll(s, ".", "/"), strings.Fields(s + " x")[0], filepath.Base(s)}
+	switch r := r.(type) {
+	case *datapath.NetnsRecord:
+		if strings.HasSuffix(line, fmt.Sprintf(" netns %d", r.NS.Ino)) {
+			return true
+		}
+	case *datapath.SysctlRecord:
+		if family, param, ok := strings.Cut(r.Key, ".conf.all."); ok &&
+			strings.Contains(line, " "+family+".conf.") && strings.Contains(line, "."+param+"=") {
+			return true
+		}
+	}
+	return slices.ContainsFunc(names, func(n string) bool { return n != "" && strings.Contains(line, n) })
 }
 
 // TestFaultPointsReached fails when a fault point of the faulty backend
