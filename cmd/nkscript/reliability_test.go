@@ -410,8 +410,9 @@ func unexplained(diff string, left []datapath.Record, journal string) string {
 // explains reports whether a line of a snapshot's diff is about what the
 // record r names: by its name or path, a namespace also by its inode (the
 // whole-machine snapshot lists the namespaces processes hold), and a
-// sysctl of conf.all also by the per-device settings the kernel changes
-// with it (net.ipv6.conf.all.forwarding sets every device's forwarding).
+// sysctl of conf.all or net.ipv4.ip_forward also by the per-device
+// settings the kernel changes with it (net.ipv6.conf.all.forwarding sets
+// every device's forwarding).
 func explains(r datapath.Record, line string) bool {
 	s := r.String()
 	names := []string{s, strings.ReplaceAll(s, ".", "/"), strings.Fields(s + " x")[0], filepath.Base(s)}
@@ -423,6 +424,12 @@ func explains(r datapath.Record, line string) bool {
 	case *datapath.SysctlRecord:
 		if family, param, ok := strings.Cut(r.Key, ".conf.all."); ok &&
 			strings.Contains(line, " "+family+".conf.") && strings.Contains(line, "."+param+"=") {
+			return true
+		}
+		// The kernel turns net.ipv4.ip_forward into every device's
+		// forwarding, and accept_redirects off where it forwards.
+		if r.Key == "net.ipv4.ip_forward" && strings.Contains(line, " net.ipv4.conf.") &&
+			(strings.Contains(line, ".forwarding=") || strings.Contains(line, ".accept_redirects=")) {
 			return true
 		}
 	}
