@@ -360,6 +360,21 @@ func FuzzRoute(f *testing.F) {
 // fzRouteModel is what route(dst, via=via) should make of its arguments:
 // the destination, or the argument an error should quote.
 func fzRouteModel(dst, via string, withVia bool) (p netip.Prefix, bad string, isBad bool) {
+	// route() checks its arguments in order: dst, then via.
+	dstBad := false
+	switch {
+	case dst == "default":
+	case !strings.Contains(dst, "/"):
+		a, err := netip.ParseAddr(dst)
+		dstBad, p = err != nil, netip.PrefixFrom(a, a.BitLen())
+	default:
+		var err error
+		p, err = netip.ParsePrefix(dst)
+		dstBad = err != nil || p.Masked() != p
+	}
+	if dstBad {
+		return netip.Prefix{}, dst, true
+	}
 	var gw netip.Addr
 	if withVia {
 		var err error
@@ -367,24 +382,13 @@ func fzRouteModel(dst, via string, withVia bool) (p netip.Prefix, bad string, is
 			return netip.Prefix{}, via, true
 		}
 	}
-	switch {
-	case dst == "default":
-		if gw.Is6() {
-			return netip.MustParsePrefix("::/0"), "", false
-		}
-		return netip.MustParsePrefix("0.0.0.0/0"), "", false
-	case !strings.Contains(dst, "/"):
-		a, err := netip.ParseAddr(dst)
-		if err != nil {
-			return netip.Prefix{}, dst, true
-		}
-		return netip.PrefixFrom(a, a.BitLen()), "", false
+	if dst != "default" {
+		return p, "", false
 	}
-	p, err := netip.ParsePrefix(dst)
-	if err != nil || p.Masked() != p {
-		return netip.Prefix{}, dst, true
+	if gw.Is6() {
+		return netip.MustParsePrefix("::/0"), "", false
 	}
-	return p, "", false
+	return netip.MustParsePrefix("0.0.0.0/0"), "", false
 }
 
 // fzAllowed are the builtins FuzzScript lets scripts reach as they are:
