@@ -20,9 +20,9 @@ type Backend interface {
 	// Host returns the namespace the lab treats as the host: the caller's.
 	Host() (*Netns, error)
 	// CreateNetns creates a namespace mounted under NetnsDir/name, its
-	// loopback up; record is called once the name is claimed, before the
-	// namespace is mounted there (see createNamedNetns).
-	CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error)
+	// loopback up; record journals it before the name is claimed (see
+	// createNamedNetns).
+	CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error)
 	// CreatePair creates both ends of a pair and returns their ifindexes.
 	CreatePair(o PairOptions) (primary, peer int, err error)
 	// CreateBridge creates a bridge (down, no ports) and returns its ifindex.

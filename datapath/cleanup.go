@@ -38,6 +38,10 @@ func StaleRuns(dir string) ([]StaleRun, error) {
 			return nil, fmt.Errorf("journal: %w", err)
 		}
 		run, records, err := ReadJournal(p)
+		if errors.Is(err, errNoHeader) && headerless(p) {
+			// Killed before it wrote its header: it made nothing.
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -81,4 +85,21 @@ func Cleanup(r StaleRun, log io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// headerless reports whether a journal with no header is to be passed
+// over: its process, named by the file name PID-STARTTIME.journal, is
+// still starting, or was killed right after creating it, before it wrote
+// the header or made anything (then the journal is removed).
+func headerless(path string) bool {
+	var pid int
+	var start uint64
+	if _, err := fmt.Sscanf(filepath.Base(path), "%d-%d.journal", &pid, &start); err != nil {
+		return false
+	}
+	if processAlive(pid, start) {
+		return true
+	}
+	os.Remove(path)
+	return true
 }

@@ -140,6 +140,9 @@ func (j *Journal) Remove() error {
 	return nil
 }
 
+// errNoHeader is a journal whose first line is not a complete run header.
+var errNoHeader = errors.New("no run header")
+
 // ErrJournalVersion is returned for a journal written by an nkscript
 // with another journal format.
 var ErrJournalVersion = errors.New("journal of another nkscript version")
@@ -171,7 +174,7 @@ func ReadJournal(path string) (run RunHeader, records []Record, err error) {
 				return run, nil, fmt.Errorf("read journal %s: it has format version %d, this nkscript reads version %d; clean it up with the nkscript that wrote it: %w", path, run.Version, JournalVersion, ErrJournalVersion)
 			}
 		case n == 1:
-			return RunHeader{}, nil, fmt.Errorf("read journal %s: no run header", path)
+			return RunHeader{}, nil, fmt.Errorf("read journal %s: %w", path, errNoHeader)
 		case tag.Op == "undone":
 			var u undone
 			if json.Unmarshal(sc.Bytes(), &u) == nil {
@@ -187,7 +190,7 @@ func ReadJournal(path string) (run RunHeader, records []Record, err error) {
 		}
 	}
 	if run.PID == 0 {
-		return RunHeader{}, nil, fmt.Errorf("read journal %s: no run header", path)
+		return RunHeader{}, nil, fmt.Errorf("read journal %s: %w", path, errNoHeader)
 	}
 	for i, r := range all {
 		// Sequence numbers count from the header, 1.

@@ -33,7 +33,7 @@ func NewKernel(prefetch *Prefetch) Backend {
 
 func (k *kernel) Host() (*Netns, error) { return HostNetns() }
 
-func (k *kernel) CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
+func (k *kernel) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
 	if k.made == 2 && k.pool == nil {
 		k.pool = startNsPool(nsPoolAhead)
 	}

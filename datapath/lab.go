@@ -230,9 +230,11 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 		return nil, exists("this script already created netns %q; use the value that call returned, or pick another name", script)
 	}
 	var seq int
-	ns, err := l.b.CreateNetns(name, func(path string, id NsID) error {
+	var rec *NetnsRecord
+	ns, err := l.b.CreateNetns(name, func(r *NetnsRecord) error {
 		var err error
-		seq, err = l.journal.Append(&NetnsRecord{Name: name, Path: path, NS: id})
+		rec = r
+		seq, err = l.journal.Append(r)
 		return err
 	})
 	if err != nil {
@@ -246,7 +248,7 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	l.nslist = append(l.nslist, ns)
 	// Namespaces go independently of each other: Close unmounts them
 	// in parallel.
-	l.undo = append(l.undo, undoStep{rec: &NetnsRecord{Name: name, Path: ns.path, NS: ns.id}, seq: seq, independent: true})
+	l.undo = append(l.undo, undoStep{rec: rec, seq: seq, independent: true})
 	return ns, nil
 }
 

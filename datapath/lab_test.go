@@ -279,7 +279,7 @@ func TestCleanupStaleJournal(t *testing.T) {
 	// A lab whose process "died": write its journal by hand, as a run
 	// killed right after creating its namespace would have left it.
 	name := uniqueName("nkt-k")
-	ns, err := createNamedNetns(name, func(string, NsID) error { return nil })
+	ns, err := createNamedNetns(name, func(*NetnsRecord) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,20 +301,25 @@ func TestCleanupStaleJournal(t *testing.T) {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", other).Run() })
 	j.Append(&NetnsRecord{Name: other, Path: NetnsDir + "/" + other, NS: NsID{Dev: 1, Ino: 1}})
 	// A run killed after claiming a name and before mounting there leaves
-	// an empty placeholder file: that is removed.
-	claimed := uniqueName("nkt-c")
-	if err := os.WriteFile(NetnsDir+"/"+claimed, nil, 0o444); err != nil {
-		t.Fatal(err)
+	// its placeholder, holding its marker, and maybe its claim file: both
+	// are removed. A placeholder without the marker is someone else's.
+	claimed, theirs := uniqueName("nkt-c"), uniqueName("nkt-t")
+	claim := NetnsDir + "/.nkscript-test-" + claimed
+	for path, content := range map[string]string{NetnsDir + "/" + claimed: "marker\n", claim: "marker\n", NetnsDir + "/" + theirs: ""} {
+		if err := os.WriteFile(path, []byte(content), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(path) })
 	}
-	t.Cleanup(func() { os.Remove(NetnsDir + "/" + claimed) })
-	j.Append(&NetnsRecord{Name: claimed, Path: NetnsDir + "/" + claimed, NS: NsID{Dev: 2, Ino: 2}})
+	j.Append(&NetnsRecord{Name: claimed, Path: NetnsDir + "/" + claimed, NS: NsID{Dev: 2, Ino: 2}, Claim: claim, Marker: "marker\n"})
+	j.Append(&NetnsRecord{Name: theirs, Path: NetnsDir + "/" + theirs, NS: NsID{Dev: 2, Ino: 3}, Marker: "marker\n"})
 	f.Close()
 
 	runs, err := StaleRuns(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 1 || runs[0].Script != "killed.star" || len(runs[0].Records) != 3 {
+	if len(runs) != 1 || runs[0].Script != "killed.star" || len(runs[0].Records) != 4 {
 		t.Fatalf("stale runs %+v", runs)
 	}
 	var log strings.Builder
@@ -330,8 +335,13 @@ func TestCleanupStaleJournal(t *testing.T) {
 	if _, err := os.Stat(dir + "/1-1.journal"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("journal survived cleanup")
 	}
-	if _, err := os.Stat(NetnsDir + "/" + claimed); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("placeholder %s survived cleanup", claimed)
+	for _, gone := range []string{NetnsDir + "/" + claimed, claim} {
+		if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("placeholder %s survived cleanup", gone)
+		}
+	}
+	if _, err := os.Stat(NetnsDir + "/" + theirs); err != nil {
+		t.Errorf("a placeholder without the run's marker was removed: %v", err)
 	}
 	if !strings.Contains(log.String(), "deleted netns "+name) || !strings.Contains(log.String(), "left netns "+other) {
 		t.Errorf("cleanup log:\n%s", log.String())

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -143,18 +144,19 @@ func (n *Netns) Do(fn func() error) error {
 // NetnsDir/name, like `ip netns add`. The mount point must not exist: an
 // existing namespace is never adopted. The new namespace's loopback is up.
 //
-// record is called with the new namespace's identity after the mount
-// point is claimed and before the namespace is mounted there, so that a
-// process killed at any point leaves either nothing visible, or a journal
-// entry naming what it claimed. If record fails, nothing is left behind.
-func createNamedNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
+// record journals the namespace, with the name of its claim and the
+// claim's content, before the name is claimed (see claimName), so that a
+// process killed at any point leaves either nothing, or what the journal
+// names and cleanup can tell apart from anyone else's. If record fails,
+// nothing is left behind.
+func createNamedNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
 	return createNamedNetnsFrom(name, nil, record)
 }
 
 // createNamedNetnsFrom is createNamedNetns naming spare, an anonymous
 // namespace made earlier (see nsPool), instead of creating one; spare is
 // closed if naming it fails.
-func createNamedNetnsFrom(name string, spare *Netns, record func(path string, id NsID) error) (*Netns, error) {
+func createNamedNetnsFrom(name string, spare *Netns, record func(*NetnsRecord) error) (*Netns, error) {
 	if err := netnsDirReady(); err != nil {
 		if spare != nil {
 			spare.Close()
@@ -187,21 +189,19 @@ func createNamedNetnsFrom(name string, spare *Netns, record func(path string, id
 			f.Close()
 		}
 	}
-	// O_EXCL makes the name ours, or fails if another run or user has it;
-	// iproute2 claims names the same way.
-	mp, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
+	rec := &NetnsRecord{Name: name, Path: path, NS: id,
+		Claim:  filepath.Join(NetnsDir, fmt.Sprintf(".nkscript-%d-%d", os.Getpid(), claims.Add(1))),
+		Marker: fmt.Sprintf("nkscript %d %d %s\n", os.Getpid(), time.Now().UnixNano(), name)}
+	if err := record(rec); err != nil {
+		closeF()
+		return nil, err
+	}
+	if err := claimName(rec); err != nil {
 		closeF()
 		if errors.Is(err, os.ErrExist) {
 			return nil, exists("netns %q exists already and is not this run's; pick another name (nkscript never adopts an existing namespace), or delete it with `ip netns del %s` if it is a leftover of yours", name, name)
 		}
 		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	mp.Close()
-	if err := record(path, id); err != nil {
-		closeF()
-		os.Remove(path)
-		return nil, err
 	}
 	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), path, "none", unix.MS_BIND, ""); err != nil {
 		closeF()
@@ -223,6 +223,34 @@ func createNamedNetnsFrom(name string, spare *Netns, record func(path string, id
 		return nil, err
 	}
 	return ns, nil
+}
+
+// claims counts the names this process has claimed, for unique claim
+// files.
+var claims atomic.Int64
+
+// claimName makes r.Path ours, or fails with an error wrapping
+// os.ErrExist if another run or user has it, as iproute2's O_EXCL claim
+// does, but so that a process killed at any point leaves nothing its
+// journal does not name: the placeholder is written under r.Claim, a name
+// only this process uses, with r.Marker as its content, then linked to
+// r.Path, which fails if the name exists, and the claim removed. Cleanup
+// removes r.Claim, and a placeholder at r.Path only if it holds r.Marker.
+func claimName(r *NetnsRecord) error {
+	f, err := os.OpenFile(r.Claim, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(r.Marker)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(r.Claim)
+		return err
+	}
+	err = os.Link(r.Claim, r.Path)
+	if rerr := os.Remove(r.Claim); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // unshareNetns creates a network namespace on a locked thread and

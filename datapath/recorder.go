@@ -41,12 +41,12 @@ func (r *recorder) nextIndex() int {
 	return r.ifindex
 }
 
-func (r *recorder) CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
+func (r *recorder) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
 	r.mu.Lock()
 	r.nsIno++
 	ns := &Netns{name: name, path: NetnsDir + "/" + name, id: NsID{Dev: 0, Ino: r.nsIno}}
 	r.mu.Unlock()
-	if err := record(ns.path, ns.id); err != nil {
+	if err := record(&NetnsRecord{Name: name, Path: ns.path, NS: ns.id}); err != nil {
 		return nil, err
 	}
 	return ns, nil

@@ -53,11 +53,15 @@ func (u *undoer) in(id NsID, r Record) *Netns {
 
 func (u *undoer) logf(format string, args ...any) { fmt.Fprintf(u.log, "  "+format+"\n", args...) }
 
-// NetnsRecord is a named namespace the run created and mounted at Path.
+// NetnsRecord is a named namespace the run created and mounted at Path;
+// Claim and Marker name the file it claimed Path with and its content (see
+// claimName).
 type NetnsRecord struct {
-	Name string `json:"name"`
-	Path string `json:"path"`
-	NS   NsID   `json:"ns"`
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	NS     NsID   `json:"ns"`
+	Claim  string `json:"claim,omitempty"`
+	Marker string `json:"marker,omitempty"`
 }
 
 // Op implements Record.
@@ -65,6 +69,11 @@ func (r *NetnsRecord) Op() string     { return "netns" }
 func (r *NetnsRecord) String() string { return r.Name }
 
 func (r *NetnsRecord) undo(u *undoer) error {
+	if r.Claim != "" {
+		if err := os.Remove(r.Claim); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("netns %s: %w", r.Name, err)
+		}
+	}
 	id, err := statNsPath(r.Path)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -83,13 +92,12 @@ func (r *NetnsRecord) undo(u *undoer) error {
 }
 
 // undoClaim removes the name a run claimed and was killed before it
-// mounted the namespace there: the placeholder is an empty file, which
-// nobody else can have claimed since (names are claimed with O_EXCL).
+// mounted the namespace there: the placeholder holding the run's marker.
 // Anything else is not the run's.
 func (r *NetnsRecord) undoClaim(u *undoer) error {
 	var st unix.Statfs_t
-	if fi, err := os.Lstat(r.Path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 &&
-		unix.Statfs(r.Path, &st) == nil && st.Type != unix.NSFS_MAGIC {
+	if fi, err := os.Lstat(r.Path); err == nil && fi.Mode().IsRegular() && r.Marker != "" &&
+		unix.Statfs(r.Path, &st) == nil && st.Type != unix.NSFS_MAGIC && holds(r.Path, r.Marker) {
 		if err := os.Remove(r.Path); err != nil {
 			return fmt.Errorf("netns %s: %w", r.Name, err)
 		}
@@ -98,6 +106,12 @@ func (r *NetnsRecord) undoClaim(u *undoer) error {
 	}
 	u.logf("left netns %s: it is another namespace now", r.Name)
 	return nil
+}
+
+// holds reports whether the file at path holds exactly content.
+func holds(path, content string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && string(b) == content
 }
 
 // LinkRecord is a device the run created in a namespace it did not

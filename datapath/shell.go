@@ -107,7 +107,7 @@ func inNs(ns *Netns) string {
 	return "nsenter --net=/run/netns/" + shq(ns.name) + " "
 }
 
-func (s *shell) CreateNetns(name string, record func(path string, id NsID) error) (*Netns, error) {
+func (s *shell) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
 	s.line("ip netns add %s", shq(name))
 	ns, err := s.recorder.CreateNetns(name, record)
 	if err != nil {

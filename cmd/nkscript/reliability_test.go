@@ -228,7 +228,7 @@ var labNetnsName = sync.OnceValue(func() *regexp.Regexp {
 
 // diffState lists what changed between two machineState results.
 func diffState(before, after []string) string {
-	return machine.Diff(machine.State{Lines: before}, machine.State{Lines: after})
+	return machine.Leaks(machine.Diff(machine.State{Lines: before}, machine.State{Lines: after}))
 }
 
 // runIn runs nkscript with args inside hostNs, with extra environment.

@@ -156,3 +156,19 @@ func (c *collector) close() {
 	}
 	c.nss = nil
 }
+
+// Leaks is a Diff less what other processes may take away on their own:
+// a namespace some process held (listed by inode; a named namespace that
+// went is kept, by its name line) and a qemu process that ended. What
+// went is a leak of the suite only where the suite could have removed
+// what was not its own.
+func Leaks(diff string) string {
+	var out []string
+	for _, l := range strings.Split(diff, "\n") {
+		if strings.HasPrefix(l, "- netns ") || strings.HasPrefix(l, "- qemu ") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.TrimSpace(strings.Join(out, "\n"))
+}

@@ -71,29 +71,13 @@ func run(args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if d := leaks(machine.Diff(machine.Parse(string(text)), now)); d != "" {
+		if d := machine.Leaks(machine.Diff(machine.Parse(string(text)), now)); d != "" {
 			fmt.Println(d)
 			return 1, nil
 		}
 		return 0, nil
 	}
 	return 0, fmt.Errorf("unknown command %q", args[0])
-}
-
-// leaks is the diff less what other processes may take away on their
-// own: a namespace some process held (by inode; named namespaces are
-// listed by name too, and a named one that went is kept) and a qemu
-// process that ended. Something that went is a leak of the suite only
-// where the suite could have removed what was not its own.
-func leaks(diff string) string {
-	var out []string
-	for _, l := range strings.Split(diff, "\n") {
-		if strings.HasPrefix(l, "- netns ") || strings.HasPrefix(l, "- qemu ") {
-			continue
-		}
-		out = append(out, l)
-	}
-	return strings.TrimSpace(strings.Join(out, "\n"))
 }
 
 // options covers the whole machine, with the journal directories dirs
