@@ -218,6 +218,18 @@ func listenErr(proto string, o ProbeOptions, err error) error {
 	return fmt.Errorf("probe %s: listen on %s in namespace %s: %w", proto, netip.AddrPortFrom(o.Dst, uint16(o.Port)), o.DstNs.Name(), err)
 }
 
+// dialFrom connects a socket of src to to.
+func dialFrom(ctx context.Context, src *Netns, network string, to netip.AddrPort) (net.Conn, error) {
+	var c net.Conn
+	err := src.Do(func() error {
+		var d net.Dialer
+		var err error
+		c, err = d.DialContext(ctx, network, to.String())
+		return err
+	})
+	return c, err
+}
+
 // listenIn opens the probe's listener on o.Dst:o.Port in o.DstNs.
 func listenIn[L any](ctx context.Context, o ProbeOptions, proto string, listen func(addr string) (L, error)) (L, error) {
 	var l L
@@ -261,13 +273,7 @@ func probeTCP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var c net.Conn
-	err = o.Src.Do(func() error {
-		var d net.Dialer
-		var err error
-		c, err = d.DialContext(dctx, "tcp", to.String())
-		return err
-	})
+	c, err := dialFrom(dctx, o.Src, "tcp", to)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ProbeResult{}, ctx.Err()
@@ -329,13 +335,7 @@ func probeUDP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var c net.Conn
-	err = o.Src.Do(func() error {
-		var d net.Dialer
-		var err error
-		c, err = d.DialContext(dctx, "udp", to.String())
-		return err
-	})
+	c, err := dialFrom(dctx, o.Src, "udp", to)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ProbeResult{}, ctx.Err()
