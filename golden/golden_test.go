@@ -11,6 +11,7 @@ import (
 
 	"github.com/nkscript/nkscript/internal/kernelcheck"
 	"github.com/nkscript/nkscript/internal/testenv"
+	"github.com/nkscript/nkscript/internal/testutil"
 )
 
 func TestParseGolden(t *testing.T) {
@@ -70,22 +71,9 @@ func TestGoldenCheck(t *testing.T) {
 	}
 }
 
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestFindTests(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"a.star":           "print(1)\n",
 		"a.golden":         "1\n",
 		"lib.star":         "def helper():\n    def test_inner(): pass\nx = 1\n",

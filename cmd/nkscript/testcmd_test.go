@@ -11,20 +11,8 @@ import (
 	"testing"
 
 	"github.com/nkscript/nkscript/internal/testenv"
+	"github.com/nkscript/nkscript/internal/testutil"
 )
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestTestInterruptCleansUp interrupts `nkscript test` in the middle of a
 // case: the case fails, its lab is removed, the remaining tests do not
@@ -41,7 +29,7 @@ func TestTestInterruptCleansUp(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"a.star": fmt.Sprintf(`
 def test_wait():
     ns = netns(%q)

@@ -6,6 +6,7 @@ package testutil
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,4 +74,19 @@ func RecordedLab(t testing.TB) *datapath.Lab {
 		}
 	})
 	return lab
+}
+
+// WriteFiles writes files (relative path to content) under dir, making the
+// directories they need.
+func WriteFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
