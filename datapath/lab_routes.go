@@ -36,12 +36,19 @@ func (r RouteSpec) String() string {
 }
 
 func (r RouteSpec) netlinkRoute() *netlink.Route {
-	nr := &netlink.Route{Dst: prefixToIPNet(r.Dst), Table: r.Table}
-	if r.Via.IsValid() {
-		nr.Gw = r.Via.AsSlice()
-	}
+	ifindex := 0
 	if r.Dev != nil {
-		nr.LinkIndex = r.Dev.index
+		ifindex = r.Dev.index
+	}
+	return newNetlinkRoute(r.Dst, r.Via, ifindex, r.Table)
+}
+
+// newNetlinkRoute is a route as netlink adds and deletes it; via may be
+// invalid and ifindex 0 (none).
+func newNetlinkRoute(dst netip.Prefix, via netip.Addr, ifindex, table int) *netlink.Route {
+	nr := &netlink.Route{Dst: prefixToIPNet(dst), LinkIndex: ifindex, Table: table}
+	if via.IsValid() {
+		nr.Gw = via.AsSlice()
 	}
 	return nr
 }

@@ -82,29 +82,36 @@ func (r RuleSpec) check(ns *Netns) error {
 
 // netlinkRule is the rule as netlink sends it.
 func (r RuleSpec) netlinkRule() *netlink.Rule {
+	return newNetlinkRule(r.V6(), r.Src, r.Dst, linkName(r.IIF), linkName(r.OIF), r.Fwmark, r.Table, r.Priority)
+}
+
+// newNetlinkRule is a rule as netlink adds and deletes it, devices by
+// name; src and dst may be invalid (any), priority 0 (the kernel's pick).
+func newNetlinkRule(v6 bool, src, dst netip.Prefix, iif, oif string, mark uint32, table, priority int) *netlink.Rule {
 	nr := netlink.NewRule()
 	nr.Family = unix.AF_INET
-	if r.V6() {
+	if v6 {
 		nr.Family = unix.AF_INET6
 	}
-	if r.Src.IsValid() {
-		nr.Src = prefixToIPNet(r.Src)
+	if src.IsValid() {
+		nr.Src = prefixToIPNet(src)
 	}
-	if r.Dst.IsValid() {
-		nr.Dst = prefixToIPNet(r.Dst)
+	if dst.IsValid() {
+		nr.Dst = prefixToIPNet(dst)
 	}
-	if r.IIF != nil {
-		nr.IifName = r.IIF.name
-	}
-	if r.OIF != nil {
-		nr.OifName = r.OIF.name
-	}
-	nr.Mark = r.Fwmark
-	nr.Table = r.Table
-	if r.Priority != 0 {
-		nr.Priority = r.Priority
+	nr.IifName, nr.OifName, nr.Mark, nr.Table = iif, oif, mark, table
+	if priority != 0 {
+		nr.Priority = priority
 	}
 	return nr
+}
+
+// linkName is k's name, or "" for nil.
+func linkName(k *Link) string {
+	if k == nil {
+		return ""
+	}
+	return k.name
 }
 
 // AddRule adds a routing policy rule in ns. Rules in a namespace the lab
@@ -183,7 +190,8 @@ func (l *Lab) forget(match func(Record) bool) {
 	}
 }
 
-// errNoSuchObject is what deleting a route or rule that is gone says.
+// isNoSuchObject reports whether err is what deleting a route or rule
+// that is gone says.
 func isNoSuchObject(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)
 }

@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -162,15 +160,13 @@ func (r *RouteRecord) undo(u *undoer) error {
 	if err != nil {
 		return fmt.Errorf("journal route %q: %w", r.Route, err)
 	}
-	nr := &netlink.Route{Dst: prefixToIPNet(dst), LinkIndex: r.Ifindex, Table: r.Table}
+	var via netip.Addr
 	if r.Via != "" {
-		via, err := netip.ParseAddr(r.Via)
-		if err != nil {
+		if via, err = netip.ParseAddr(r.Via); err != nil {
 			return fmt.Errorf("journal route %q: %w", r.Route, err)
 		}
-		nr.Gw = via.AsSlice()
 	}
-	if err := ns.nl.RouteDel(nr); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, os.ErrNotExist) {
+	if err := ns.nl.RouteDel(newNetlinkRoute(dst, via, r.Ifindex, r.Table)); err != nil && !isNoSuchObject(err) {
 		return fmt.Errorf("delete route %s: %w", r.Route, err)
 	}
 	u.logf("deleted route %s", r.Route)
@@ -219,28 +215,17 @@ func (r *RuleRecord) undo(u *undoer) error {
 	if ns == nil {
 		return nil
 	}
-	nr := netlink.NewRule()
-	nr.Family = unix.AF_INET
-	if r.V6 {
-		nr.Family = unix.AF_INET6
-	}
-	for _, p := range []struct {
-		s   string
-		dst **net.IPNet
-	}{{r.Src, &nr.Src}, {r.Dst, &nr.Dst}} {
-		if p.s == "" {
+	var pfx [2]netip.Prefix
+	for i, p := range []string{r.Src, r.Dst} {
+		if p == "" {
 			continue
 		}
-		pfx, err := netip.ParsePrefix(p.s)
-		if err != nil {
+		var err error
+		if pfx[i], err = netip.ParsePrefix(p); err != nil {
 			return fmt.Errorf("journal rule %q: %w", r.Rule, err)
 		}
-		*p.dst = prefixToIPNet(pfx)
 	}
-	nr.IifName, nr.OifName, nr.Mark, nr.Table = r.IIF, r.OIF, r.Fwmark, r.Table
-	if r.Priority != 0 {
-		nr.Priority = r.Priority
-	}
+	nr := newNetlinkRule(r.V6, pfx[0], pfx[1], r.IIF, r.OIF, r.Fwmark, r.Table, r.Priority)
 	if err := ns.nl.RuleDel(nr); err != nil && !isNoSuchObject(err) {
 		return fmt.Errorf("delete rule %s: %w", r.Rule, err)
 	}
