@@ -174,20 +174,14 @@ func (l *Lab) RemoveRoute(ns *Netns, r RouteSpec) error {
 	return nil
 }
 
-// forget drops the last undo step whose record matches, and journals it
-// undone: the script removed the object itself.
+// forget drops the undo steps whose record matches, and journals them
+// undone: the script removed the object itself. (The kernel refuses a
+// second route or rule the same as one that exists, so a route's or a
+// rule's record matches one step.)
 func (l *Lab) forget(match func(Record) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i := len(l.undo) - 1; i >= 0; i-- {
-		if match(l.undo[i].rec) {
-			if l.undo[i].seq != 0 {
-				l.journal.Undone(l.undo[i].seq)
-			}
-			l.undo = append(l.undo[:i], l.undo[i+1:]...)
-			return
-		}
-	}
+	l.dropRecords(match)
 }
 
 // isNoSuchObject reports whether err is what deleting a route or rule
