@@ -104,10 +104,12 @@ isp.delete()`,
 			"`\"forward\"` or `\"blackhole\"`, the verdict when no program is attached; `mtu` " +
 			"(both ends) and `peer_mtu` are 68..65535; `scrub` and `peer_scrub` (`\"default\"` " +
 			"or `\"none\"`) say whether packets crossing to the primary, or to the peer, lose " +
-			"their mark and priority; `num_tx_queues` and `num_rx_queues` set both ends' queues; " +
+			"their mark and priority; `num_tx_queues` and `num_rx_queues` set both ends' queues " +
+			"(newer kernels, 7.3 among them, take one transmit queue only); " +
 			"`headroom` and `tailroom` reserve bytes around packets (0..65535, Linux 6.14). " +
 			"Each knob is checked against the running kernel first: one it lacks fails with " +
-			"\"needs Linux ≥ X.Y (running A.B)\". On a kernel without netkit the error names " +
+			"\"needs Linux ≥ X.Y (running A.B)\", one it refuses with \"the running kernel A.B " +
+			"refuses it\". On a kernel without netkit the error names " +
 			"CONFIG_NETKIT, the kernel version and `--vm`. Returns a pair (see `pair`).",
 		Example: `task = netns("task_netns")
 nk = netkit_pair("nk0", "task_nk", peer_ns = task)

@@ -45,3 +45,13 @@ func probeNetkit() error {
 		return fmt.Errorf("probe netkit: %w", err)
 	}
 }
+
+// releaseAtLeast reports whether the kernel release rel ("7.3.4+deb13-amd64")
+// is at least major.minor; false if rel does not parse.
+func releaseAtLeast(rel string, major, minor int) bool {
+	var a, b int
+	if n, _ := fmt.Sscanf(rel, "%d.%d", &a, &b); n != 2 {
+		return false
+	}
+	return a > major || a == major && b >= minor
+}

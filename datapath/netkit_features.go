@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -26,14 +27,48 @@ var netkitScrubFeature = &feature{probe: func() error {
 // stable kernels).
 func HaveNetkitScrub() error { return netkitScrubFeature.result() }
 
-var netkitQueuesFeature = &feature{probe: func() error {
-	return probeNetkitKnob("num_tx_queues=", "6.7", func(nk *netlink.Netkit) { nk.NumTxQueues, nk.NumRxQueues = 2, 2 },
-		func(nk *netlink.Netkit) bool { return nk.NumTxQueues == 2 && nk.NumRxQueues == 2 })
+var netkitTxQueuesFeature = &feature{probe: func() error {
+	return probeNetkitKnob("num_tx_queues=", "6.7", func(nk *netlink.Netkit) { nk.NumTxQueues, nk.NumRxQueues = 2, 1 },
+		func(nk *netlink.Netkit) bool { return nk.NumTxQueues == 2 })
+}}
+
+var netkitRxQueuesFeature = &feature{probe: func() error {
+	return probeNetkitKnob("num_rx_queues=", "6.7", func(nk *netlink.Netkit) { nk.NumTxQueues, nk.NumRxQueues = 1, 2 },
+		func(nk *netlink.Netkit) bool { return nk.NumRxQueues == 2 })
 }}
 
 // HaveNetkitQueues reports whether netkit devices take more than one
-// transmit and receive queue (num_tx_queues, num_rx_queues).
-func HaveNetkitQueues() error { return netkitQueuesFeature.result() }
+// transmit queue (num_tx_queues, when tx is set) or receive queue
+// (num_rx_queues, when rx is set). Linux 6.7 takes both; later kernels
+// (7.3 does) refuse more than one transmit queue but keep taking receive
+// queues.
+func HaveNetkitQueues(tx, rx bool) error {
+	if tx {
+		if err := netkitTxQueuesFeature.result(); err != nil {
+			return err
+		}
+	}
+	if rx {
+		return netkitRxQueuesFeature.result()
+	}
+	return nil
+}
+
+// knobRefused is the error for a netkit knob the running kernel refused
+// or ignored: one that names the release that brought the knob when the
+// kernel is older, and that says the kernel refuses it when it is not.
+func knobRefused(knob, version string, err error) error {
+	why := ""
+	if err != nil {
+		why = ": " + err.Error()
+	}
+	var major, minor int
+	fmt.Sscanf(version, "%d.%d", &major, &minor)
+	if releaseAtLeast(KernelRelease(), major, minor) {
+		return notSupported("netkit %s: the running kernel %s refuses it%s", strings.TrimSuffix(knob, "="), KernelRelease(), why)
+	}
+	return notSupported("netkit %s needs Linux ≥ %s (running %s)%s", knob, version, KernelRelease(), why)
+}
 
 func probeNetkitKnob(knob, version string, set func(*netlink.Netkit), check func(*netlink.Netkit) bool) error {
 	if err := HaveNetkit(); err != nil {
@@ -51,14 +86,14 @@ func probeNetkitKnob(knob, version string, set func(*netlink.Netkit), check func
 		if inconclusive(err) {
 			return fmt.Errorf("probe netkit %s %w", knob, err)
 		}
-		return notSupported("netkit %s needs Linux ≥ %s (running %s): %v", knob, version, KernelRelease(), err)
+		return knobRefused(knob, version, err)
 	}
 	got, err := ns.nl.LinkByName("nkprobe0")
 	if err != nil {
 		return fmt.Errorf("probe netkit %s %w", knob, err)
 	}
 	if back, ok := got.(*netlink.Netkit); !ok || !check(back) {
-		return notSupported("netkit %s needs Linux ≥ %s (running %s)", knob, version, KernelRelease())
+		return knobRefused(knob, version, nil)
 	}
 	return nil
 }
@@ -109,7 +144,7 @@ func (o PairOptions) netkitKnobs(nk *netlink.Netkit, probe bool) error {
 	}
 	if o.TxQueues != 0 || o.RxQueues != 0 {
 		if probe {
-			if err := HaveNetkitQueues(); err != nil {
+			if err := HaveNetkitQueues(o.TxQueues > 1, o.RxQueues > 1); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nkscript/nkscript/internal/kernelcheck"
 	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -58,21 +59,11 @@ func TestNetkitKnobs(t *testing.T) {
 		}
 	}
 
-	o = base
-	o.Primary, o.Peer, o.TxQueues, o.RxQueues = "nkk4", "nkk5", 4, 2
-	_, err = lab.NewPair(o)
-	if !testenv.NetkitAtLeast(t, 6, 7) {
-		if err == nil || !strings.Contains(err.Error(), "needs Linux ≥") {
-			t.Errorf("queues on a kernel without them: %v", err)
-		}
-	} else {
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := ipLink(t, host, "nkk4")
-		if l["num_tx_queues"] != float64(4) || l["num_rx_queues"] != float64(2) {
-			t.Errorf("queues: tx %v rx %v, want 4 and 2", l["num_tx_queues"], l["num_rx_queues"])
-		}
+	for i, q := range [][2]int{{4, 2}, {1, 2}} {
+		o = base
+		o.Primary, o.Peer = fmt.Sprintf("nkq%d", 2*i), fmt.Sprintf("nkq%d", 2*i+1)
+		o.TxQueues, o.RxQueues = q[0], q[1]
+		checkQueues(t, lab, host, o)
 	}
 
 	o = base
@@ -163,7 +154,10 @@ func TestNetkitRoom(t *testing.T) {
 	requireNetkit(t)
 	lab, host := testLab(t)
 	_, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: "nkh0", Peer: "nkh1", PrimaryNs: host, Mode: "l3", Policy: "forward", PeerPolicy: "forward", Headroom: 64, Tailroom: 32})
-	if !testenv.NetkitKnob(t, "headroom", "64", "headroom", "64") {
+	// iproute2 6.15 knows neither the knobs nor their attributes: the
+	// kernel's version decides, and kernelcheck's own netlink decoder
+	// reads the device back.
+	if !testenv.NetkitAtLeast(t, 6, 14) {
 		want := "netkit headroom=/tailroom= needs Linux ≥ 6.14 (running " + KernelRelease() + ")"
 		if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("headroom on %s: %v, want %q", KernelRelease(), err, want)
@@ -174,8 +168,39 @@ func TestNetkitRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, info := ipInfoData(t, ipLink(t, host, "nkh0"))
-	if info["headroom"] != float64(64) || info["tailroom"] != float64(32) {
-		t.Errorf("info_data %v, want headroom 64 tailroom 32", info)
+	var head, tail uint16
+	var ok bool
+	if err := host.Do(func() (err error) { head, tail, ok, err = kernelcheck.NetkitRoom("nkh0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if !ok || head != 64 || tail != 32 {
+		t.Errorf("kernel reports headroom %d tailroom %d (present %v), want 64 and 32", head, tail, ok)
+	}
+}
+
+// checkQueues makes the pair o asks for, with queues, and checks it
+// against what `ip link add ... numtxqueues` says of the kernel: more
+// than one queue each way since 6.7, and later kernels (7.3) refuse more
+// than one transmit queue.
+func checkQueues(t *testing.T, lab *Lab, host *Netns, o PairOptions) {
+	t.Helper()
+	_, err := lab.NewPair(o)
+	switch {
+	case kernelcheck.NetkitQueues(o.TxQueues, o.RxQueues):
+		if err != nil {
+			t.Fatalf("queues tx %d rx %d: %v", o.TxQueues, o.RxQueues, err)
+		}
+		l := ipLink(t, host, o.Primary)
+		if l["num_tx_queues"] != float64(o.TxQueues) || l["num_rx_queues"] != float64(o.RxQueues) {
+			t.Errorf("queues: tx %v rx %v, want %d and %d", l["num_tx_queues"], l["num_rx_queues"], o.TxQueues, o.RxQueues)
+		}
+	case testenv.NetkitAtLeast(t, 6, 7):
+		if err == nil || !strings.Contains(err.Error(), "netkit num_tx_queues: the running kernel "+KernelRelease()+" refuses it") {
+			t.Errorf("tx queues on a kernel that refuses them: %v", err)
+		}
+	default:
+		if err == nil || !strings.Contains(err.Error(), "needs Linux ≥ 6.7") {
+			t.Errorf("queues on a kernel without them: %v", err)
+		}
 	}
 }

@@ -22,9 +22,11 @@
 // # Kernels
 //
 // The kernels Run can fetch are pinned Debian packages, PinnedKernels:
-// DefaultKernel, which it boots when Options.Kernel is empty, and
-// LegacyKernel, which Options.Kernel "6.1" names. EnsureKernelSpec
-// downloads one with apt-get, checks its SHA256 and keeps, under CacheDir,
+// DefaultKernel, which it boots when Options.Kernel is empty,
+// LegacyKernel, which Options.Kernel "6.1" names, and NewestKernel ("7.3",
+// from trixie-backports, in three packages). EnsureKernelSpec downloads
+// one with apt-get (suites of another Debian release through a private
+// APT configuration), checks its SHA256 and keeps, under CacheDir,
 // the bzImage, its config, the kernel uncompressed (which boots faster) and
 // the modules nkscript may need with the index the guest's module loader
 // reads. ListKernels lists the cached kernels. Options.Kernel may also be

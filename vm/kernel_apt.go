@@ -25,37 +25,67 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 const backportsSourceFile = "/etc/apt/sources.list.d/backports.sources"
 
-// downloadKernelDeb runs `apt-get download` for the pinned package into dir
-// and returns the path of the .deb.
-func downloadKernelDeb(ctx context.Context, k KernelSpec, dir string, log io.Writer) (string, error) {
+// downloadKernelDebs runs `apt-get download` for the pinned packages of k
+// into dir, checks their SHA256 and returns their paths, Package first.
+// The suites of the host's own release come through its APT sources;
+// others through a private APT configuration under kdir.
+func downloadKernelDebs(ctx context.Context, k KernelSpec, kdir, dir string, log io.Writer) ([]string, error) {
 	if _, err := exec.LookPath("apt-get"); err != nil {
-		return "", errors.New("apt-get not found: fetching the default kernel needs a Debian-based host (or pass a kernel image)")
+		return nil, errors.New("apt-get not found: fetching the default kernel needs a Debian-based host (or pass a kernel image)")
 	}
 	for _, tool := range []string{"dpkg-deb", "xz"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			pkg := map[string]string{"dpkg-deb": "dpkg", "xz": "xz-utils"}[tool]
-			return "", fmt.Errorf("%s not found: install the %s package", tool, pkg)
+			return nil, fmt.Errorf("%s not found: install the %s package", tool, pkg)
 		}
 	}
-	if k.Backports && !backportsConfigured() {
-		fmt.Fprintf(log, "nkscript: adding APT source %s\n", backportsSourceFile)
-		if err := os.WriteFile(backportsSourceFile, []byte(backportsSource), 0o644); err != nil {
-			return "", fmt.Errorf("add bookworm-backports source: %w", err)
+	var aptOpts []string
+	switch k.Suite {
+	case "bookworm":
+	case "bookworm-backports":
+		if !backportsConfigured() {
+			fmt.Fprintf(log, "nkscript: adding APT source %s\n", backportsSourceFile)
+			if err := os.WriteFile(backportsSourceFile, []byte(backportsSource), 0o644); err != nil {
+				return nil, fmt.Errorf("add bookworm-backports source: %w", err)
+			}
+			if err := aptUpdate(ctx, nil, log); err != nil {
+				return nil, err
+			}
 		}
-		if err := aptUpdate(ctx, log); err != nil {
-			return "", err
+	default:
+		var err error
+		if aptOpts, err = privateAPT(ctx, k.Suite, kdir, log); err != nil {
+			return nil, err
 		}
 	}
-	spec := k.Package + "=" + k.Version
+	var paths []string
+	for _, d := range k.debs() {
+		path, err := downloadDeb(ctx, d, aptOpts, dir, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSHA256(path, d.SHA256); err != nil {
+			return nil, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+// downloadDeb runs `apt-get download` for d into dir with the APT options
+// opts, updating the package lists once if it fails.
+func downloadDeb(ctx context.Context, d Deb, opts []string, dir string, log io.Writer) (string, error) {
+	spec := d.Package + "=" + d.Version
 	download := func() ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", spec)
+		args := append(append([]string{}, opts...), "download", "-q", "-o", "APT::Sandbox::User=root", spec)
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Dir = dir
 		return cmd.CombinedOutput()
 	}
 	out, err := download()
 	if err != nil {
 		// The package lists may be stale or missing: update once.
-		if err := aptUpdate(ctx, log); err != nil {
+		if err := aptUpdate(ctx, opts, log); err != nil {
 			return "", err
 		}
 		out, err = download()
@@ -63,17 +93,48 @@ func downloadKernelDeb(ctx context.Context, k KernelSpec, dir string, log io.Wri
 	if err != nil {
 		return "", fmt.Errorf("apt-get download %s: %w: %s", spec, err, bytes.TrimSpace(out))
 	}
-	debs, _ := filepath.Glob(filepath.Join(dir, k.Package+"_*.deb"))
+	debs, _ := filepath.Glob(filepath.Join(dir, d.Package+"_*.deb"))
 	if len(debs) != 1 {
 		return "", fmt.Errorf("apt-get download %s: no .deb in %s", spec, dir)
 	}
 	return debs[0], nil
 }
 
-// aptUpdate runs `apt-get update`.
-func aptUpdate(ctx context.Context, log io.Writer) error {
+// privateAPT writes an APT configuration for suite under kdir (a sources
+// list signed by Debian's archive keyring, its own package lists and
+// cache) and returns the apt-get options that use it, so that a kernel
+// of another Debian release is downloaded without adding its suite to
+// the host's sources, where apt-get install would see it.
+func privateAPT(ctx context.Context, suite, kdir string, log io.Writer) ([]string, error) {
+	root := filepath.Join(kdir, ".apt", suite)
+	for _, d := range []string{"lists/partial", "cache/archives/partial"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("private APT configuration: %w", err)
+		}
+	}
+	list := filepath.Join(root, "sources.list")
+	src := fmt.Sprintf("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n", suite)
+	if err := os.WriteFile(list, []byte(src), 0o644); err != nil {
+		return nil, fmt.Errorf("private APT configuration: %w", err)
+	}
+	opts := []string{
+		"-o", "Dir::Etc::sourcelist=" + list, "-o", "Dir::Etc::sourceparts=-",
+		"-o", "Dir::State::Lists=" + filepath.Join(root, "lists"),
+		"-o", "Dir::Cache=" + filepath.Join(root, "cache"),
+	}
+	if lists, _ := filepath.Glob(filepath.Join(root, "lists", "*_Packages*")); len(lists) == 0 {
+		if err := aptUpdate(ctx, opts, log); err != nil {
+			return nil, err
+		}
+	}
+	return opts, nil
+}
+
+// aptUpdate runs `apt-get update` with the APT options opts.
+func aptUpdate(ctx context.Context, opts []string, log io.Writer) error {
 	fmt.Fprintf(log, "nkscript: apt-get update\n")
-	out, err := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput()
+	args := append(append([]string{}, opts...), "update", "-q", "-o", "APT::Sandbox::User=root")
+	out, err := exec.CommandContext(ctx, "apt-get", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("apt-get update: %w: %s", err, bytes.TrimSpace(out))
 	}

@@ -22,18 +22,17 @@ func fetchKernel(ctx context.Context, spec KernelSpec, kdir, dir string, log io.
 	}
 	defer os.RemoveAll(tmp)
 
-	deb, err := downloadKernelDeb(ctx, spec, tmp, log)
+	debs, err := downloadKernelDebs(ctx, spec, kdir, tmp, log)
 	if err != nil {
 		return err
 	}
-	if err := checkSHA256(deb, spec.SHA256); err != nil {
-		return err
-	}
 	x := filepath.Join(tmp, "x")
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, x).CombinedOutput(); err != nil {
-		return fmt.Errorf("dpkg-deb -x: %w: %s", err, bytes.TrimSpace(out))
+	for _, deb := range debs {
+		if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, x).CombinedOutput(); err != nil {
+			return fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, bytes.TrimSpace(out))
+		}
+		os.Remove(deb)
 	}
-	os.Remove(deb)
 
 	out := filepath.Join(tmp, "out")
 	if err := layOutKernel(ctx, spec, x, out, log); err != nil {
@@ -55,11 +54,15 @@ func layOutKernel(ctx context.Context, spec KernelSpec, x, out string, log io.Wr
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	for src, dst := range map[string]string{
-		"boot/vmlinuz-" + spec.Release: "vmlinuz",
-		"boot/config-" + spec.Release:  "config",
+	moddir := filepath.Join(x, "lib/modules", spec.Release)
+	if _, err := os.Stat(moddir); err != nil {
+		moddir = filepath.Join(x, "usr/lib/modules", spec.Release) // since trixie
+	}
+	for dst, srcs := range map[string][]string{
+		"vmlinuz": {"boot/vmlinuz-" + spec.Release, filepath.Join(moddir, "vmlinuz")},
+		"config":  {"boot/config-" + spec.Release, filepath.Join(moddir, "config")},
 	} {
-		if err := os.Rename(filepath.Join(x, src), filepath.Join(out, dst)); err != nil {
+		if err := renameFirst(x, srcs, filepath.Join(out, dst)); err != nil {
 			return err
 		}
 	}
@@ -69,10 +72,23 @@ func layOutKernel(ctx context.Context, spec KernelSpec, x, out string, log io.Wr
 		fmt.Fprintf(log, "nkscript: no uncompressed kernel, boots will be slower: %v\n", err)
 	}
 	fmt.Fprintf(log, "nkscript: preparing kernel modules\n")
-	moddir := filepath.Join(x, "lib/modules", spec.Release)
 	if err := prepareModules(ctx, moddir, filepath.Join(out, "modules")); err != nil {
 		return err
 	}
 	stamp, _ := json.MarshalIndent(kernelStamp{spec.Package, spec.Version, spec.SHA256, cacheLayout}, "", "  ")
 	return os.WriteFile(filepath.Join(out, stampFile), append(stamp, '\n'), 0o644)
+}
+
+// renameFirst moves the first of the files srcs (relative to x, or
+// absolute) that exists to dst.
+func renameFirst(x string, srcs []string, dst string) error {
+	for _, src := range srcs {
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(x, src)
+		}
+		if _, err := os.Stat(src); err == nil {
+			return os.Rename(src, dst)
+		}
+	}
+	return fmt.Errorf("package has none of %v", srcs)
 }

@@ -1,15 +1,10 @@
 package vmtest
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nkscript/nkscript/internal/testenv"
 	"github.com/nkscript/nkscript/vm"
 )
 
@@ -21,22 +16,8 @@ import (
 // of veth runs: NAME.veth.golden where a lab names the kind of pair it
 // made, NAME.golden (shared with the netkit runs) elsewhere.
 func TestLegacySuitesInGuest(t *testing.T) {
-	requireVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	kernel, err := vm.EnsureKernelSpec(ctx, vm.LegacyKernel, nil)
-	if err != nil {
-		testenv.Skipf(t, "the 6.1 kernel is not available: %v; run `make kernel`", err)
-	}
-	repo, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("/var/tmp", "nkscript-vmtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx, kernel := pinnedGuest(t, vm.LegacyKernel)
+	repo, dir := workDirs(t)
 	guest := build(t, dir, "guest", "build", "./vmtest/guest")
 	datapathTest := build(t, dir, "datapath.test", "test", "-c", "./datapath")
 	cliTest := build(t, dir, "nkscript.test", "test", "-c", "./cmd/nkscript")
@@ -46,26 +27,20 @@ func TestLegacySuitesInGuest(t *testing.T) {
 	for _, s := range []string{"veth_tutorial", "cnf_chain", "policy_routing", "sidecar", "cnf_pipeline", "mirror", "load_balancer", "overlay"} {
 		labs = append(labs, "scripts/"+s+".star")
 	}
-	script := fmt.Sprintf(`set -u
-status=0
-run() { dir=$1; shift; echo "=== guest: $dir $*"; (cd %[1]s/$dir && "$@") || status=1; }
+	script := guestScript(repo, fmt.Sprintf(`
 run datapath %[2]s -test.run 'TestLegacyTC|TestHaveTCX|TestNetkitUnsupported|TestVxlan|TestVlan' -test.count=1 -test.v
 run cmd/nkscript %[3]s -test.run 'TestScripts/(attach|topology|services|drop_flow|tutorials)$' -test.count=1 -test.v
 run . %[4]s test --vm=never %[5]s
 echo "=== guest: netkit on 6.1"
 %[4]s --vm=never %[1]s/scripts/tutorial.star; echo "exit $?"
-exit $status
-`, repo, datapathTest, cliTest, nkscript, strings.Join(labs, " "))
+`, repo, datapathTest, cliTest, nkscript, strings.Join(labs, " ")))
 	var stdout, stderr strings.Builder
 	code, err := vm.Run(ctx, vm.Options{
 		Kernel: kernel.Path,
 		Binary: guest,
 		Args:   []string{"/bin/sh", "-c", script},
 		Dir:    repo,
-		Env: []string{
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"HOME=/root", "TMPDIR=/tmp", "NKSCRIPT_BIN=" + nkscript,
-		},
+		Env:    guestEnv(nkscript),
 		Stdout: &stdout,
 		Stderr: &stderr,
 		Memory: "2G",

@@ -58,20 +58,63 @@ func build(t *testing.T, dir, out string, args ...string) string {
 	return path
 }
 
+// workDirs returns the repository's root and a directory under /var/tmp,
+// removed when t ends, for the binaries a guest runs.
+func workDirs(t *testing.T) (repo, dir string) {
+	t.Helper()
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err = os.MkdirTemp("/var/tmp", "nkscript-vmtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return repo, dir
+}
+
+// pinnedGuest is requireVM for a test that boots the pinned kernel spec:
+// it returns the kernel, fetched if need be, and a context that bounds
+// the test's guest.
+func pinnedGuest(t *testing.T, spec vm.KernelSpec) (context.Context, vm.KernelInfo) {
+	t.Helper()
+	requireVM(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	kernel, err := vm.EnsureKernelSpec(ctx, spec, nil)
+	if err != nil {
+		testenv.Skipf(t, "the %s kernel is not available: %v; run `make kernel`", spec.Release, err)
+	}
+	return ctx, kernel
+}
+
+// guestScript is a shell script for a guest: each line of body runs
+// with `run DIR CMD...` (CMD in DIR of the repository repo, under a
+// header line), and the script exits 1 if any run failed.
+func guestScript(repo, body string) string {
+	return fmt.Sprintf(`set -u
+status=0
+run() { dir=$1; shift; echo "=== guest: $dir $*"; (cd %s/$dir && "$@") || status=1; }
+%s
+exit $status
+`, repo, strings.TrimSpace(body))
+}
+
+// guestEnv is the environment of a guest's suites, plus extra.
+func guestEnv(nkscript string, extra ...string) []string {
+	return append([]string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root", "TMPDIR=/tmp", "NKSCRIPT_BIN=" + nkscript,
+	}, extra...)
+}
+
 // TestNetkitSuitesInGuest runs the netkit integration tests of datapath
 // and builtins, and the CLI golden tests (among them the netkit tutorial),
 // inside one guest.
 func TestNetkitSuitesInGuest(t *testing.T) {
 	kernel := requireVM(t)
-	repo, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("/var/tmp", "nkscript-vmtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	repo, dir := workDirs(t)
 	guest := build(t, dir, "guest", "build", "./vmtest/guest")
 	datapathTest := build(t, dir, "datapath.test", "test", "-c", "./datapath")
 	builtinsTest := build(t, dir, "builtins.test", "test", "-c", "./builtins")
@@ -93,9 +136,7 @@ func TestNetkitSuitesInGuest(t *testing.T) {
 	if only != "" {
 		dpRun, bRun, cliRun = only, only, only
 	}
-	script := fmt.Sprintf(`set -u
-status=0
-run() { dir=$1; shift; echo "=== guest: $dir $*"; (cd %[1]s/$dir && "$@") || status=1; }
+	script := guestScript(repo, fmt.Sprintf(`
 run datapath %[2]s -test.run '%[5]s' -test.skip 'TestNetkitUnsupported|TestProgramL3Traffic' -test.count=1 -test.v
 run builtins %[3]s -test.run '%[6]s' -test.count=1 -test.v
 run cmd/nkscript %[4]s -test.run '%[7]s' -test.count=1 -test.v
@@ -104,8 +145,7 @@ if [ -n "${NKSCRIPT_RELIABILITY_REPORT:-}" ]; then
 		echo "=== guest report $f"; cat "$f" 2>/dev/null; echo "=== guest report end"
 	done
 fi
-exit $status
-`, repo, datapathTest, builtinsTest, cliTest, dpRun, bRun, cliRun)
+`, repo, datapathTest, builtinsTest, cliTest, dpRun, bRun, cliRun))
 	var stdout, stderr strings.Builder
 	timeout := 10 * time.Minute
 	if d, err := time.ParseDuration(os.Getenv("NKSCRIPT_VMTEST_TIMEOUT")); err == nil {
@@ -113,10 +153,7 @@ exit $status
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	env := []string{
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME=/root", "TMPDIR=/tmp", "NKSCRIPT_BIN=" + nkscript,
-	}
+	env := guestEnv(nkscript)
 	// The reliability settings reach the guest's sweep. The guest sees
 	// the host's files read-only: it writes the report in its own /tmp,
 	// prints it, and guestReports copies it to the host's path.

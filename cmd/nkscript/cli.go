@@ -87,7 +87,7 @@ Usage:
   nkscript new NAME                      write a new lab: a BPF program in C, a lab, unit tests, goldens
   nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
   nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind
-  nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12 and 6.1)
+  nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12, 6.1 and 7.3)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
   nkscript version                       print the version
 
@@ -103,7 +103,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.keep, "keep", false, "leave the lab up when the script ends and print how to remove it")
 	fs.StringVar(&o.vmMode, "vm", "auto", "where to run: auto (host if its kernel has what the script needs, else a microVM), always, never")
 	fs.Lookup("vm").NoOptDefVal = "always"
-	fs.StringVar(&o.kernel, "kernel", "", "kernel to boot for --vm: a pinned one by version (6.12, the default; 6.1, without netkit and tcx) or a bzImage path")
+	fs.StringVar(&o.kernel, "kernel", "", "kernel to boot for --vm: a pinned one by version (6.12, the default; 6.1, without netkit and tcx; 7.3, netkit with every knob) or a bzImage path")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop the run after this long, cleaning up (0: no limit)")
 	fs.StringVar(&o.journalDir, "journal-dir", datapath.DefaultJournalDir, "where runs record what they create")
 	fs.BoolVar(&o.json, "json", false, "after the run, write a JSON report of every expectation to stdout; print() and progress lines go to stderr")

@@ -34,3 +34,12 @@ func NetkitInfo(key string, args ...string) (string, error) {
 	}
 	return fmt.Sprint(v), nil
 }
+
+// NetkitQueues reports whether `ip link add nkc0 numtxqueues TX
+// numrxqueues RX type netkit` succeeds in a network namespace of its own:
+// Linux 6.7 takes more than one queue each way, later kernels refuse more
+// than one transmit queue.
+func NetkitQueues(tx, rx int) bool {
+	script := fmt.Sprintf("ip link add nkc0 numtxqueues %d numrxqueues %d type netkit", tx, rx)
+	return exec.Command("unshare", "--net", "sh", "-c", script).Run() == nil
+}

@@ -1,6 +1,9 @@
 package testenv
 
 import (
+	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nkscript/nkscript/internal/kernelcheck"
@@ -64,5 +67,16 @@ func NetkitKnob(tb testing.TB, key, want string, args ...string) bool {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if got != want && slices.Contains(strings.Split(os.Getenv(WantNetkitKnobsEnv), ","), key) {
+		tb.Fatalf("kernel %s: netkit %s reads %q, want %q: %s lists %s, so this kernel must have it",
+			KernelRelease(), key, got, want, WantNetkitKnobsEnv, key)
+	}
 	return got == want
 }
+
+// WantNetkitKnobsEnv names the environment variable that lists, comma
+// separated, the netkit knobs (info data keys: scrub, headroom) the
+// running kernel must have: vmtest sets it in the guests of kernels that
+// have them, so that NetkitKnob fails there rather than let a test take
+// its branch for kernels without.
+const WantNetkitKnobsEnv = "NKSCRIPT_WANT_NETKIT_KNOBS"
