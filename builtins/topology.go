@@ -97,8 +97,8 @@ br.addr("192.168.1.1/24")`,
 		Signature: `link.set(mtu=None, up=None, master=None, mac=None) -> link`,
 		Doc: "Changes what is given: the MTU (68..65535), the state (True for up, False for " +
 			"down), the bridge the link is a port of, the MAC address (a unicast Ethernet " +
-			"address like \"02:00:00:00:00:01\"; a netkit device has one only in l2 mode, and " +
-			"takes it while down). The MAC changes first, the state last. Returns the link.",
+			"address like \"02:00:00:00:00:01\"; a netkit device has one only in l2 mode). The MAC " +
+			"changes first, the state last. Returns the link.",
 		Example: `p.primary.set(mtu = 9000, up = True)
 p.peer.set(master = br)
 nk.peer.set(mac = "02:00:00:00:00:02", up = True)`,

@@ -275,8 +275,7 @@ func (l *Lab) SetMTU(k *Link, mtu int) error {
 }
 
 // SetMAC sets a link's hardware address: a unicast Ethernet address, on a
-// device that has one (a netkit device only in l2 mode). A netkit device
-// must be down while its address changes.
+// device that has one (a netkit device only in l2 mode).
 func (l *Lab) SetMAC(k *Link, mac net.HardwareAddr) error {
 	if err := l.checkOpenLocked(); err != nil {
 		return err
