@@ -161,7 +161,7 @@ print(nk.kind, nk.primary.name, nk.peer.ns)`,
 			{"name", "the interface name"},
 			{"ns", "the namespace it is in"},
 			{"pair", "the pair it belongs to, or None"},
-			{"set", "method: set(mtu=None, up=None, master=None) changes the MTU, state or bridge"},
+			{"set", "method: set(mtu=None, up=None, master=None, mac=None) changes the MTU, state, bridge or MAC"},
 			{"up", "method: up() sets the link up"},
 		},
 		Example: `nk.peer.addr("10.0.0.2/24").up()

@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/nkscript/nkscript/datapath"
 	"go.starlark.net/starlark"
@@ -51,9 +52,15 @@ func linkSet(k *Link, thread *starlark.Thread, b *starlark.Builtin, args starlar
 	r := runOf(thread)
 	var mtu mtuArg
 	var up upArg
+	var mac macArg
 	master := linkArg{what: "a bridge (from bridge())"}
-	if err := unpackArgs(b, args, kwargs, "mtu??", &mtu, "up??", &up, "master??", &master); err != nil {
+	if err := unpackArgs(b, args, kwargs, "mtu??", &mtu, "up??", &up, "master??", &master, "mac??", &mac); err != nil {
 		return nil, err
+	}
+	if mac != nil {
+		if err := r.lab.SetMAC(k.l, net.HardwareAddr(mac)); err != nil {
+			return nil, err
+		}
 	}
 	if mtu != 0 {
 		if err := r.lab.SetMTU(k.l, int(mtu)); err != nil {
@@ -87,10 +94,13 @@ br.addr("192.168.1.1/24")`,
 	},
 	{
 		Name: "link.set", Kind: KindMethod,
-		Signature: `link.set(mtu=None, up=None, master=None) -> link`,
+		Signature: `link.set(mtu=None, up=None, master=None, mac=None) -> link`,
 		Doc: "Changes what is given: the MTU (68..65535), the state (True for up, False for " +
-			"down), the bridge the link is a port of. Returns the link.",
+			"down), the bridge the link is a port of, the MAC address (a unicast Ethernet " +
+			"address like \"02:00:00:00:00:01\"; a netkit device has one only in l2 mode). The MAC " +
+			"changes first, the state last. Returns the link.",
 		Example: `p.primary.set(mtu = 9000, up = True)
-p.peer.set(master = br)`,
+p.peer.set(master = br)
+nk.peer.set(mac = "02:00:00:00:00:02", up = True)`,
 	},
 }

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -52,6 +53,8 @@ type Backend interface {
 	SetMaster(k, br *Link) error
 	// SetMTU sets k's MTU.
 	SetMTU(k *Link, mtu int) error
+	// SetMAC sets k's hardware address.
+	SetMAC(k *Link, mac net.HardwareAddr) error
 	// AddRoute adds a route in ns.
 	AddRoute(ns *Netns, r RouteSpec) error
 	// DeleteRoute deletes a route of ns.

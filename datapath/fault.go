@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -45,7 +46,7 @@ type FaultPlan struct {
 var faultPoints = []string{
 	"AddAddr", "AddFDB", "AddRoute", "AddRule", "Attach", "CreateBridge", "CreateDevice",
 	"CreateNetns", "CreatePair", "DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "LoadProgram", "MoveLink",
-	"SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
+	"SetMAC", "SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
 }
 
 // FaultPoints lists, sorted, the names of the points at which a FaultPlan
@@ -225,6 +226,10 @@ func (f *faulty) SetUp(k *Link, up bool) error {
 
 func (f *faulty) SetMaster(k, br *Link) error {
 	return f.then("SetMaster", fmt.Sprintf("link set %s %s", k.name, masterWords(br)), func() error { return f.Backend.SetMaster(k, br) })
+}
+
+func (f *faulty) SetMAC(k *Link, mac net.HardwareAddr) error {
+	return f.then("SetMAC", fmt.Sprintf("link set %s address %s", k.name, mac), func() error { return f.Backend.SetMAC(k, mac) })
 }
 
 func (f *faulty) SetMTU(k *Link, mtu int) error {

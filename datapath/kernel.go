@@ -356,6 +356,13 @@ func (k *kernel) SetMTU(l *Link, mtu int) error {
 	return nil
 }
 
+func (k *kernel) SetMAC(l *Link, mac net.HardwareAddr) error {
+	if err := l.ns.nl.LinkSetHardwareAddr(l.nlLink(), mac); err != nil {
+		return fmt.Errorf("set %s address %s: %w", l.name, mac, err)
+	}
+	return nil
+}
+
 func (k *kernel) AddRoute(ns *Netns, r RouteSpec) error {
 	if err := ns.nl.RouteAdd(r.netlinkRoute()); err != nil {
 		switch {

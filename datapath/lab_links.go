@@ -2,7 +2,9 @@ package datapath
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 )
 
 // NewPair creates a veth or netkit pair with each end created directly in
@@ -269,6 +271,35 @@ func (l *Lab) SetMTU(k *Link, mtu int) error {
 	k.mu.Lock()
 	k.mtu = mtu
 	k.mu.Unlock()
+	return nil
+}
+
+// SetMAC sets a link's hardware address: a unicast Ethernet address, on a
+// device that has one (a netkit device only in l2 mode).
+func (l *Lab) SetMAC(k *Link, mac net.HardwareAddr) error {
+	if err := l.checkOpenLocked(); err != nil {
+		return err
+	}
+	if err := live([]*Link{k}); err != nil {
+		return err
+	}
+	if err := checkMAC(k, mac); err != nil {
+		return err
+	}
+	return l.b.SetMAC(k, mac)
+}
+
+func checkMAC(k *Link, mac net.HardwareAddr) error {
+	switch {
+	case len(mac) != 6:
+		return fmt.Errorf("set %s address %s: not an Ethernet address (6 bytes)", k.name, mac)
+	case mac[0]&1 != 0:
+		return fmt.Errorf("set %s address %s: a multicast address; a device's own address is unicast", k.name, mac)
+	case slices.Equal(mac, make(net.HardwareAddr, 6)):
+		return fmt.Errorf("set %s address %s: the all-zero address is not a device address", k.name, mac)
+	case k.pair != nil && k.pair.Kind == Netkit && k.pair.Mode != "l2":
+		return fmt.Errorf("set %s address %s: a netkit device in %s mode has no MAC address; make the pair with mode=\"l2\"", k.name, mac, k.pair.Mode)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -63,6 +64,11 @@ func (w *profiled) SetUp(k *Link, up bool) error {
 func (w *profiled) SetMaster(k, br *Link) error {
 	defer w.p.timed(PhaseLinks)()
 	return w.Backend.SetMaster(k, br)
+}
+
+func (w *profiled) SetMAC(k *Link, mac net.HardwareAddr) error {
+	defer w.p.timed(PhaseLinks)()
+	return w.Backend.SetMAC(k, mac)
 }
 
 func (w *profiled) SetMTU(k *Link, mtu int) error {

@@ -3,6 +3,7 @@ package datapath
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -67,6 +68,7 @@ func (r *recorder) AddAddr(*Link, netip.Prefix) error             { return nil }
 func (r *recorder) SetUp(*Link, bool) error                       { return nil }
 func (r *recorder) SetMaster(_, _ *Link) error                    { return nil }
 func (r *recorder) SetMTU(*Link, int) error                       { return nil }
+func (r *recorder) SetMAC(*Link, net.HardwareAddr) error          { return nil }
 func (r *recorder) AddRoute(*Netns, RouteSpec) error              { return nil }
 func (r *recorder) DeleteRoute(*Netns, RouteSpec) error           { return nil }
 func (r *recorder) AddRule(*Netns, RuleSpec) error                { return nil }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -259,6 +260,11 @@ func (s *shell) SetMaster(k, br *Link) error {
 
 func (s *shell) SetMTU(k *Link, mtu int) error {
 	s.line("%s link set %s mtu %d", ipn(k.ns), shq(k.name), mtu)
+	return nil
+}
+
+func (s *shell) SetMAC(k *Link, mac net.HardwareAddr) error {
+	s.line("%s link set %s address %s", ipn(k.ns), shq(k.name), mac)
 	return nil
 }
 
