@@ -262,8 +262,8 @@ var policyDocs = []Entry{
 			"policies with a protocol and port, then with a protocol, then source-only ones, then " +
 			"destination policies in the same order, then normal routing; the longest prefix wins " +
 			"within each step. `via` must be a device of the namespace where the router is attached " +
-			"(checked once it is attached), and `next_hop` must be on a subnet of a link of that " +
-			"namespace. Installing a policy that matches the same packets replaces the previous one.",
+			"(checked when the router is attached before the call), and `next_hop` must be on a subnet " +
+			"of a link of `via`'s namespace. Installing a policy that matches the same packets replaces the previous one.",
 		Attrs: []Attr{
 			{"dport", "the destination port, or None for any"},
 			{"dst", "the destination prefix, or None for a source policy"},
