@@ -19,19 +19,32 @@ type lbBackend struct {
 	Addr    [4]uint8
 }
 
+type lbBackendV6 struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Addr    [16]uint8
+}
+
 type lbVip struct {
 	_    structs.HostLayout
 	Addr [4]uint8
+}
+
+type lbVipV6 struct {
+	_    structs.HostLayout
+	Addr [16]uint8
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lbMapBackends = "backends"
-	lbMapStats    = "stats"
-	lbMapVip      = "vip"
-	lbProgLb      = "lb"
+	lbMapBackends   = "backends"
+	lbMapBackendsV6 = "backends_v6"
+	lbMapStats      = "stats"
+	lbMapVip        = "vip"
+	lbMapVipV6      = "vip_v6"
+	lbProgLb        = "lb"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -83,9 +96,11 @@ type lbProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbMapSpecs struct {
-	Backends *ebpf.MapSpec `ebpf:"backends"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
-	Vip      *ebpf.MapSpec `ebpf:"vip"`
+	Backends   *ebpf.MapSpec `ebpf:"backends"`
+	BackendsV6 *ebpf.MapSpec `ebpf:"backends_v6"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Vip        *ebpf.MapSpec `ebpf:"vip"`
+	VipV6      *ebpf.MapSpec `ebpf:"vip_v6"`
 }
 
 // lbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -114,16 +129,20 @@ func (o *lbObjects) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbMaps struct {
-	Backends *ebpf.Map `ebpf:"backends"`
-	Stats    *ebpf.Map `ebpf:"stats"`
-	Vip      *ebpf.Map `ebpf:"vip"`
+	Backends   *ebpf.Map `ebpf:"backends"`
+	BackendsV6 *ebpf.Map `ebpf:"backends_v6"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	Vip        *ebpf.Map `ebpf:"vip"`
+	VipV6      *ebpf.Map `ebpf:"vip_v6"`
 }
 
 func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.Backends,
+		m.BackendsV6,
 		m.Stats,
 		m.Vip,
+		m.VipV6,
 	)
 }
 

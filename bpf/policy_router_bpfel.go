@@ -13,6 +13,30 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type policyRouterMatchKeyV4 struct {
+	_    structs.HostLayout
+	Head struct {
+		_         structs.HostLayout
+		Prefixlen uint32
+		Dir       uint8
+		Proto     uint8
+		Dport     uint16
+	}
+	Addr [4]uint8
+}
+
+type policyRouterMatchKeyV6 struct {
+	_    structs.HostLayout
+	Head struct {
+		_         structs.HostLayout
+		Prefixlen uint32
+		Dir       uint8
+		Proto     uint8
+		Dport     uint16
+	}
+	Addr [16]uint8
+}
+
 type policyRouterPolicyKeyV4 struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -41,10 +65,12 @@ type policyRouterRoutePolicyV6 struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	policyRouterMapPolicyRoutesV4 = "policy_routes_v4"
-	policyRouterMapPolicyRoutesV6 = "policy_routes_v6"
-	policyRouterMapStats          = "stats"
-	policyRouterProgPolicyRouter  = "policy_router"
+	policyRouterMapPolicyMatchesV4 = "policy_matches_v4"
+	policyRouterMapPolicyMatchesV6 = "policy_matches_v6"
+	policyRouterMapPolicyRoutesV4  = "policy_routes_v4"
+	policyRouterMapPolicyRoutesV6  = "policy_routes_v6"
+	policyRouterMapStats           = "stats"
+	policyRouterProgPolicyRouter   = "policy_router"
 )
 
 // loadPolicyRouter returns the embedded CollectionSpec for policyRouter.
@@ -96,9 +122,11 @@ type policyRouterProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type policyRouterMapSpecs struct {
-	PolicyRoutesV4 *ebpf.MapSpec `ebpf:"policy_routes_v4"`
-	PolicyRoutesV6 *ebpf.MapSpec `ebpf:"policy_routes_v6"`
-	Stats          *ebpf.MapSpec `ebpf:"stats"`
+	PolicyMatchesV4 *ebpf.MapSpec `ebpf:"policy_matches_v4"`
+	PolicyMatchesV6 *ebpf.MapSpec `ebpf:"policy_matches_v6"`
+	PolicyRoutesV4  *ebpf.MapSpec `ebpf:"policy_routes_v4"`
+	PolicyRoutesV6  *ebpf.MapSpec `ebpf:"policy_routes_v6"`
+	Stats           *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // policyRouterVariableSpecs contains global variables before they are loaded into the kernel.
@@ -127,13 +155,17 @@ func (o *policyRouterObjects) Close() error {
 //
 // It can be passed to loadPolicyRouterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type policyRouterMaps struct {
-	PolicyRoutesV4 *ebpf.Map `ebpf:"policy_routes_v4"`
-	PolicyRoutesV6 *ebpf.Map `ebpf:"policy_routes_v6"`
-	Stats          *ebpf.Map `ebpf:"stats"`
+	PolicyMatchesV4 *ebpf.Map `ebpf:"policy_matches_v4"`
+	PolicyMatchesV6 *ebpf.Map `ebpf:"policy_matches_v6"`
+	PolicyRoutesV4  *ebpf.Map `ebpf:"policy_routes_v4"`
+	PolicyRoutesV6  *ebpf.Map `ebpf:"policy_routes_v6"`
+	Stats           *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *policyRouterMaps) Close() error {
 	return _PolicyRouterClose(
+		m.PolicyMatchesV4,
+		m.PolicyMatchesV6,
 		m.PolicyRoutesV4,
 		m.PolicyRoutesV6,
 		m.Stats,

@@ -274,8 +274,11 @@ rule(src = "10.0.1.0/24", table = 100, priority = 1000)`,
 			"changes; clang's errors and the verifier's name the C source lines. Bundled, for tc hooks (tcx, netkit, legacy tc): " +
 			"`pass` (counts packets), `drop_port` (drops TCP/UDP with source or destination port " +
 			"`port`), `drop_flow` (drops IPv4 packets matching `src`/`src_len`, `dst`/`dst_len`, " +
-			"`proto` and `port`, each optional), `policy_router` (source-based routing, see " +
-			"policy()), `lb` (spreads flows to a VIP over the backends in its maps), `mirror` " +
+			"`proto` and `port`, each optional), `policy_router` (policy routing by source or " +
+			"destination, protocol and port, see policy()), `lb` (spreads flows to a VIP over the " +
+			"backends in its maps, direct server return: `vip` and `backends` for IPv4, `vip_v6` and " +
+			"`backends_v6` for IPv6; a backend is a slot with an ifindex, so `pop()` of any slot " +
+			"leaves the others serving), `mirror` " +
 			"(copies every packet to the device in its `monitor` map); for the xdp hook: `xdp_pass`, " +
 			"`xdp_drop_port`. Every bundled program counts in a `stats` map (see stats()). Other " +
 			"keyword arguments set the program's constants at load time: ints, bools, or IP address " +

@@ -2,11 +2,14 @@ package builtins
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/nkscript/nkscript/internal/quote"
 	"go.starlark.net/starlark"
 )
 
@@ -187,23 +190,34 @@ func parsePrefix(what, s string) (netip.Prefix, error) {
 type sourceArg netip.Prefix
 
 func (a *sourceArg) Unpack(v starlark.Value) error {
+	prefix, err := unpackPrefix(v, func(s string, addr netip.Addr) (netip.Prefix, error) {
+		return netip.PrefixFrom(addr, addr.BitLen()), nil
+	})
+	*a = sourceArg(prefix)
+	return err
+}
+
+// unpackPrefix is v as a prefix without host bits; bare says what an
+// address without a length stands for, or why it cannot be.
+func unpackPrefix(v starlark.Value, bare func(s string, addr netip.Addr) (netip.Prefix, error)) (netip.Prefix, error) {
 	s, err := unpackString(v)
 	if err != nil {
-		return err
+		return netip.Prefix{}, err
 	}
 	prefix, err := netip.ParsePrefix(s)
 	if err != nil {
 		addr, aerr := netip.ParseAddr(s)
 		if aerr != nil {
-			return badParam("%s=%q is not a prefix like \"192.168.100.5/32\" or an address", s)
+			return netip.Prefix{}, badParam("%s=%q is not a prefix like \"192.168.100.5/32\" or an address", s)
 		}
-		prefix = netip.PrefixFrom(addr, addr.BitLen())
+		if prefix, err = bare(s, addr); err != nil {
+			return netip.Prefix{}, err
+		}
 	}
 	if prefix.Masked() != prefix {
-		return badParam("%s=%q has host bits set; did you mean %q?", s, prefix.Masked().String())
+		return netip.Prefix{}, badParam("%s=%q has host bits set; did you mean %q?", s, prefix.Masked().String())
 	}
-	*a = sourceArg(prefix)
-	return nil
+	return prefix, nil
 }
 
 // typedArg is an argument that must be a value of type T; what
@@ -227,3 +241,71 @@ type linkArg = typedArg[*Link]
 
 // programArg is a loaded program.
 type programArg = typedArg[*Program]
+
+// prefixArg is the prefix of a policy: it must say its length, so that
+// "10.10.1.0" is not silently one address.
+type prefixArg netip.Prefix
+
+func (a *prefixArg) Unpack(v starlark.Value) error {
+	prefix, err := unpackPrefix(v, func(s string, addr netip.Addr) (netip.Prefix, error) {
+		return netip.Prefix{}, badParam("%s=%q has no prefix length; %s", s, suggestLengths(addr))
+	})
+	*a = prefixArg(prefix)
+	return err
+}
+
+// IsValid says whether the argument was given.
+func (a prefixArg) IsValid() bool { return netip.Prefix(a).IsValid() }
+
+// suggestLengths says how to write addr with a prefix length: its
+// trailing zero bytes suggest a subnet, every address is its own /32 or
+// /128.
+func suggestLengths(addr netip.Addr) string {
+	one := netip.PrefixFrom(addr, addr.BitLen()).String()
+	b := addr.AsSlice()
+	bits := len(b) * 8
+	for bits > 0 && b[bits/8-1] == 0 {
+		bits -= 8
+	}
+	if bits == len(b)*8 || bits == 0 {
+		return fmt.Sprintf("write %q for the one address", one)
+	}
+	subnet := netip.PrefixFrom(addr, bits).String()
+	return fmt.Sprintf("write %q for the subnet or %q for the one address", subnet, one)
+}
+
+// ipProtoArg is the IP protocol a policy matches, by name; 0 is any.
+type ipProtoArg uint8
+
+// ipProtos are the protocols a policy can name, by number.
+var ipProtos = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132}
+
+func (a *ipProtoArg) Unpack(v starlark.Value) error {
+	s, err := unpackString(v)
+	if err != nil {
+		return err
+	}
+	n, ok := ipProtos[s]
+	if !ok {
+		return badParam("%s=%q is not a protocol a policy can match; use %s", s, quote.Or(slices.Sorted(maps.Keys(ipProtos))))
+	}
+	*a = ipProtoArg(n)
+	return nil
+}
+
+// protoName is the name of an IP protocol, or its number.
+func protoName(n uint8) string {
+	for name, m := range ipProtos {
+		if m == n {
+			return name
+		}
+	}
+	return fmt.Sprint(n)
+}
+
+// hasPorts says whether the protocol's packets have ports.
+func hasPorts(n uint8) bool { return n == 6 || n == 17 || n == 132 }
+
+// protoFits says whether the protocol is one of the family's: ICMP is
+// IPv4's, ICMPv6 IPv6's.
+func protoFits(n uint8, v4 bool) bool { return !(n == 1 && !v4) && !(n == 58 && v4) }

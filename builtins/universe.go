@@ -31,7 +31,7 @@
 //	chain(link, hook) -> list
 //	stats(prog) -> stats
 //	trace(prog=None) -> trace
-//	policy(router, src, via, next_hop=None) -> policy
+//	policy(router, src=None, via, next_hop=None, dst=None, proto=None, dport=None) -> policy
 //	policies(router) -> list
 //
 // Packet tests (prog.run(pkt, repeat=1) -> run_result):

@@ -33,7 +33,7 @@ func mapOf(t *testing.T, p *Program, name string) *Map {
 // skipping zero entries, and deletion of array entries by zeroing.
 func TestMapStructs(t *testing.T) {
 	p := loadBundled(t, "lb")
-	if got, want := p.MapNames(), []string{"backends", "stats", "vip"}; !reflect.DeepEqual(got, want) {
+	if got, want := p.MapNames(), []string{"backends", "backends_v6", "stats", "vip", "vip_v6"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("MapNames() = %v, want %v", got, want)
 	}
 	backends := mapOf(t, p, "backends")
@@ -131,7 +131,7 @@ func TestMapLPM(t *testing.T) {
 	if got, ok, _ := v6.Get("fd00::5"); !ok || !reflect.DeepEqual(got, Fields{{Name: "ifindex", Value: int64(3)}, {Name: "next_hop", Value: "fd00::1"}}) {
 		t.Errorf("v6 Get = %v %v", got, ok)
 	}
-	if _, err := p.Map("nope"); err == nil || !strings.Contains(err.Error(), `its maps are "policy_routes_v4", "policy_routes_v6", "stats"`) {
+	if _, err := p.Map("nope"); err == nil || !strings.Contains(err.Error(), `its maps are "policy_matches_v4", "policy_matches_v6", "policy_routes_v4", "policy_routes_v6", "stats"`) {
 		t.Errorf("unknown map: %v", err)
 	}
 }
