@@ -20,7 +20,7 @@
  *     refuses bpf_redirect_peer (it drops the packet), and netkit has
  *     cleared ingress_ifindex: the program uses bpf_redirect out of the
  *     target's host end (NETKIT_REDIRECT), whose transmit hands the packet
- *     to the pod. The same holds on tcx egress for packets the host sends.
+ *     to the pod.
  * Either way the verdict is TC_ACT_REDIRECT, counted as redirected.
  */
 
