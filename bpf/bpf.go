@@ -44,6 +44,7 @@ var programs = map[string]program{
 	"policy_router": {loadPolicyRouter, policyRouterProgPolicyRouter},
 	"lb":            {loadLb, lbProgLb},
 	"mirror":        {loadMirror, mirrorProgMirror},
+	"redirect_peer": {loadRedirectPeer, redirectPeerProgRedirectPeer},
 	"xdp_pass":      {loadXdp, xdpProgXdpPass},
 	"xdp_drop_port": {loadXdp, xdpProgXdpDropPort},
 }
@@ -107,6 +108,7 @@ var objects = map[string][]byte{
 	"policy_router": _PolicyRouterBytes,
 	"lb":            _LbBytes,
 	"mirror":        _MirrorBytes,
+	"redirect_peer": _RedirectPeerBytes,
 	"xdp_pass":      _XdpBytes,
 	"xdp_drop_port": _XdpBytes,
 }

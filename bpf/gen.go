@@ -8,6 +8,7 @@ package bpf
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" -output-stem policy_router policyRouter policy_router.c
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" -output-stem lb lb lb.c
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" -output-stem mirror mirror mirror.c
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" -output-stem redirect_peer redirectPeer redirect_peer.c
 //go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -cflags "-O2 -g -Wall -Werror -Iinclude" -output-stem xdp xdp xdp.c
 
 // Objects used by datapath's tests as user-supplied ELF files. DWARF is

@@ -279,7 +279,11 @@ rule(src = "10.0.1.0/24", table = 100, priority = 1000)`,
 			"backends in its maps, direct server return: `vip` and `backends` for IPv4, `vip_v6` and " +
 			"`backends_v6` for IPv6; a backend is a slot with an ifindex, so `pop()` of any slot " +
 			"leaves the others serving), `mirror` " +
-			"(copies every packet to the device in its `monitor` map); for the xdp hook: `xdp_pass`, " +
+			"(copies every packet to the device in its `monitor` map), `redirect_peer` (the netkit " +
+			"fast path: a packet whose destination is in its `routes_v4`/`routes_v6` maps, prefix to the " +
+			"host end of a pod's pair, goes straight into that pod, skipping the host's stack: " +
+			"`rp.maps[\"routes_v4\"][\"10.0.2.0/24\"] = b.primary`; attach it to a netkit pair's " +
+			"`\"peer\"` hook or to tcx ingress of the host end); for the xdp hook: `xdp_pass`, " +
 			"`xdp_drop_port`. Every bundled program counts in a `stats` map (see stats()). Other " +
 			"keyword arguments set the program's constants at load time: ints, bools, or IP address " +
 			"strings for constants that are 4- or 16-byte arrays. It is unloaded when the script ends.",

@@ -321,7 +321,7 @@ func TestProgramConsts(t *testing.T) {
 }
 
 func TestProgramUnknownName(t *testing.T) {
-	err := mustLoadFail(t, ProgramSpec{Name: "drop_prot"}, `"drop_prot"`, `"drop_flow", "drop_port", "lb", "mirror", "pass", "policy_router", "xdp_drop_port", "xdp_pass"`)
+	err := mustLoadFail(t, ProgramSpec{Name: "drop_prot"}, `"drop_prot"`, `"drop_flow", "drop_port", "lb", "mirror", "pass", "policy_router", "redirect_peer", "xdp_drop_port", "xdp_pass"`)
 	if !errors.Is(err, bpf.ErrUnknown) {
 		t.Errorf("error %v does not wrap bpf.ErrUnknown", err)
 	}
