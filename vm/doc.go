@@ -8,7 +8,7 @@
 // host. The guest side, Guest, shares the host's root filesystem read-only
 // over 9p at the same paths, shows the host's /tmp at /tmp under an overlay
 // that keeps the guest's writes in the guest's memory, mounts a fresh tmpfs
-// on /run, proc, sysfs, devtmpfs, bpffs, debugfs, tracefs and cgroup2, sets
+// on /run, proc, sysfs, devtmpfs, devpts, bpffs, debugfs, tracefs and cgroup2, sets
 // the host's environment and working directory, then executes the program
 // again so that the Go runtime and package inits start in that finished
 // guest, and calls the program's main with the host's arguments. The

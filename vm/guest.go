@@ -35,7 +35,7 @@ func IsGuest() bool {
 // Guest is the guest side of Run. It mounts the guest's filesystems (the
 // host's root read-only at the same paths, the host's /tmp behind a
 // writable overlay that keeps the guest's writes in memory, a fresh tmpfs
-// on /run, proc, sysfs, devtmpfs, bpffs, debugfs, tracefs, cgroup2), brings
+// on /run, proc, sysfs, devtmpfs, devpts, bpffs, debugfs, tracefs, cgroup2), brings
 // loopback up, changes to the host's working directory and sets the host's
 // environment. Then it executes the program again, still as PID 1, so that
 // the Go runtime and every package's init run in that finished guest (with

@@ -120,6 +120,16 @@ func mountSystem() error {
 			return err
 		}
 	}
+	// Pseudo-terminals, for the REPL and shells in the guest: devtmpfs
+	// has no /dev/ptmx of its own here.
+	if err := mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return err
+	}
+	if _, err := os.Stat("/dev/ptmx"); err != nil {
+		if err := os.Symlink("pts/ptmx", "/dev/ptmx"); err != nil {
+			return fmt.Errorf("link /dev/ptmx: %w", err)
+		}
+	}
 	if fi, err := os.Lstat("/var/run"); err == nil && fi.IsDir() {
 		// The host's /var/run is a directory rather than a link to /run.
 		if err := unix.Mount("/run", "/var/run", "", unix.MS_BIND, ""); err != nil {

@@ -216,7 +216,7 @@ func TestRunMounts(t *testing.T) {
 	}
 	for dir, fstype := range map[string]string{
 		"/usr": "9p", "/tmp": "overlay", "/run": "tmpfs", "/sys/fs/bpf": "bpf", "/proc": "proc",
-		"/sys": "sysfs", "/dev": "devtmpfs", "/sys/kernel/tracing": "tracefs", "/sys/fs/cgroup": "cgroup2",
+		"/sys": "sysfs", "/dev": "devtmpfs", "/dev/pts": "devpts", "/sys/kernel/tracing": "tracefs", "/sys/fs/cgroup": "cgroup2",
 	} {
 		if mounts[dir] != fstype {
 			t.Errorf("%s: mounted %q, want %s", dir, mounts[dir], fstype)

@@ -82,8 +82,16 @@ print("not reached")
 // built its lab.
 func startWaiting(t *testing.T, hostNs, labNs, journals string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
+	return startScript(t, waitingScript, hostNs, labNs, journals)
+}
+
+// startScript runs the script src (which prints "ready" once its lab is
+// built, then waits) inside hostNs with argv[1] labNs, and returns once
+// it is ready.
+func startScript(t *testing.T, src, hostNs, labNs, journals string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
 	script := filepath.Join(t.TempDir(), "wait.star")
-	if err := os.WriteFile(script, []byte(waitingScript), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+hostNs, nkscriptBinary(t), "--journal-dir="+journals, script, labNs)
@@ -295,6 +303,52 @@ func TestSIGKILLThenCleanup(t *testing.T) {
 	out, err = exec.Command(nkscriptBinary(t), "--journal-dir="+journals, "cleanup").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "nothing to clean up") {
 		t.Errorf("second cleanup: %v\n%s", err, out)
+	}
+}
+
+// movingScript moves a link from a lab namespace into the host, deletes
+// a namespace and a link, then waits.
+const movingScript = `
+ns = netns(argv[1])
+other = netns(argv[1] + "-o")
+p = veth_pair("sig0", "sig1", peer_ns = ns)
+q = veth_pair("mv0", "mv1", primary_ns = ns, peer_ns = other)
+q.primary.move(host)
+gone = netns(argv[1] + "-x")
+veth_pair("gx0", "gx1", primary_ns = gone, peer_ns = ns)
+gone.delete()
+d = veth_pair("del0", "del1")
+d.primary.delete()
+print("ready")
+exec(host, "sleep 60")
+`
+
+// TestSIGKILLAfterMoveAndDelete kills a run that moved a link out of a
+// lab namespace into the host and deleted a namespace and a link: the
+// journal followed the moved link, so cleanup removes it from the host,
+// and the deleted objects are not undone a second time.
+func TestSIGKILLAfterMoveAndDelete(t *testing.T) {
+	hostNs := testHostNetns(t)
+	labNs := hostNs + "-lab"
+	journals := t.TempDir()
+	cmd, _ := startScript(t, movingScript, hostNs, labNs, journals)
+	got := labState(t, hostNs, labNs, journals)
+	if !strings.Contains(got, "link mv0") || strings.Contains(got, "link del0") {
+		t.Fatalf("before SIGKILL: %s, want mv0 moved into the host and del0 gone", got)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	out, err := exec.Command("nsenter", "--net=/run/netns/"+hostNs, nkscriptBinary(t), "--journal-dir="+journals, "cleanup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nkscript cleanup: %v\n%s", err, out)
+	}
+	if got := labState(t, hostNs, labNs, journals); got != "" {
+		t.Errorf("left behind after cleanup: %s\n%s", got, out)
+	}
+	for _, ns := range []string{labNs + "-o", labNs + "-x"} {
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			t.Errorf("netns %s left behind:\n%s", ns, out)
+		}
 	}
 }
 
