@@ -168,16 +168,17 @@ func TestAttachForcedTC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := tcFilterNames(t, ns, "ach1", "ingress"); !slices.Equal(names, []string{"drop_port"}) {
-		t.Errorf("tc lists %v on ach1 ingress, want [drop_port]", names)
-	}
 	// Where there is tcx, pass is a tcx program and runs first; where
 	// there is not, it is a filter after drop_port.
-	want, wantChain := []string{"tcx/ingress pass", "clsact/ingress drop_port"}, []string{"pass", "drop_port"}
-	if errors.Is(HaveTCX(), ErrNotSupported) {
-		want, wantChain = []string{"clsact/ingress drop_port", "clsact/ingress pass"}, []string{"drop_port", "pass"}
+	noTCX := errors.Is(HaveTCX(), ErrNotSupported)
+	filters, want, wantChain := []string{"drop_port"}, []string{"tcx/ingress pass", "clsact/ingress drop_port"}, []string{"pass", "drop_port"}
+	if noTCX {
+		filters, want, wantChain = []string{"drop_port", "pass"}, []string{"clsact/ingress drop_port", "clsact/ingress pass"}, []string{"drop_port", "pass"}
 	} else if len(notices) != 0 {
 		t.Errorf("notices %q on a kernel with tcx", notices)
+	}
+	if names := tcFilterNames(t, ns, "ach1", "ingress"); !slices.Equal(names, filters) {
+		t.Errorf("tc lists %v on ach1 ingress, want %v", names, filters)
 	}
 	if tc := bpftoolTC(t, ns, "ach1"); !slices.Equal(tc, want) {
 		t.Errorf("bpftool net show lists %q, want %q", tc, want)
@@ -194,11 +195,18 @@ func TestAttachForcedTC(t *testing.T) {
 	if err := ad.Detach(); err != nil {
 		t.Fatal(err)
 	}
-	if names := tcFilterNames(t, ns, "ach1", "ingress"); len(names) != 0 {
-		t.Errorf("after detach: tc lists %v", names)
+	if names := tcFilterNames(t, ns, "ach1", "ingress"); !slices.Equal(names, filters[1:]) {
+		t.Errorf("after detach: tc lists %v, want %v", names, filters[1:])
+	}
+	// The qdisc goes with the last filter: drop_port where pass is a tcx
+	// program, pass where it is a filter too.
+	if noTCX {
+		if err := ap.Detach(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if q := tcQdiscs(t, ns, "ach1"); slices.Contains(q, "clsact") {
-		t.Errorf("after detach: qdiscs %v, want the clsact qdisc nkscript added gone", q)
+		t.Errorf("after the last filter's detach: qdiscs %v, want the clsact qdisc nkscript added gone", q)
 	}
 	if err := ap.Detach(); err != nil {
 		t.Fatal(err)
