@@ -156,8 +156,9 @@ var attachDocs = []Entry{
 		Signature: `chain(link, hook) -> list`,
 		Doc: "Lists the names of the programs on a tcx hook (`\"ingress\"`, `\"egress\"`) of a link, " +
 			"or on a netkit hook (`\"primary\"`, `\"peer\"`) of a pair, in the order they run — as the " +
-			"kernel reports them, so programs other tools attached show too. Names are the kernel's, " +
-			"at most 15 characters.",
+			"kernel reports them, so programs other tools attached show too. On `\"ingress\"` and " +
+			"`\"egress\"` the tc filters (`mechanism = \"tc\"`) follow the tcx programs, as the kernel " +
+			"runs them. Names are the kernel's, at most 15 characters.",
 		Example: `attach(program("pass"), v.primary, "ingress")
 attach(program("drop_port", port = 80), v.primary, "ingress", first = True)
 print(chain(v.primary, "ingress"))   # ["drop_port", "pass"]`,
