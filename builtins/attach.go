@@ -50,6 +50,105 @@ func chainFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	return starlark.NewList(list), nil
 }
 
+func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	r := runOf(thread)
+	prog := programArg{what: "a program (from program(...))"}
+	var target targetArg
+	var before, after anchorArg
+	var hookName string
+	var first, last bool
+	var mech mechanismArg
+	var mode xdpModeArg
+	if err := unpackArgs(b, args, kwargs, "prog", &prog, "target", &target, "hook", &hookName,
+		"first?", &first, "last?", &last, "before??", &before, "after??", &after,
+		"mechanism??", &mech, "mode??", &mode); err != nil {
+		return nil, err
+	}
+	hook, err := datapath.ParseHook(hookName)
+	if err != nil {
+		return nil, err
+	}
+	link := target.k
+	if target.pair != nil && !hook.Netkit() {
+		return nil, fmt.Errorf("hook %q attaches to one device; give a link such as %s.primary, not the pair", hookName, link.l.Name())
+	}
+	opts := datapath.AttachOptions{First: first, Last: last,
+		BeforeProgram: before.prog, BeforeAttachment: before.att, AfterProgram: after.prog, AfterAttachment: after.att,
+		Mechanism: datapath.Mechanism(mech), XDPMode: datapath.XDPMode(mode)}
+	a, err := r.lab.Attach(prog.v.p, link.l, hook, opts)
+	if err != nil {
+		return nil, adviseAttach(err, opts)
+	}
+	shown := link
+	if hook.Netkit() {
+		shown = link.pair.primary
+	}
+	return &Attachment{a: a, prog: prog.v, target: shown, hook: hook}, nil
+}
+
+// anchorArg is what attach(before=, after=) places a program next to: a
+// program or an attachment on the hook.
+type anchorArg struct {
+	prog *datapath.Program
+	att  *datapath.Attachment
+}
+
+func (a *anchorArg) Unpack(v starlark.Value) error {
+	switch v := v.(type) {
+	case *Program:
+		a.prog = v.p
+	case *Attachment:
+		a.att = v.a
+	default:
+		return badParam("%s= takes a program or an attachment, not %s", describeValue(v))
+	}
+	return nil
+}
+
+// mechanismArg is attach(mechanism=): how the program is attached.
+type mechanismArg datapath.Mechanism
+
+func (a *mechanismArg) Unpack(v starlark.Value) error {
+	m, err := unpackChoice(v, "tc", datapath.ParseMechanism)
+	*a = mechanismArg(m)
+	return err
+}
+
+// xdpModeArg is attach(mode=): where an XDP program runs.
+type xdpModeArg datapath.XDPMode
+
+func (a *xdpModeArg) Unpack(v starlark.Value) error {
+	m, err := unpackChoice(v, "generic", datapath.ParseXDPMode)
+	*a = xdpModeArg(m)
+	return err
+}
+
+// unpackChoice parses v, a string naming one of a few choices, with
+// parse; example is one of them.
+func unpackChoice[T any](v starlark.Value, example string, parse func(string) (T, error)) (T, error) {
+	s, ok := starlark.AsString(v)
+	if !ok {
+		var zero T
+		return zero, badParam("%s= takes a string such as %q, not %s", example, describeValue(v))
+	}
+	m, err := parse(s)
+	if err != nil {
+		return m, badArg("%s", err)
+	}
+	return m, nil
+}
+
+// adviseAttach adds what a script can do about a failed attach.
+func adviseAttach(err error, opts datapath.AttachOptions) error {
+	switch {
+	case errors.Is(err, datapath.ErrNoNativeXDP):
+		return fmt.Errorf("%w; use mode=\"generic\", which runs on any device", err)
+	case opts.Mechanism == datapath.MechTCX && errors.Is(err, datapath.ErrNotSupported):
+		return fmt.Errorf("%w; use mechanism=\"tc\" (clsact + cls_bpf), which works on any kernel, or leave mechanism out to let nkscript choose", err)
+	}
+	return err
+}
+
 // attachDocs documents program order on a hook.
 var attachDocs = []Entry{
 	{
@@ -57,8 +156,9 @@ var attachDocs = []Entry{
 		Signature: `chain(link, hook) -> list`,
 		Doc: "Lists the names of the programs on a tcx hook (`\"ingress\"`, `\"egress\"`) of a link, " +
 			"or on a netkit hook (`\"primary\"`, `\"peer\"`) of a pair, in the order they run — as the " +
-			"kernel reports them, so programs other tools attached show too. Names are the kernel's, " +
-			"at most 15 characters.",
+			"kernel reports them, so programs other tools attached show too. On `\"ingress\"` and " +
+			"`\"egress\"` the tc filters (`mechanism = \"tc\"`) follow the tcx programs, as the kernel " +
+			"runs them. Names are the kernel's, at most 15 characters.",
 		Example: `attach(program("pass"), v.primary, "ingress")
 attach(program("drop_port", port = 80), v.primary, "ingress", first = True)
 print(chain(v.primary, "ingress"))   # ["drop_port", "pass"]`,

@@ -300,16 +300,27 @@ own = program("filter.bpf.c", section = "tcx/ingress", cflags = ["-DDEBUG"], blo
 	},
 	{
 		Name: "attach", Kind: KindFunc,
-		Signature: `attach(prog, target, hook, first=False, last=False, before=None, after=None) -> attachment`,
+		Signature: `attach(prog, target, hook, first=False, last=False, before=None, after=None, mechanism="auto", mode="auto") -> attachment`,
 		Doc: "Attaches a program. `hook` is `\"primary\"` or `\"peer\"` (netkit; `target` is the " +
 			"pair or either end), `\"ingress\"` or `\"egress\"` (tcx; `target` is a link), or " +
 			"`\"xdp\"` (an XDP program such as `xdp_pass` or `xdp_drop_port`, one per device). Programs " +
 			"on a tcx or netkit hook run in the order attached; `first=True`, `last=True`, " +
 			"`before=x` or `after=x` (x a program or an attachment on that hook) place it instead. " +
-			"chain() shows the order.",
+			"chain() shows the order. `mechanism` chooses how: `\"auto\"` (tcx where the kernel " +
+			"has it, else legacy tc; netkit and XDP links on their hooks), `\"tcx\"` (an error on a " +
+			"kernel before 6.6), `\"tc\"` (a clsact qdisc and a cls_bpf filter in direct-action mode, " +
+			"as `tc qdisc add dev X clsact; tc filter add dev X ingress bpf da ...` do, even where " +
+			"there is tcx; the kernel runs tc filters after the tcx programs), `\"netkit\"` or " +
+			"`\"xdp\"` (the only mechanisms of their hooks). `mode` is for `\"xdp\"`: `\"auto\"` " +
+			"(the kernel's choice: in the driver if it supports XDP, such as veth, else generic), " +
+			"`\"generic\"` (`ip link set dev X xdpgeneric`, any device) or `\"driver\"` (xdpdrv; " +
+			"an error on a device without native XDP). A tc filter and the clsact qdisc nkscript " +
+			"added go when the program is detached or the script ends.",
 		Example: `att = attach(drop, nk, "peer")
 attach(program("pass"), v.primary, "ingress", before = att)
-attach(program("xdp_drop_port", port = 53), v.peer, "xdp")`,
+attach(program("xdp_drop_port", port = 53), v.peer, "xdp")
+attach(program("drop_port", port = 80), v.peer, "ingress", mechanism = "tc")
+attach(program("xdp_pass"), v.primary, "xdp", mode = "generic")`,
 	},
 	{
 		Name: "attachment", Kind: KindType,
@@ -318,6 +329,8 @@ attach(program("xdp_drop_port", port = 53), v.peer, "xdp")`,
 		Attrs: []Attr{
 			{"detach", "method: detach() removes the program from the hook"},
 			{"hook", "the hook name"},
+			{"mechanism", "how it is attached: \"tcx\", \"tc\", \"netkit\" or \"xdp\""},
+			{"mode", "for XDP, \"generic\" or \"driver\" as the kernel reports it (in a dry run, the mode asked for); None on other hooks"},
 			{"program", "the attached program"},
 			{"target", "the link it is attached to (for netkit hooks, the primary)"},
 		},

@@ -134,57 +134,6 @@ func programConst(spec datapath.ProgramSpec, k string, v starlark.Value) error {
 	return nil
 }
 
-func attachFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	r := runOf(thread)
-	prog := programArg{what: "a program (from program(...))"}
-	var target targetArg
-	var before, after anchorArg
-	var hookName string
-	var first, last bool
-	if err := unpackArgs(b, args, kwargs, "prog", &prog, "target", &target, "hook", &hookName,
-		"first?", &first, "last?", &last, "before??", &before, "after??", &after); err != nil {
-		return nil, err
-	}
-	hook, err := datapath.ParseHook(hookName)
-	if err != nil {
-		return nil, err
-	}
-	link := target.k
-	if target.pair != nil && !hook.Netkit() {
-		return nil, fmt.Errorf("hook %q attaches to one device; give a link such as %s.primary, not the pair", hookName, link.l.Name())
-	}
-	opts := datapath.AttachOptions{First: first, Last: last,
-		BeforeProgram: before.prog, BeforeAttachment: before.att, AfterProgram: after.prog, AfterAttachment: after.att}
-	a, err := r.lab.Attach(prog.v.p, link.l, hook, opts)
-	if err != nil {
-		return nil, err
-	}
-	shown := link
-	if hook.Netkit() {
-		shown = link.pair.primary
-	}
-	return &Attachment{a: a, prog: prog.v, target: shown, hook: hook}, nil
-}
-
-// anchorArg is what attach(before=, after=) places a program next to: a
-// program or an attachment on the hook.
-type anchorArg struct {
-	prog *datapath.Program
-	att  *datapath.Attachment
-}
-
-func (a *anchorArg) Unpack(v starlark.Value) error {
-	switch v := v.(type) {
-	case *Program:
-		a.prog = v.p
-	case *Attachment:
-		a.att = v.a
-	default:
-		return badParam("%s= takes a program or an attachment, not %s", describeValue(v))
-	}
-	return nil
-}
-
 func statsFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	prog := programArg{what: "a program"}
 	if err := unpackArgs(b, args, kwargs, "prog", &prog); err != nil {

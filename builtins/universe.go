@@ -27,7 +27,7 @@
 // Programs:
 //
 //	program(name, section=None, cflags=[], **consts) -> program
-//	attach(prog, target, hook, first=False, last=False, before=None, after=None) -> attachment
+//	attach(prog, target, hook, first=False, last=False, before=None, after=None, mechanism="auto", mode="auto") -> attachment
 //	chain(link, hook) -> list
 //	stats(prog) -> stats
 //	trace(prog=None) -> trace

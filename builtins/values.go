@@ -230,7 +230,9 @@ func (a *Attachment) String() string {
 }
 func (a *Attachment) Type() string          { return "attachment" }
 func (a *Attachment) Hash() (uint32, error) { return starlark.MakeUint(uint(a.a.ID())).Hash() }
-func (a *Attachment) AttrNames() []string   { return []string{"detach", "hook", "program", "target"} }
+func (a *Attachment) AttrNames() []string {
+	return []string{"detach", "hook", "mechanism", "mode", "program", "target"}
+}
 func (a *Attachment) Attr(name string) (starlark.Value, error) {
 	switch name {
 	case "program":
@@ -239,6 +241,13 @@ func (a *Attachment) Attr(name string) (starlark.Value, error) {
 		return a.target, nil
 	case "hook":
 		return starlark.String(a.hook.String()), nil
+	case "mechanism":
+		return starlark.String(a.a.Mechanism().String()), nil
+	case "mode":
+		if a.hook != datapath.HookXDP {
+			return starlark.None, nil
+		}
+		return starlark.String(a.a.XDPMode().String()), nil
 	case "detach":
 		return newMethod(a, "detach", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			if err := unpackArgs(b, args, kwargs); err != nil {

@@ -20,6 +20,8 @@ type Attachment struct {
 	prog    string
 	ifindex int
 	on      *Link // the device it was attached to
+	how     Mechanism
+	mode    XDPMode // for XDP: where the program runs, if known
 
 	mu   sync.Mutex
 	mech mechanism // nil once detached
@@ -51,6 +53,15 @@ func (a *Attachment) ID() uint32 { return a.id }
 
 // Hook is the hook the program is attached to.
 func (a *Attachment) Hook() Hook { return a.hook }
+
+// Mechanism is how the program is attached: MechTCX, MechTC, MechNetkit
+// or MechXDP, never MechAuto.
+func (a *Attachment) Mechanism() Mechanism { return a.how }
+
+// XDPMode is where an XDP program runs: XDPGeneric or XDPDriver as the
+// kernel reports it, or as asked where nothing is attached for real
+// (--dry-run); XDPAuto for other hooks.
+func (a *Attachment) XDPMode() XDPMode { return a.mode }
 
 // Detached reports whether Detach was called.
 func (a *Attachment) Detached() bool {
@@ -94,6 +105,20 @@ func (a *Attachment) pin(path string) (bool, error) {
 	return a.mech.pin(path)
 }
 
+// standInAttachment is an attachment of p that holds nothing, after the
+// checks a kernel attach makes first; its mechanism and XDP mode are the
+// ones asked for.
+func standInAttachment(p *Program, target *Link, hook Hook, opts AttachOptions) (*Attachment, error) {
+	if err := checkHookType(p, hook); err != nil {
+		return nil, err
+	}
+	if err := checkMechanism(hook, opts); err != nil {
+		return nil, err
+	}
+	return &Attachment{hook: hook, prog: p.name, ifindex: target.index, mech: standIn{},
+		how: mechanismFor(hook, opts.Mechanism), mode: opts.XDPMode}, nil
+}
+
 // isLegacy reports whether the attachment is a legacy tc filter.
 func (a *Attachment) isLegacy() bool {
 	a.mu.Lock()
@@ -101,9 +126,16 @@ func (a *Attachment) isLegacy() bool {
 	return a.mech != nil && a.mech.legacy()
 }
 
-// AttachOptions place a program among the others on a tcx or netkit
-// hook. At most one field may be set; none appends, as Last does.
+// AttachOptions choose how a program is attached and place it among the
+// others on a tcx, tc or netkit hook. At most one of the placing fields
+// may be set; none appends, as Last does.
 type AttachOptions struct {
+	// Mechanism forces a way of attaching (see Mechanism); it must fit
+	// the hook.
+	Mechanism Mechanism
+	// XDPMode forces an XDP mode; only for the "xdp" hook.
+	XDPMode XDPMode
+
 	// First puts the program before every other.
 	First bool
 	// Last puts it after every other.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,8 +32,10 @@ type xdpLink struct{ bpfLink }
 // AttachProgram attaches p to hook on the device with ifindex in ns. The
 // tcx hooks take any device; the netkit hooks need the ifindex of a netkit
 // pair's primary device. On a kernel without tcx, ingress and egress
-// programs become legacy tc filters. Errors for a kernel without tcx or
-// netkit wrap ErrNotSupported.
+// programs become legacy tc filters, as they do on any kernel with
+// opts.Mechanism MechTC. Errors for a kernel without tcx or netkit wrap
+// ErrNotSupported; for XDPDriver on a device without native XDP,
+// ErrNoNativeXDP.
 func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOptions) (*Attachment, error) {
 	if _, ok := hook.attachType(); !ok {
 		return nil, fmt.Errorf("attach program: invalid hook %s", hook)
@@ -43,44 +46,102 @@ func AttachProgram(p *Program, ns *Netns, ifindex int, hook Hook, opts AttachOpt
 	}
 	defer prog.Close()
 	what := fmt.Sprintf("attach %s to %s ifindex %d in netns %s", p.name, hook, ifindex, ns.Name())
+	if opts.Mechanism != MechAuto {
+		what += " by " + opts.Mechanism.String()
+	}
 	anchor, err := checkAttach(p, ifindex, hook, opts, what)
 	if err != nil {
 		return nil, err
 	}
-	at, _ := hook.attachType()
+	if opts.Mechanism == MechTC {
+		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
+	}
 	var mech mechanism
 	var l link.Link
 	err = ns.Do(func() error {
-		var err error
-		switch hook {
-		case HookIngress, HookEgress:
-			l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
-			mech = tcxLink{bpfLink{l}}
-		case HookXDP:
-			l, err = link.AttachXDP(link.XDPOptions{Interface: ifindex, Program: prog})
-			mech = xdpLink{bpfLink{l}}
-		default:
-			l, err = link.AttachNetkit(link.NetkitOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
-			mech = netkitLink{bpfLink{l}}
-		}
+		l, mech, err = attachLink(prog, ifindex, hook, opts, anchor)
 		return err
 	})
-	if (hook == HookIngress || hook == HookEgress) && errors.Is(err, ebpf.ErrNotSupported) {
+	if hookFamily(hook) == "tcx" && opts.Mechanism == MechAuto && errors.Is(err, ebpf.ErrNotSupported) {
 		// link.AttachTCX probes the kernel for tcx links when it fails.
 		return attachLegacyTC(p, prog, ns, ifindex, hook, opts, what)
 	}
 	if err != nil && anchor != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ERANGE)) {
 		return nil, fmt.Errorf("%s: %s is not attached to that hook; see chain() for what is: %w", what, opts.describe(), err)
 	}
+	if err != nil && opts.XDPMode == XDPDriver && errors.Is(err, unix.EOPNOTSUPP) {
+		return nil, fmt.Errorf("%s: device %s has no native XDP (its driver cannot run XDP programs): %w: %w", what, deviceName(ns, ifindex), ErrNoNativeXDP, err)
+	}
 	if err != nil {
 		return nil, attachError(what, hook, err)
 	}
-	return linkAttachment(p, ifindex, hook, l, mech, what)
+	a, err := linkAttachment(p, ifindex, hook, l, mech, what)
+	if err == nil && hook == HookXDP {
+		a.mode = xdpModeOf(ns, ifindex, opts.XDPMode)
+	}
+	return a, err
+}
+
+// ErrNoNativeXDP is XDPDriver asked of a device whose driver has no
+// native XDP.
+var ErrNoNativeXDP = errors.New("no native XDP")
+
+// attachLink attaches prog through a BPF link of the hook's kind, on the
+// calling thread's namespace.
+func attachLink(prog *ebpf.Program, ifindex int, hook Hook, opts AttachOptions, anchor link.Anchor) (link.Link, mechanism, error) {
+	at, _ := hook.attachType()
+	switch hookFamily(hook) {
+	case "tcx":
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
+		return l, tcxLink{bpfLink{l}}, err
+	case "xdp":
+		l, err := link.AttachXDP(link.XDPOptions{Interface: ifindex, Program: prog, Flags: opts.XDPMode.flags()})
+		return l, xdpLink{bpfLink{l}}, err
+	}
+	l, err := link.AttachNetkit(link.NetkitOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: anchor})
+	return l, netkitLink{bpfLink{l}}, err
+}
+
+func (m XDPMode) flags() link.XDPAttachFlags {
+	switch m {
+	case XDPGeneric:
+		return link.XDPGenericMode
+	case XDPDriver:
+		return link.XDPDriverMode
+	}
+	return 0
+}
+
+// xdpModeOf is the mode of the XDP program on a device, as the kernel
+// reports it; asked if the kernel does not say.
+func xdpModeOf(ns *Netns, ifindex int, asked XDPMode) XDPMode {
+	k, err := ns.Handle().LinkByIndex(ifindex)
+	if err != nil || k.Attrs().Xdp == nil {
+		return asked
+	}
+	switch k.Attrs().Xdp.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		return XDPDriver
+	case nl.XDP_ATTACHED_SKB:
+		return XDPGeneric
+	}
+	return asked
+}
+
+// deviceName names the device with ifindex in ns for a message.
+func deviceName(ns *Netns, ifindex int) string {
+	if k, err := ns.Handle().LinkByIndex(ifindex); err == nil {
+		return fmt.Sprintf("%q", k.Attrs().Name)
+	}
+	return fmt.Sprintf("ifindex %d", ifindex)
 }
 
 // checkAttach checks an attach request and returns its anchor.
 func checkAttach(p *Program, ifindex int, hook Hook, opts AttachOptions, what string) (link.Anchor, error) {
 	if err := checkHookType(p, hook); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := checkMechanism(hook, opts); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if ifindex <= 0 {
@@ -103,11 +164,13 @@ func linkAttachment(p *Program, ifindex int, hook Hook, l link.Link, mech mechan
 		l.Close()
 		return nil, fmt.Errorf("%s: link info: %w", what, err)
 	}
-	return &Attachment{progID: p.id, id: uint32(info.ID), hook: hook, prog: p.name, ifindex: ifindex, mech: mech}, nil
+	return &Attachment{progID: p.id, id: uint32(info.ID), hook: hook, prog: p.name, ifindex: ifindex, mech: mech, how: Mechanism(hookFamily(hook))}, nil
 }
 
 // Chain lists the names of the programs on a tcx or netkit hook of a
-// device, in the order they run, whoever attached them.
+// device, in the order they run, whoever attached them. On "ingress" and
+// "egress" the cls_bpf filters of a clsact qdisc run after the tcx
+// programs, and are listed after them.
 func Chain(ns *Netns, ifindex int, hook Hook) ([]string, error) {
 	at, ok := hook.attachType()
 	if !ok || hook == HookXDP {
@@ -131,8 +194,16 @@ func Chain(ns *Netns, ifindex int, hook Hook) ([]string, error) {
 		}
 		return nil
 	})
+	what := fmt.Sprintf("chain of %s ifindex %d in netns %s", hook, ifindex, ns.Name())
 	if err != nil {
-		return nil, attachError(fmt.Sprintf("chain of %s ifindex %d in netns %s", hook, ifindex, ns.Name()), hook, err)
+		return nil, attachError(what, hook, err)
+	}
+	if hookFamily(hook) == "tcx" {
+		tc, err := legacyChain(ns, ifindex, hook)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tc filters: %w", what, err)
+		}
+		names = append(names, tc...)
 	}
 	return names, nil
 }

@@ -93,3 +93,110 @@ func hookFamily(h Hook) string {
 	}
 	return "tcx"
 }
+
+// Mechanism is how a program is attached to its hook. The zero Mechanism,
+// MechAuto, is the default: tcx for "ingress" and "egress" where the
+// kernel has it (legacy tc where it has not), a netkit link on the netkit
+// hooks and an XDP link on "xdp".
+type Mechanism string
+
+// Mechanisms.
+const (
+	// MechAuto lets nkscript choose, as described on Mechanism.
+	MechAuto Mechanism = ""
+	// MechTCX is a tcx link (Linux 6.6), for "ingress" and "egress".
+	MechTCX Mechanism = "tcx"
+	// MechTC is a cls_bpf filter in direct-action mode on a clsact
+	// qdisc, for "ingress" and "egress", whether or not the kernel has
+	// tcx.
+	MechTC Mechanism = "tc"
+	// MechNetkit is a netkit link, for "primary" and "peer".
+	MechNetkit Mechanism = "netkit"
+	// MechXDP is an XDP link, for "xdp".
+	MechXDP Mechanism = "xdp"
+)
+
+// ParseMechanism parses "auto", "tcx", "tc", "netkit" or "xdp".
+func ParseMechanism(s string) (Mechanism, error) {
+	switch m := Mechanism(s); m {
+	case MechTCX, MechTC, MechNetkit, MechXDP:
+		return m, nil
+	case "auto":
+		return MechAuto, nil
+	}
+	return "", fmt.Errorf("unknown mechanism %q: valid mechanisms are \"auto\", \"tcx\", \"tc\" (clsact + cls_bpf) for \"ingress\" and \"egress\", \"netkit\" for \"primary\" and \"peer\", and \"xdp\"", s)
+}
+
+// String returns the mechanism's name as ParseMechanism accepts it.
+func (m Mechanism) String() string {
+	if m == MechAuto {
+		return "auto"
+	}
+	return string(m)
+}
+
+// XDPMode is where the kernel runs an XDP program. The zero XDPMode,
+// XDPAuto, leaves the choice to the kernel: in the driver where the
+// driver supports XDP, generic (after the skb is allocated) elsewhere.
+type XDPMode string
+
+// XDP modes.
+const (
+	// XDPAuto is the kernel's choice.
+	XDPAuto XDPMode = ""
+	// XDPGeneric runs the program in the core network stack on any
+	// device (xdpgeneric).
+	XDPGeneric XDPMode = "generic"
+	// XDPDriver runs it in the device's driver (xdpdrv), which needs a
+	// driver with native XDP, such as veth.
+	XDPDriver XDPMode = "driver"
+)
+
+// ParseXDPMode parses "auto", "generic" or "driver".
+func ParseXDPMode(s string) (XDPMode, error) {
+	switch m := XDPMode(s); m {
+	case XDPGeneric, XDPDriver:
+		return m, nil
+	case "auto":
+		return XDPAuto, nil
+	}
+	return "", fmt.Errorf("unknown XDP mode %q: valid modes are \"auto\" (the kernel's choice), \"generic\" and \"driver\"", s)
+}
+
+// String returns the mode's name as ParseXDPMode accepts it.
+func (m XDPMode) String() string {
+	if m == XDPAuto {
+		return "auto"
+	}
+	return string(m)
+}
+
+// mechanismFor is the mechanism a request for m on hook names: m itself,
+// or for MechAuto the hook's own link type (tcx for "ingress" and
+// "egress", where the kernel may still fall back to tc).
+func mechanismFor(hook Hook, m Mechanism) Mechanism {
+	if m != MechAuto {
+		return m
+	}
+	return Mechanism(hookFamily(hook))
+}
+
+// checkMechanism checks that opts' mechanism and XDP mode fit hook.
+func checkMechanism(hook Hook, opts AttachOptions) error {
+	fits := map[Mechanism]bool{MechAuto: true}
+	switch hookFamily(hook) {
+	case "tcx":
+		fits[MechTCX], fits[MechTC] = true, true
+	case "netkit":
+		fits[MechNetkit] = true
+	case "xdp":
+		fits[MechXDP] = true
+	}
+	if !fits[opts.Mechanism] {
+		return fmt.Errorf("mechanism %q does not attach to hook %q: \"tcx\" and \"tc\" attach to \"ingress\" and \"egress\", \"netkit\" to \"primary\" and \"peer\", \"xdp\" to \"xdp\"", opts.Mechanism, hook)
+	}
+	if opts.XDPMode != XDPAuto && hook != HookXDP {
+		return fmt.Errorf("an XDP mode (%q) is for the \"xdp\" hook, not %q", opts.XDPMode, hook)
+	}
+	return nil
+}

@@ -60,7 +60,7 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attac
 	a.on = target
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if a.isLegacy() && !l.noticed && l.notice != nil {
+	if a.isLegacy() && opts.Mechanism != MechTC && !l.noticed && l.notice != nil {
 		l.noticed = true
 		l.notice(fmt.Sprintf("kernel %s has no tcx (Linux ≥ 6.6): attaching ingress/egress programs as legacy tc filters (clsact + cls_bpf, direct-action) instead", KernelRelease()))
 	}

@@ -111,11 +111,8 @@ func programLabel(spec ProgramSpec, fn string) string {
 	return fmt.Sprintf("%s in %s", fn, spec.origin())
 }
 
-func (r *recorder) Attach(p *Program, target *Link, hook Hook, _ AttachOptions) (*Attachment, error) {
-	if err := checkHookType(p, hook); err != nil {
-		return nil, err
-	}
-	return &Attachment{hook: hook, prog: p.name, ifindex: target.index, mech: standIn{}}, nil
+func (r *recorder) Attach(p *Program, target *Link, hook Hook, opts AttachOptions) (*Attachment, error) {
+	return standInAttachment(p, target, hook, opts)
 }
 
 // Chain lists the lab's own attachments on the hook.

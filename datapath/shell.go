@@ -31,6 +31,7 @@ type shell struct {
 	ns      map[NsID]*Netns
 	routes  map[string]string // route arguments by RouteSpec.String, for undo
 	rules   map[string]string // rule deletions by RuleSpec.String, for undo
+	clsacts shellClsacts
 }
 
 const shellHeader = `#!/bin/bash
@@ -444,16 +445,23 @@ func (s *shell) Attach(p *Program, target *Link, hook Hook, opts AttachOptions) 
 		return nil, err
 	}
 	pin := p.impl.(*shellProg).pin
-	switch hook {
-	case HookXDP:
+	switch {
+	case opts.Mechanism == MechTC:
+		if a.mech, err = s.attachTC(a, p, target, hook, opts, pin); err != nil {
+			return nil, err
+		}
+		return a, nil
+	case hook == HookXDP && opts.XDPMode != XDPAuto:
+		s.line("%sip link set dev %s %s pinned %s", inNs(target.ns), shq(target.name), opts.XDPMode.ipXDPMode(), pin)
+	case hook == HookXDP:
 		s.line("%sbpftool net attach xdp pinned %s dev %s", inNs(target.ns), pin, shq(target.name))
-	case HookIngress, HookEgress:
+	case hook == HookIngress, hook == HookEgress:
 		s.line("%sbpftool net attach tcx_%s pinned %s dev %s", inNs(target.ns), hook, pin, shq(target.name))
 	default:
 		s.line("# attach %s to netkit %s of %s: bpftool (7.5) cannot attach netkit programs;", p.name, hook, target.name)
 		s.line("# a loader must: link.AttachNetkit(ifindex of %s, %s, ebpf.AttachNetkit%s)", target.name, pin, strings.ToUpper(hook.String()[:1])+hook.String()[1:])
 	}
-	a.mech = &shellAttach{sh: s, dev: target, hook: hook}
+	a.mech = &shellAttach{sh: s, dev: target, hook: hook, mode: opts.XDPMode}
 	return a, nil
 }
 
@@ -658,13 +666,16 @@ type shellAttach struct {
 	sh   *shell
 	dev  *Link
 	hook Hook
+	mode XDPMode
 }
 
 func (a *shellAttach) detach() error {
-	switch a.hook {
-	case HookIngress, HookEgress:
+	switch {
+	case a.hook == HookIngress, a.hook == HookEgress:
 		a.sh.line("%sbpftool net detach tcx_%s dev %s", inNs(a.dev.ns), a.hook, shq(a.dev.name))
-	case HookXDP:
+	case a.hook == HookXDP && a.mode != XDPAuto:
+		a.sh.line("%sip link set dev %s %s off", inNs(a.dev.ns), shq(a.dev.name), a.mode.ipXDPMode())
+	case a.hook == HookXDP:
 		a.sh.line("%sbpftool net detach xdp dev %s", inNs(a.dev.ns), shq(a.dev.name))
 	}
 	return nil

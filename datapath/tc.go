@@ -15,7 +15,9 @@ import (
 
 // On kernels without tcx (before 6.6) the "ingress" and "egress" hooks
 // fall back to legacy tc: a clsact qdisc with cls_bpf filters in
-// direct-action mode. The bundled programs behave the same there: their
+// direct-action mode. MechTC attaches the same way on any kernel; where
+// there is tcx, the kernel runs the tcx programs first and the filters
+// after them. The bundled programs behave the same there: their
 // TC_ACT_UNSPEC ("next") hands a packet to the next filter, and after the
 // last one the packet goes on.
 //
@@ -55,20 +57,10 @@ func legacyFilters(ns *Netns, ifindex int, hook Hook) ([]*netlink.BpfFilter, err
 	return out, nil
 }
 
-// legacyPriority picks the priority that puts a new filter where opts say.
-func legacyPriority(fs []*netlink.BpfFilter, opts AttachOptions) (uint16, error) {
-	prios := make([]int, len(fs))
-	for i, f := range fs {
-		prios[i] = int(f.Priority)
-	}
-	find := func(progID uint32, what string) (int, error) {
-		for i, f := range fs {
-			if uint32(f.Id) == progID {
-				return i, nil
-			}
-		}
-		return 0, fmt.Errorf("%s is not attached to that hook; see chain() for what is", what)
-	}
+// legacyPriority picks the priority that puts a new filter where opts say
+// among filters of ascending priorities prios; at is the index in prios of
+// the filter opts place it before or after (-1 if it is not there).
+func legacyPriority(prios []int, opts AttachOptions, at int) (uint16, error) {
 	between := func(lo, hi int) (uint16, error) {
 		if hi-lo < 2 {
 			return 0, errors.New("no room between the legacy tc priorities of the neighbouring filters; attach in another order")
@@ -86,37 +78,47 @@ func legacyPriority(fs []*netlink.BpfFilter, opts AttachOptions) (uint16, error)
 		}
 		return between(0, prios[0])
 	case opts.BeforeProgram != nil, opts.AfterProgram != nil, opts.BeforeAttachment != nil, opts.AfterAttachment != nil:
-		var id uint32
-		switch {
-		case opts.BeforeProgram != nil:
-			id = opts.BeforeProgram.id
-		case opts.AfterProgram != nil:
-			id = opts.AfterProgram.id
-		case opts.BeforeAttachment != nil:
-			id = opts.BeforeAttachment.progID
-		default:
-			id = opts.AfterAttachment.progID
-		}
-		i, err := find(id, opts.describe())
-		if err != nil {
-			return 0, err
+		if at < 0 {
+			return 0, fmt.Errorf("%s is not attached to that hook; see chain() for what is", opts.describe())
 		}
 		if opts.BeforeProgram != nil || opts.BeforeAttachment != nil {
 			lo := 0
-			if i > 0 {
-				lo = prios[i-1]
+			if at > 0 {
+				lo = prios[at-1]
 			}
-			return between(lo, prios[i])
+			return between(lo, prios[at])
 		}
-		if i == len(prios)-1 {
-			return uint16(prios[i] + legacyPrioStep), nil
+		if at == len(prios)-1 {
+			return uint16(prios[at] + legacyPrioStep), nil
 		}
-		return between(prios[i], prios[i+1])
+		return between(prios[at], prios[at+1])
 	}
 	if last+legacyPrioStep > 0xffff {
 		return 0, errors.New("legacy tc priorities exhausted")
 	}
 	return uint16(last + legacyPrioStep), nil
+}
+
+// filterPriority picks the priority for a new filter among fs, the
+// kernel's filters on the hook.
+func filterPriority(fs []*netlink.BpfFilter, opts AttachOptions) (uint16, error) {
+	prios := make([]int, len(fs))
+	for i, f := range fs {
+		prios[i] = int(f.Priority)
+	}
+	var id uint32
+	switch {
+	case opts.BeforeProgram != nil:
+		id = opts.BeforeProgram.id
+	case opts.AfterProgram != nil:
+		id = opts.AfterProgram.id
+	case opts.BeforeAttachment != nil:
+		id = opts.BeforeAttachment.progID
+	case opts.AfterAttachment != nil:
+		id = opts.AfterAttachment.progID
+	}
+	at := slices.IndexFunc(fs, func(f *netlink.BpfFilter) bool { return uint32(f.Id) == id })
+	return legacyPriority(prios, opts, at)
 }
 
 // attachLegacyTC attaches prog (a clone the caller owns) to a clsact hook
@@ -144,7 +146,7 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 		undoQdisc()
 		return nil, fmt.Errorf("%s: list tc filters: %w", what, err)
 	}
-	prio, err := legacyPriority(fs, opts)
+	prio, err := filterPriority(fs, opts)
 	if err != nil {
 		undoQdisc()
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -166,7 +168,7 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 		return nil, fmt.Errorf("%s: add cls_bpf filter: %w", what, err)
 	}
 	tf := &tcFilter{ns: ns, ifindex: ifindex, hook: hook, prio: prio, progID: p.id, filter: f, qdisc: qdisc}
-	return &Attachment{id: p.id, progID: p.id, hook: hook, prog: p.name, ifindex: ifindex, mech: tf}, nil
+	return &Attachment{id: p.id, progID: p.id, hook: hook, prog: p.name, ifindex: ifindex, mech: tf, how: MechTC}, nil
 }
 
 // tcFilter is a program attached as a cls_bpf filter on a clsact hook.

@@ -1,15 +1,12 @@
 package datapath
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os/exec"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/nkscript/nkscript/internal/testenv"
 )
@@ -28,26 +25,8 @@ func TestLegacyTC(t *testing.T) {
 	if err := HaveTCX(); !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("kernel %s, before 6.6: HaveTCX: %v, want ErrNotSupported", KernelRelease(), err)
 	}
-	lab, host := testLab(t)
-	ns, err := lab.Netns(uniqueName("ltc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "ltc0", Peer: "ltc1", PrimaryNs: host, PeerNs: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct {
-		k *Link
-		p string
-	}{{p.Primary, "10.71.0.1/24"}, {p.Peer, "10.71.0.2/24"}} {
-		if err := lab.AddAddr(a.k, netip.MustParsePrefix(a.p)); err != nil {
-			t.Fatal(err)
-		}
-		if err := lab.SetUp(a.k, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lab, p, ns := vethLab(t, LabConfig{}, "ltc", 71)
+	host := p.Primary.ns
 	pass, err := lab.LoadProgram(ProgramSpec{Name: "pass"})
 	if err != nil {
 		t.Fatal(err)
@@ -73,53 +52,12 @@ func TestLegacyTC(t *testing.T) {
 		t.Errorf("chain = %v, %v; want [drop_port pass pass]", chain, err)
 	}
 	// tc's own view, by priority.
-	out, err := exec.Command("nsenter", "--net="+ns.Path(), "tc", "-j", "filter", "show", "dev", "ltc1", "ingress").Output()
-	if err != nil {
-		t.Fatalf("tc filter show: %v", err)
-	}
-	var filters []struct {
-		Kind    string `json:"kind"`
-		Options struct {
-			Prog struct {
-				Name string `json:"name"`
-			} `json:"prog"`
-			BpfName string `json:"bpf_name"`
-			Direct  bool   `json:"direct-action"`
-		} `json:"options"`
-	}
-	if err := json.Unmarshal(out, &filters); err != nil {
-		t.Fatalf("tc -j: %v\n%s", err, out)
-	}
-	var names []string
-	for _, f := range filters {
-		if f.Kind == "bpf" && f.Options.BpfName != "" {
-			names = append(names, f.Options.BpfName)
-			if !f.Options.Direct {
-				t.Errorf("filter %s is not direct-action", f.Options.BpfName)
-			}
-		}
-	}
-	if !slices.Equal(names, []string{"drop_port", "pass", "pass"}) {
-		t.Errorf("tc lists %v, want [drop_port pass pass]\n%s", names, out)
+	if names := tcFilterNames(t, ns, "ltc1", "ingress"); !slices.Equal(names, []string{"drop_port", "pass", "pass"}) {
+		t.Errorf("tc lists %v, want [drop_port pass pass]", names)
 	}
 
 	// Port 7100 is dropped by the first filter, other traffic passes all.
-	ctx := context.Background()
-	if err := lab.WaitReady(ctx, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		port    int
-		deliver bool
-	}{{7100, false}, {7101, true}} {
-		res, err := Probe(ctx, ProbeOptions{Proto: "tcp", Src: host, DstNs: ns, Dst: netip.MustParseAddr("10.71.0.2"), Port: c.port, Timeout: 500 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Delivered != c.deliver {
-			t.Errorf("port %d: delivered %v, want %v (%s)", c.port, res.Delivered, c.deliver, res.Reason)
-		}
-	}
+	probePorts(t, lab, host, ns, "10.71.0.2", map[int]bool{7100: false, 7101: true})
 	if s, _ := drop.Stats(); s.Dropped == 0 {
 		t.Errorf("drop_port dropped nothing: %+v", s)
 	}

@@ -12,9 +12,10 @@ import (
 // and BTF, but neither tcx (6.6) nor netkit (6.7) — and runs there the
 // labs that fall back: every CNF lab of scripts/ on veth with legacy tc
 // (clsact + cls_bpf), the attach/topology/service CLI tests, and the
-// legacy tc test with tc's own view. Output must equal the golden files
-// of veth runs: NAME.veth.golden where a lab names the kind of pair it
-// made, NAME.golden (shared with the netkit runs) elsewhere.
+// legacy tc and attach-choice tests with tc's own view. Output must equal
+// the golden files of veth runs: NAME.veth.golden where a lab names the
+// kind of pair it made, NAME.golden (shared with the netkit runs)
+// elsewhere.
 func TestLegacySuitesInGuest(t *testing.T) {
 	ctx, kernel := pinnedGuest(t, vm.LegacyKernel)
 	repo, dir := workDirs(t)
@@ -28,8 +29,8 @@ func TestLegacySuitesInGuest(t *testing.T) {
 		labs = append(labs, "scripts/"+s+".star")
 	}
 	script := guestScript(repo, fmt.Sprintf(`
-run datapath %[2]s -test.run 'TestLegacyTC|TestHaveTCX|TestNetkitUnsupported|TestVxlan|TestVlan' -test.count=1 -test.v
-run cmd/nkscript %[3]s -test.run 'TestScripts/(attach|topology|services|drop_flow|tutorials)$' -test.count=1 -test.v
+run datapath %[2]s -test.run 'TestLegacyTC|TestAttach|TestHaveTCX|TestNetkitUnsupported|TestVxlan|TestVlan' -test.count=1 -test.v
+run cmd/nkscript %[3]s -test.run 'TestScripts/(attach|attach_choices|topology|services|drop_flow|tutorials)$' -test.count=1 -test.v
 run . %[4]s test --vm=never %[5]s
 echo "=== guest: netkit on 6.1"
 %[4]s --vm=never %[1]s/scripts/tutorial.star; echo "exit $?"

@@ -146,6 +146,12 @@ func buildGraph(lab *datapath.Lab) graphModel {
 	for _, a := range lab.Attachments() {
 		if d := a.Device(); d != nil {
 			label := a.Hook().String() + ": " + a.Program()
+			switch {
+			case a.Mechanism() == datapath.MechTC:
+				label = a.Hook().String() + " (tc): " + a.Program()
+			case a.XDPMode() != datapath.XDPAuto:
+				label = a.Hook().String() + " (" + a.XDPMode().String() + "): " + a.Program()
+			}
 			if a.Detached() {
 				label += " (detached)"
 			}
