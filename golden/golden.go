@@ -49,9 +49,6 @@ type Config struct {
 	Timeout time.Duration
 	// JournalDir is where the runs record what they create.
 	JournalDir string
-	// Prefix goes in front of the names of the namespaces and host
-	// links each run creates (--prefix).
-	Prefix string
 	// Stdout receives the summary; Stderr the verdicts and details.
 	Stdout, Stderr io.Writer
 	// RunInVM runs `nkscript ARGS` in a microVM booting kernel ("" for

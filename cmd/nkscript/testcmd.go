@@ -162,7 +162,7 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	t.Kernel, t.Timeout, t.JournalDir, t.Prefix, t.JSON = o.kernel, o.timeout, o.journalDir, o.prefix, o.json
+	t.Kernel, t.Timeout, t.JournalDir, t.JSON = o.kernel, o.timeout, o.journalDir, o.json
 	t.RunInVM = func(ctx context.Context, kernel string, args []string, out, errOut io.Writer) int {
 		guest := *o
 		guest.json = false // the guest's results come back marked, not as a document
