@@ -56,11 +56,18 @@ type Config struct {
 	// standard error to stderr, and returns its exit code.
 	RunInVM func(ctx context.Context, kernel string, args []string, stdout, stderr io.Writer) int
 
+	// RunIsolated, if set, runs `nkscript ARGS` on this host in network
+	// and mount namespaces of its own, where the named network
+	// namespaces it makes are its own too; RunKernels runs host tests
+	// through it, Jobs at once.
+	RunIsolated func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
 	// Kernels, if set, are the kernels each test runs on (RunKernels):
 	// "host", or a kernel the microVM boots (a pinned version or a
 	// bzImage path).
 	Kernels []string
-	// Jobs is how many kernels RunKernels runs at once.
+	// Jobs is how many kernels RunKernels runs at once, and how many
+	// tests on the host (with RunIsolated).
 	Jobs int
 	// Shard, if Shard[1] > 0, is "K/N": the batch's part of a suite the
 	// guests select again.

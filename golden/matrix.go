@@ -69,7 +69,11 @@ func runKernel(ctx context.Context, cfg Config, k string, files []*Script, mu *s
 	}
 	if k == HostKernel {
 		tr.cfg.SkipUnsupported = true
-		tr.runTests(ctx, files)
+		if cfg.Jobs > 1 && cfg.RunIsolated != nil && !cfg.Update {
+			tr.runIsolated(ctx, files, mu, cfg.Stderr)
+		} else {
+			tr.runTests(ctx, files)
+		}
 		return tr
 	}
 	var out bytes.Buffer
@@ -81,10 +85,11 @@ func runKernel(ctx context.Context, cfg Config, k string, files []*Script, mu *s
 	return tr
 }
 
-// fillMissing fails the tests of files a guest that exited with code did
-// not report, and, if it failed without reporting a failure, the
-// microVM itself: a guest that did not boot or stopped early fails
-// every test it did not run, naming its kernel.
+// fillMissing fails the tests of files a child run (a microVM's guest,
+// an isolated process) that exited with code did not report, and, if it
+// failed without reporting a failure, the run itself: a guest that did
+// not boot or stopped early fails every test it did not run, naming its
+// kernel.
 func (tr *tester) fillMissing(files []*Script, code int) {
 	got := map[string]bool{}
 	failed := false
@@ -92,7 +97,7 @@ func (tr *tester) fillMissing(files []*Script, code int) {
 		got[r.Name] = true
 		failed = failed || r.Status == Fail
 	}
-	why := fmt.Sprintf("did not run: the microVM booting kernel %s exited with code %d before reporting it\n", tr.kernel, code)
+	why := fmt.Sprintf("did not run: nkscript on kernel %s exited with code %d before reporting it\n", tr.kernel, code)
 	for _, name := range Names(files) {
 		if !got[name] {
 			tr.report(name, false, why, runResult{})
@@ -100,6 +105,6 @@ func (tr *tester) fillMissing(files []*Script, code int) {
 		}
 	}
 	if code != exitOK && !failed {
-		tr.report("microVM "+tr.kernel, false, fmt.Sprintf("the microVM booting kernel %s exited with code %d\n", tr.kernel, code), runResult{})
+		tr.report("nkscript on "+tr.kernel, false, fmt.Sprintf("nkscript on kernel %s exited with code %d\n", tr.kernel, code), runResult{})
 	}
 }

@@ -132,7 +132,7 @@ func TestKernelMatrixGuestCrash(t *testing.T) {
 		t.Errorf("--json: %d passed, %d failed, %d results; want %d, %d, %d", doc.Passed, doc.Failed, len(doc.Results), n, n, 2*n)
 	}
 	for _, r := range doc.Results {
-		if r.Kernel == "6.12" && (r.Status != Fail || !strings.Contains(r.Message, "kernel 6.12 exited with code 1")) {
+		if r.Kernel == "6.12" && (r.Status != Fail || !strings.Contains(r.Message, "on kernel 6.12 exited with code 1")) {
 			t.Errorf("result %+v, want a failure naming the kernel", r)
 		}
 	}

@@ -64,7 +64,9 @@ such scripts fail; --vm=always always uses a microVM.
 (this machine's kernel, directly), 6.1 or 6.12 (the pinned kernels, see
 'nkscript kernels'), a bzImage path, or all (host and every pinned kernel). Each
 microVM kernel boots once for the batch; -j N runs up to N kernels at once
-(default: the number of CPUs). A script that makes netkit pairs and does not
+(default: the number of CPUs), and up to N tests on the host at once, each in
+network namespaces of its own (unshare), so that their labs cannot meet and
+print what they print alone. A script that makes netkit pairs and does not
 branch on kernel.netkit is skipped, with the reason, on a kernel without netkit.
 Progress lines name the kernel ("FAIL [6.1] NAME"); standard output gets a
 kernel × test table, then the summary line.
@@ -100,7 +102,7 @@ func newTestFlags(o *options, t *golden.Config, tf *testFlags, stderr io.Writer)
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "stop each test run after this long (0: no limit)")
 	fs.StringVar(&o.kernel, "kernel", o.kernel, "bzImage to boot for --vm")
 	fs.StringVar(&tf.kernels, "kernels", "", "run each test on every kernel of this comma-separated `LIST`: host, 6.1, 6.12, a bzImage path, all")
-	fs.IntVarP(&t.Jobs, "jobs", "j", runtime.NumCPU(), "with --kernels, run up to `N` kernels at once")
+	fs.IntVarP(&t.Jobs, "jobs", "j", runtime.NumCPU(), "with --kernels, run up to `N` kernels, and tests on the host, at once")
 	fs.StringVar(&t.JUnit, "junit", "", "write the results as JUnit XML to `FILE`")
 	fs.BoolVar(&o.json, "json", o.json, "write the results as JSON to standard output instead of the summary")
 	fs.StringVar(&tf.shard, "shard", "", "run only the `K/N`-th part of the selected tests")
@@ -169,6 +171,7 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 		guest.kernel = cmp.Or(kernel, o.kernel)
 		return runInVM(ctx, &guest, args, out, errOut)
 	}
+	t.RunIsolated = isolatedRunner(o)
 	return golden.Run(session.CatchSignals().Context(), t, files)
 }
 
