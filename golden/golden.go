@@ -2,6 +2,10 @@
 // `nkscript test`: Find and Select pick the scripts, Run runs each test
 // on a fresh lab (session.Run) and compares what it printed with its
 // NAME.golden file (File), or rewrites that file with Config.Update.
+// With Config.Kernels, RunKernels runs each test once per kernel, on the
+// host and in microVMs, and reports a kernel × test table; the results
+// (Result) also go to JUnit XML (WriteJUnit) or JSON (WriteJSON). Shard
+// keeps one of N deterministic parts of a suite.
 package golden
 
 import (
@@ -93,9 +97,10 @@ type Config struct {
 const goldenMarker = "nkscript-golden "
 
 // Run runs the tests of files, on this host or in one microVM as
-// cfg.VM decides, prints the verdicts and the summary, and returns the
-// exit code: 0 if nothing failed (and, with cfg.NoSkip, nothing was
-// skipped), else 1. ctx ending (a signal) stops the batch.
+// cfg.VM decides (on each of cfg.Kernels, if set: RunKernels), prints
+// the verdicts and the summary, writes the reports cfg asks for, and
+// returns the exit code: 0 if nothing failed (and, with cfg.NoSkip,
+// nothing was skipped), else 1. ctx ending (a signal) stops the batch.
 func Run(ctx context.Context, cfg Config, files []*Script) int {
 	if len(cfg.Kernels) > 0 {
 		return RunKernels(ctx, cfg, files)
