@@ -132,7 +132,7 @@ func writeZshCompletion(w io.Writer, cmds []compCmd) {
 	for _, spec := range zshSpecs(cmds[0]) {
 		fmt.Fprintf(w, "    %s \\\n", spec)
 	}
-	fmt.Fprintln(w, "    '1: :->first' '*:: :->args'\n  case $state in\n  first)\n    _alternative 'subcommands:subcommand:(( ${subcmds} ))' 'scripts:script:_files -g \"*.star\"' ;;\n  args)\n    case $line[1] in")
+	fmt.Fprintln(w, "    '1: :->first' '*:: :->args'\n  case $state in\n  first)\n    _describe -t subcommands subcommand subcmds\n    _files -g '*.star' ;;\n  args)\n    case $line[1] in")
 	for _, c := range cmds[1:] {
 		fmt.Fprintf(w, "    %s)\n      _arguments \\\n", c.name)
 		for _, spec := range zshSpecs(c) {

@@ -39,6 +39,16 @@ func TestCompletionSyntax(t *testing.T) {
 			t.Errorf("%s -n: %v\n%s", shell, err, out)
 		}
 	}
+	if _, err := exec.LookPath("fish"); err == nil {
+		// fish completes a command line itself: complete -C.
+		path := completionScript(t, "fish")
+		out, err := exec.Command("fish", "-c", `source $argv[1]; complete -C "nkscript te"; complete -C "nkscript test --kernels 6."; complete -C "nkscript doc netkit_"`, path).CombinedOutput()
+		for _, want := range []string{"test\t", "6.12\t", "netkit_pair"} {
+			if err != nil || !strings.Contains(string(out), want) {
+				t.Errorf("fish complete -C: %v: %q lacks %q", err, out, want)
+			}
+		}
+	}
 	var out, errOut bytes.Buffer
 	if code := cmdCompletion([]string{"tcsh"}, &out, &errOut); code != exitUsage {
 		t.Errorf("completion tcsh: exit %d, want %d", code, exitUsage)
