@@ -4,6 +4,7 @@
 #   make test    gofmt/vet checks, the whole test suite (as root), leak check
 #   make build   bin/nkscript, static (the microVM boots it as its init)
 #   make generate  rebuild the BPF objects with the pinned clang
+#   make install   bin/nkscript and its shell completions under $(DESTDIR)$(PREFIX)
 
 GO      ?= go
 CLANG   ?= clang-19
@@ -12,12 +13,23 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 TESTFLAGS ?=
 
-.PHONY: all build demo setup kernel test check generate check-generate bench reliability clean
+.PHONY: all build install demo setup kernel test check generate check-generate bench reliability clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nkscript
+
+# install puts the binary in $(DESTDIR)$(PREFIX)/bin and the completion
+# scripts where bash-completion, zsh and fish look for them.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nkscript
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	./$(BIN) completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/nkscript
+	./$(BIN) completion zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_nkscript
+	./$(BIN) completion fish >$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/nkscript.fish
 
 # setup installs what the microVM needs on Debian (qemu, the pinned kernel).
 setup: build

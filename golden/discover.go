@@ -31,6 +31,9 @@ type Script struct {
 	Run []string
 	// Netkit says the script or a file it loads uses netkit_pair.
 	Netkit bool
+	// FallsBack says the script reads kernel.netkit: it can branch to a
+	// lab without netkit on a kernel that lacks it.
+	FallsBack bool
 	// Err is why the file fails without running (it does not parse).
 	Err error
 	// Skip says why its tests are skipped.
@@ -116,6 +119,14 @@ func inspect(path string) *Script {
 		}
 	}
 	tf.Netkit, _ = builtins.NeedsNetkit(path)
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if d, ok := n.(*syntax.DotExpr); ok && d.Name.Name == "netkit" {
+			if x, ok := d.X.(*syntax.Ident); ok && x.Name == "kernel" {
+				tf.FallsBack = true
+			}
+		}
+		return !tf.FallsBack
+	})
 	return tf
 }
 

@@ -2,11 +2,16 @@
 // `nkscript test`: Find and Select pick the scripts, Run runs each test
 // on a fresh lab (session.Run) and compares what it printed with its
 // NAME.golden file (File), or rewrites that file with Config.Update.
+// With Config.Kernels, RunKernels runs each test once per kernel, on the
+// host and in microVMs, and reports a kernel × test table; the results
+// (Result) also go to JUnit XML (WriteJUnit) or JSON (WriteJSON). Shard
+// keeps one of N deterministic parts of a suite.
 package golden
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/kernelcheck"
 	"github.com/nkscript/nkscript/vm"
 )
 
@@ -49,9 +55,41 @@ type Config struct {
 	JournalDir string
 	// Stdout receives the summary; Stderr the verdicts and details.
 	Stdout, Stderr io.Writer
-	// RunInVM runs `nkscript ARGS` in a microVM, its standard output
-	// going to stdout, and returns its exit code.
-	RunInVM func(ctx context.Context, args []string, stdout io.Writer) int
+	// RunInVM runs `nkscript ARGS` in a microVM booting kernel ("" for
+	// the Kernel field's), its standard output going to stdout and its
+	// standard error to stderr, and returns its exit code.
+	RunInVM func(ctx context.Context, kernel string, args []string, stdout, stderr io.Writer) int
+
+	// RunIsolated, if set, runs `nkscript ARGS` on this host in network
+	// and mount namespaces of its own, where the named network
+	// namespaces it makes are its own too; RunKernels runs host tests
+	// through it, Jobs at once.
+	RunIsolated func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+	// Kernels, if set, are the kernels each test runs on (RunKernels):
+	// "host", or a kernel the microVM boots (a pinned version or a
+	// bzImage path).
+	Kernels []string
+	// Jobs is how many kernels RunKernels runs at once, and how many
+	// tests on the host (with RunIsolated).
+	Jobs int
+	// Shard, if Shard[1] > 0, is "K/N": the batch's part of a suite the
+	// guests select again.
+	Shard [2]int
+	// Label, if set, names the kernel in the progress lines.
+	Label string
+	// ResultsOut writes each result to Stdout, marked, for the host that
+	// started this run in a microVM.
+	ResultsOut bool
+	// SkipUnsupported skips the scripts the running kernel cannot run:
+	// those that make netkit pairs, without a branch on kernel.netkit,
+	// on a kernel without netkit.
+	SkipUnsupported bool
+	// JUnit, if set, is the file the JUnit XML report goes to.
+	JUnit string
+	// JSON writes the results as a JSON document to Stdout instead of
+	// the summary.
+	JSON bool
 }
 
 // goldenMarker prefixes the lines on which a guest run with GoldenOut
@@ -59,11 +97,15 @@ type Config struct {
 const goldenMarker = "nkscript-golden "
 
 // Run runs the tests of files, on this host or in one microVM as
-// cfg.VM decides, prints the verdicts and the summary, and returns the
-// exit code: 0 if nothing failed (and, with cfg.NoSkip, nothing was
-// skipped), else 1. ctx ending (a signal) stops the batch.
+// cfg.VM decides (on each of cfg.Kernels, if set: RunKernels), prints
+// the verdicts and the summary, writes the reports cfg asks for, and
+// returns the exit code: 0 if nothing failed (and, with cfg.NoSkip,
+// nothing was skipped), else 1. ctx ending (a signal) stops the batch.
 func Run(ctx context.Context, cfg Config, files []*Script) int {
-	tr := &tester{cfg: cfg}
+	if len(cfg.Kernels) > 0 {
+		return RunKernels(ctx, cfg, files)
+	}
+	tr := newTester(cfg, "host")
 	if len(files) == 0 {
 		fmt.Fprintf(cfg.Stderr, "nkscript test: no tests to run in %s\n", strings.Join(cfg.Paths, " "))
 		return tr.summary()
@@ -72,6 +114,7 @@ func Run(ctx context.Context, cfg Config, files []*Script) int {
 		if why != "" {
 			fmt.Fprintf(cfg.Stderr, "nkscript test: %s; running the tests in a microVM\n", why)
 		}
+		tr.setKernel(cmp.Or(cfg.Kernel, vm.DefaultKernelRelease))
 		return tr.runInVM(ctx, files)
 	}
 	return tr.runAll(ctx, files)
@@ -81,6 +124,25 @@ func Run(ctx context.Context, cfg Config, files []*Script) int {
 type tester struct {
 	cfg                     Config
 	passed, failed, skipped int
+	// kernel names the kernel in the results; kernels lists it for
+	// the reports.
+	kernel  string
+	kernels []string
+	results []Result
+	started time.Time
+}
+
+func newTester(cfg Config, kernel string) *tester {
+	tr := &tester{cfg: cfg, started: time.Now()}
+	tr.setKernel(kernel)
+	return tr
+}
+
+func (tr *tester) setKernel(k string) {
+	if tr.cfg.Label != "" {
+		k = tr.cfg.Label
+	}
+	tr.kernel, tr.kernels = k, []string{k}
 }
 
 // decideVM says whether the batch runs in a microVM and, for --vm=auto,
@@ -122,14 +184,43 @@ func (tr *tester) decideVM(files []*Script) (bool, string) {
 
 // runInVM runs the batch in one microVM as `nkscript test --vm=never` with
 // the same arguments. The guest sees the host's files read-only, so with
-// --update it hands the new golden files back on its standard output.
+// --update it hands the new golden files back on its standard output;
+// for the reports it hands back its results.
 func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
+	reports := tr.cfg.JUnit != "" || tr.cfg.JSON
+	var out bytes.Buffer
+	code := tr.cfg.RunInVM(ctx, "", tr.guestArgs(reports, false), &out, tr.cfg.Stderr)
+	if !tr.readGuest(&out, files, !reports) {
+		code = exitFail
+	}
+	if reports {
+		// The guest's summary line was dropped: the host writes it
+		// with the reports.
+		tr.passed, tr.failed, tr.skipped = Counts(tr.results)
+		code = max(code, tr.summary())
+	}
+	return code
+}
+
+// guestArgs are the arguments of `nkscript test` in a guest that runs this
+// batch: results says it hands back its results, skip that it skips
+// what its kernel cannot run.
+func (tr *tester) guestArgs(results, skip bool) []string {
 	guest := []string{"test", "--vm=never"}
 	if tr.cfg.Update {
 		guest = append(guest, "--update", "--golden-out")
 	}
-	if tr.cfg.NoSkip {
+	if tr.cfg.NoSkip && !results {
 		guest = append(guest, "--no-skip")
+	}
+	if results {
+		guest = append(guest, "--results-out")
+	}
+	if skip {
+		guest = append(guest, "--skip-unsupported")
+	}
+	if tr.cfg.Label != "" {
+		guest = append(guest, "--label="+tr.cfg.Label)
 	}
 	if tr.cfg.JournalDir != datapath.DefaultJournalDir {
 		guest = append(guest, "--journal-dir="+tr.cfg.JournalDir)
@@ -137,11 +228,19 @@ func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
 	if tr.cfg.Run != nil {
 		guest = append(guest, "--run="+tr.cfg.Run.String())
 	}
+	if tr.cfg.Shard[1] > 0 {
+		guest = append(guest, fmt.Sprintf("--shard=%d/%d", tr.cfg.Shard[0], tr.cfg.Shard[1]))
+	}
 	guest = append(guest, "--")
-	guest = append(guest, tr.cfg.Paths...)
+	return append(guest, tr.cfg.Paths...)
+}
 
-	var out bytes.Buffer
-	code := tr.cfg.RunInVM(ctx, guest, &out)
+// readGuest reads what a guest wrote to its standard output: golden file
+// updates, which it writes, results, which it keeps, and other lines,
+// which go to Stdout if pass says so. It reports whether every update was
+// expected and written.
+func (tr *tester) readGuest(out io.Reader, files []*Script, pass bool) bool {
+	ok := true
 	goldens := map[string]bool{}
 	for _, tf := range files {
 		goldens[tf.Golden] = true
@@ -149,24 +248,50 @@ func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
 			goldens[tf.VethGolden] = true
 		}
 	}
-	sc := bufio.NewScanner(&out)
+	sc := bufio.NewScanner(out)
 	sc.Buffer(nil, 1<<30)
 	for sc.Scan() {
 		line := sc.Text()
-		upd, ok := strings.CutPrefix(line, goldenMarker)
-		if !ok {
-			fmt.Fprintln(tr.cfg.Stdout, line)
+		if res, isRes := strings.CutPrefix(line, resultMarker); isRes {
+			var r Result
+			if err := json.Unmarshal([]byte(res), &r); err != nil {
+				fmt.Fprintf(tr.cfg.Stderr, "nkscript test: unexpected result from the microVM: %.80s\n", res)
+				ok = false
+				continue
+			}
+			r.Kernel = tr.kernel
+			tr.results = append(tr.results, r)
+			continue
+		}
+		upd, isUpd := strings.CutPrefix(line, goldenMarker)
+		if !isUpd {
+			if pass {
+				fmt.Fprintln(tr.cfg.Stdout, line)
+			}
 			continue
 		}
 		var g struct{ Path, Content string }
 		if err := json.Unmarshal([]byte(upd), &g); err != nil || !goldens[g.Path] {
 			fmt.Fprintf(tr.cfg.Stderr, "nkscript test: unexpected golden file update from the microVM: %.80s\n", upd)
-			code = exitFail
+			ok = false
 			continue
 		}
 		if !tr.writeGolden(g.Path, g.Content) {
-			code = exitFail
+			ok = false
 		}
 	}
-	return code
+	return ok
+}
+
+// unsupported says why the running kernel cannot run the script, with
+// SkipUnsupported: it makes netkit pairs, does not branch on
+// kernel.netkit, and the kernel has no netkit. "" if it can.
+func (tr *tester) unsupported(tf *Script) string {
+	if !tr.cfg.SkipUnsupported || !tf.Netkit || tf.FallsBack {
+		return ""
+	}
+	if nk, err := kernelcheck.Netkit(); err != nil || nk {
+		return ""
+	}
+	return fmt.Sprintf("needs netkit, which the kernel %s lacks (Linux ≥ 6.7, CONFIG_NETKIT), and has no kernel.netkit fallback", datapath.KernelRelease())
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/nkscript/nkscript/builtins"
 	"github.com/nkscript/nkscript/datapath"
@@ -20,6 +21,7 @@ type runResult struct {
 	topDone bool   // the top level finished
 	fnDone  bool   // the test function returned
 	msg     string // why the run failed; "" if it did not
+	elapsed time.Duration
 }
 
 // runOnce runs the script's top level on a fresh lab and then calls the
@@ -31,6 +33,8 @@ func (tr *tester) runOnce(ctx context.Context, path, fn string) (res runResult) 
 		name += ":" + fn
 	}
 	abs, _ := filepath.Abs(path)
+	start := time.Now()
+	defer func() { res.elapsed = time.Since(start) }()
 	var out, msg bytes.Buffer
 	cfg := session.Config{Lab: datapath.LabConfig{JournalDir: tr.cfg.JournalDir, Script: abs}, Timeout: tr.cfg.Timeout, Stderr: &msg}
 	err, _ := session.Run(ctx, cfg, func(ctx context.Context, lab *datapath.Lab) error {

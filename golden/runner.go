@@ -16,6 +16,17 @@ import (
 
 // runAll runs the tests on this host and prints the summary.
 func (tr *tester) runAll(ctx context.Context, files []*Script) int {
+	interrupted := tr.runTests(ctx, files)
+	code := tr.summary()
+	if interrupted {
+		code = exitFail
+	}
+	return code
+}
+
+// runTests runs the tests on this host and says whether ctx ended before
+// they all ran.
+func (tr *tester) runTests(ctx context.Context, files []*Script) bool {
 	for _, tf := range files {
 		if ctx.Err() != nil {
 			break
@@ -24,9 +35,11 @@ func (tr *tester) runAll(ctx context.Context, files []*Script) int {
 		case tf.Err != nil:
 			var b bytes.Buffer
 			session.WriteError(&b, tf.Err)
-			tr.report(tf.Path, false, b.String())
+			tr.report(tf.Path, false, b.String(), runResult{})
 		case tf.Skip != "":
-			tr.skip(tf)
+			tr.skip(tf, tf.Skip)
+		case tr.unsupported(tf) != "":
+			tr.skip(tf, tr.unsupported(tf))
 		case tf.Cases == nil:
 			tr.runScript(ctx, tf)
 		default:
@@ -38,34 +51,49 @@ func (tr *tester) runAll(ctx context.Context, files []*Script) int {
 		// The test that was running failed; the rest did not run.
 		fmt.Fprintln(tr.cfg.Stderr, "nkscript test: interrupted")
 	}
-	code := tr.summary()
-	if interrupted {
-		code = exitFail
-	}
-	return code
+	return interrupted
 }
 
-func (tr *tester) skip(tf *Script) {
-	names := []string{tf.Path}
-	if tf.Cases != nil {
-		names = names[:0]
-		for _, c := range tf.Run {
-			names = append(names, tf.Path+":"+c)
-		}
-	}
-	for _, n := range names {
-		fmt.Fprintf(tr.cfg.Stderr, "skip %s: %s\n", n, tf.Skip)
+func (tr *tester) skip(tf *Script, why string) {
+	for _, n := range tf.names() {
+		fmt.Fprintf(tr.cfg.Stderr, "skip %s%s: %s\n", tr.tag(), n, why)
 		tr.skipped++
+		tr.record(Result{Name: n, Status: Skip, Message: why})
 	}
 }
 
-func (tr *tester) summary() int {
-	fmt.Fprintf(tr.cfg.Stdout, "%d passed, %d failed", tr.passed, tr.failed)
-	if tr.skipped > 0 {
-		fmt.Fprintf(tr.cfg.Stdout, ", %d skipped", tr.skipped)
+// tag is what the progress lines put before a test's name: the kernel,
+// when the batch runs on several.
+func (tr *tester) tag() string {
+	if tr.cfg.Label == "" {
+		return ""
 	}
-	fmt.Fprintln(tr.cfg.Stdout)
-	if tr.failed > 0 {
+	return "[" + tr.cfg.Label + "] "
+}
+
+// record keeps a result for the reports and, in a guest, hands it to the
+// host.
+func (tr *tester) record(r Result) {
+	r.Kernel = tr.kernel
+	tr.results = append(tr.results, r)
+	if tr.cfg.ResultsOut {
+		b, _ := json.Marshal(r)
+		fmt.Fprintf(tr.cfg.Stdout, "%s%s\n", resultMarker, b)
+	}
+}
+
+// summary writes the reports and the summary line and returns the exit
+// code.
+func (tr *tester) summary() int {
+	reported := writeReports(tr.cfg, tr.kernels, tr.results, tr.started)
+	if !tr.cfg.JSON {
+		fmt.Fprintf(tr.cfg.Stdout, "%d passed, %d failed", tr.passed, tr.failed)
+		if tr.skipped > 0 {
+			fmt.Fprintf(tr.cfg.Stdout, ", %d skipped", tr.skipped)
+		}
+		fmt.Fprintln(tr.cfg.Stdout)
+	}
+	if tr.failed > 0 || !reported {
 		return exitFail
 	}
 	if tr.skipped > 0 && tr.cfg.NoSkip {
@@ -75,16 +103,20 @@ func (tr *tester) summary() int {
 	return exitOK
 }
 
-// report prints a test's verdict and, after a failure, its details.
-func (tr *tester) report(name string, ok bool, details string) {
+// report prints a test's verdict and, after a failure, its details; res
+// is its run.
+func (tr *tester) report(name string, ok bool, details string, res runResult) {
+	r := Result{Name: name, Status: Pass, Output: res.top + res.out, Seconds: res.elapsed.Seconds()}
 	if ok {
-		fmt.Fprintf(tr.cfg.Stderr, "ok  %s\n", name)
+		fmt.Fprintf(tr.cfg.Stderr, "ok  %s%s\n", tr.tag(), name)
 		tr.passed++
 	} else {
-		fmt.Fprintf(tr.cfg.Stderr, "FAIL %s\n", name)
+		fmt.Fprintf(tr.cfg.Stderr, "FAIL %s%s\n", tr.tag(), name)
 		tr.failed++
+		r.Status, r.Message = Fail, details
 	}
 	fmt.Fprint(tr.cfg.Stderr, details)
+	tr.record(r)
 }
 
 // readGolden reads a golden file; a missing one reads as empty.
@@ -117,12 +149,12 @@ func (tr *tester) runScript(ctx context.Context, tf *Script) {
 	res := tr.runOnce(ctx, tf.Path, "")
 	golden, err := ChooseGolden(tf.Golden, tf.VethGolden)
 	if err != nil {
-		tr.report(tf.Path, false, res.msg+fmt.Sprintf("nkscript test: %v\n", err))
+		tr.report(tf.Path, false, res.msg+fmt.Sprintf("nkscript test: %v\n", err), res)
 		return
 	}
 	want, missing, err := readGolden(golden)
 	if err != nil {
-		tr.report(tf.Path, false, res.msg+fmt.Sprintf("nkscript test: %v\n", err))
+		tr.report(tf.Path, false, res.msg+fmt.Sprintf("nkscript test: %v\n", err), res)
 		return
 	}
 	ok, details := res.msg == "", res.msg
@@ -142,20 +174,20 @@ func (tr *tester) runScript(ctx context.Context, tf *Script) {
 		ok = false
 		details += goldenDiff(golden, want, tf.Path, res.top)
 	}
-	tr.report(tf.Path, ok, details)
+	tr.report(tf.Path, ok, details, res)
 }
 
 // runCases runs the selected test_* cases of a script.
 func (tr *tester) runCases(ctx context.Context, tf *Script) {
 	content, missing, err := readGolden(tf.Golden)
 	if err != nil {
-		tr.report(tf.Path, false, fmt.Sprintf("nkscript test: %v\n", err))
+		tr.report(tf.Path, false, fmt.Sprintf("nkscript test: %v\n", err), runResult{})
 		return
 	}
 	g := Parse(content)
 	if !tr.cfg.Update {
 		if msg := g.Check(tf); msg != "" {
-			tr.report(tf.Path, false, msg)
+			tr.report(tf.Path, false, msg, runResult{})
 		}
 	}
 	var newTop *string
@@ -200,7 +232,7 @@ func (tr *tester) reportCase(tf *Script, c string, g File, missing bool, res run
 		ok = false
 		details += goldenDiff(tf.Golden, want, name, got)
 	}
-	tr.report(name, ok, details)
+	tr.report(name, ok, details, res)
 }
 
 // updateCases rewrites the golden file of tf, whose content was content,

@@ -89,6 +89,7 @@ Usage:
   nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12, 6.1 and 7.3)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
+  nkscript completion bash|zsh|fish      print a shell completion script
   nkscript version                       print the version
 
 Exit codes: 0 success, 1 script error or failed expectation, 2 usage error.
@@ -171,6 +172,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdGraph(&o, rest[1:], stdout, stderr)
 	case "new":
 		return cmdNew(rest[1:], stdout, stderr)
+	case "completion":
+		return cmdCompletion(rest[1:], stdout, stderr)
 	case "repl":
 		return runREPL(&o, stdout, stderr)
 	case "help":

@@ -12,6 +12,7 @@
 //	nkscript cleanup [--journal-dir DIR]   remove what killed runs left behind
 //	nkscript kernels [--fetch]             list (or fetch) microVM kernels
 //	nkscript doc [NAME]                    print the builtin reference, or one entry
+//	nkscript completion bash|zsh|fish      print a shell completion script
 //	nkscript version                       print the version
 //	nkscript help                          print the usage
 //

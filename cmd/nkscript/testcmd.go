@@ -1,14 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
+	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/nkscript/nkscript/golden"
 	"github.com/nkscript/nkscript/session"
+	"github.com/nkscript/nkscript/vm"
 	"github.com/spf13/pflag"
 )
 
@@ -16,6 +22,8 @@ const testUsageText = `nkscript test runs lab scripts as golden-output tests.
 
 Usage:
   nkscript test [--update] [--vm=auto|always|never] [--run REGEX] [--no-skip] [PATH...]
+  nkscript test --kernels host,6.1,6.12 [-j N] [--junit FILE] [--json] [--shard K/N] [PATH...]
+  nkscript test --list [--shard K/N] [--run REGEX] [PATH...]
 
 Each PATH is a script or a directory searched recursively (default "."; directories
 whose names start with "." are not searched). In a directory, NAME.star is a test
@@ -52,31 +60,74 @@ netkit_pair and the host kernel lacks netkit; when the host cannot boot a
 microVM either, those scripts are skipped. --vm=never runs on the host, where
 such scripts fail; --vm=always always uses a microVM.
 
+--kernels LIST runs each test once per kernel of the comma-separated LIST: host
+(this machine's kernel, directly), 6.1 or 6.12 (the pinned kernels, see
+'nkscript kernels'), a bzImage path, or all (host and every pinned kernel). Each
+microVM kernel boots once for the batch; -j N runs up to N kernels at once
+(default: the number of CPUs), and up to N tests on the host at once, each in
+network namespaces of its own (unshare), so that their labs cannot meet and
+print what they print alone. A script that makes netkit pairs and does not
+branch on kernel.netkit is skipped, with the reason, on a kernel without netkit.
+Progress lines name the kernel ("FAIL [6.1] NAME"); standard output gets a
+kernel × test table, then the summary line.
+--junit FILE writes JUnit XML: one testsuite per kernel, one testcase per test
+(classname kernel-K), with the failure (script error, golden diff), the skip
+reason, the output and the time. --json writes the same results as JSON to
+standard output instead of the table and the summary line.
+--shard K/N keeps the K-th of N parts of the selected tests: their names sorted
+and dealt out round-robin, so every test is in exactly one part on any machine.
+--list prints the names of the tests that would run, one per line, and runs none.
+
 Flags:
 `
 
-// cmdTest implements `nkscript test`.
-func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
-	t := golden.Config{Stdout: stdout, Stderr: stderr}
-	var help bool
-	var runRE string
+// testFlags are the flags of `nkscript test` that do not go straight
+// into golden.Config.
+type testFlags struct {
+	help, list bool
+	runRE      string
+	kernels    string
+	shard      string
+}
+
+// newTestFlags defines the flags of `nkscript test`.
+func newTestFlags(o *options, t *golden.Config, tf *testFlags, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("nkscript test", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&t.Update, "update", false, "rewrite the golden files with the scripts' output")
 	fs.BoolVar(&t.NoSkip, "no-skip", false, "exit 1 when tests were skipped")
 	fs.StringVar(&t.VM, "vm", o.vmMode, "where to run: auto, always, never")
 	fs.Lookup("vm").NoOptDefVal = "always"
-	fs.StringVar(&runRE, "run", "", "run only the tests whose name (FILE.star or FILE.star:test_name) matches this regular expression")
+	fs.StringVar(&tf.runRE, "run", "", "run only the tests whose name (FILE.star or FILE.star:test_name) matches this regular expression")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "stop each test run after this long (0: no limit)")
 	fs.StringVar(&o.kernel, "kernel", o.kernel, "bzImage to boot for --vm")
+	fs.StringVar(&tf.kernels, "kernels", "", "run each test on every kernel of this comma-separated `LIST`: host, 6.1, 6.12, a bzImage path, all")
+	fs.IntVarP(&t.Jobs, "jobs", "j", runtime.NumCPU(), "with --kernels, run up to `N` kernels, and tests on the host, at once")
+	fs.StringVar(&t.JUnit, "junit", "", "write the results as JUnit XML to `FILE`")
+	fs.BoolVar(&o.json, "json", o.json, "write the results as JSON to standard output instead of the summary")
+	fs.StringVar(&tf.shard, "shard", "", "run only the `K/N`-th part of the selected tests")
+	fs.BoolVar(&tf.list, "list", false, "print the tests that would run, one per line, and run none")
 	fs.StringVar(&o.journalDir, "journal-dir", o.journalDir, "where runs record what they create")
 	fs.BoolVar(&t.GoldenOut, "golden-out", false, "write golden file updates to standard output (used inside the microVM)")
-	fs.MarkHidden("golden-out")
-	fs.BoolVarP(&help, "help", "h", false, "show this help")
+	fs.BoolVar(&t.ResultsOut, "results-out", false, "write the results to standard output (used inside the microVM)")
+	fs.BoolVar(&t.SkipUnsupported, "skip-unsupported", false, "skip the scripts the kernel cannot run (used inside the microVM)")
+	fs.StringVar(&t.Label, "label", "", "name of the kernel in progress lines (used inside the microVM)")
+	for _, name := range []string{"golden-out", "results-out", "skip-unsupported", "label"} {
+		fs.MarkHidden(name)
+	}
+	fs.BoolVarP(&tf.help, "help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, testUsageText)
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// cmdTest implements `nkscript test`.
+func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
+	t := golden.Config{Stdout: stdout, Stderr: stderr}
+	var tf testFlags
+	fs := newTestFlags(o, &t, &tf, stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
@@ -84,29 +135,15 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nkscript test: %v\nRun 'nkscript test --help' for usage.\n", err)
 		return exitUsage
 	}
-	if help {
+	if tf.help {
 		fs.SetOutput(stdout)
 		fmt.Fprint(stdout, testUsageText)
 		fs.PrintDefaults()
 		return exitOK
 	}
-	switch t.VM {
-	case "auto", "always", "never":
-	default:
-		fmt.Fprintf(stderr, "nkscript test: --vm=%s: use auto, always or never\n", t.VM)
+	if msg := checkTestFlags(o, &t, &tf); msg != "" {
+		fmt.Fprintf(stderr, "nkscript test: %s\n", msg)
 		return exitUsage
-	}
-	if o.keep {
-		fmt.Fprintln(stderr, "nkscript test: --keep does not apply to tests: every test's lab is removed")
-		return exitUsage
-	}
-	if runRE != "" {
-		re, err := regexp.Compile(runRE)
-		if err != nil {
-			fmt.Fprintf(stderr, "nkscript test: --run: %v\n", err)
-			return exitUsage
-		}
-		t.Run = re
 	}
 	t.Paths = fs.Args()
 	if len(t.Paths) == 0 {
@@ -117,7 +154,116 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nkscript test: %v\nRun 'nkscript test --help' for usage.\n", err)
 		return exitUsage
 	}
-	t.Kernel, t.Timeout, t.JournalDir = o.kernel, o.timeout, o.journalDir
-	t.RunInVM = func(ctx context.Context, args []string, out io.Writer) int { return runInVM(ctx, o, args, out, stderr) }
-	return golden.Run(session.CatchSignals().Context(), t, golden.Select(files, t.Run))
+	files = golden.Select(files, t.Run)
+	if t.Shard[1] > 0 {
+		files = golden.Shard(files, t.Shard[0], t.Shard[1])
+	}
+	if tf.list {
+		for _, name := range golden.Names(files) {
+			fmt.Fprintln(stdout, name)
+		}
+		return exitOK
+	}
+	t.Kernel, t.Timeout, t.JournalDir, t.JSON = o.kernel, o.timeout, o.journalDir, o.json
+	t.RunInVM = func(ctx context.Context, kernel string, args []string, out, errOut io.Writer) int {
+		guest := *o
+		guest.json = false // the guest's results come back marked, not as a document
+		guest.kernel = cmp.Or(kernel, o.kernel)
+		return runInVM(ctx, &guest, args, out, errOut)
+	}
+	t.RunIsolated = isolatedRunner(o)
+	return golden.Run(session.CatchSignals().Context(), t, files)
+}
+
+// checkTestFlags checks the flags of `nkscript test` and puts what they
+// say into t; it returns what is wrong with them, or "".
+func checkTestFlags(o *options, t *golden.Config, tf *testFlags) string {
+	switch t.VM {
+	case "auto", "always", "never":
+	default:
+		return fmt.Sprintf("--vm=%s: use auto, always or never", t.VM)
+	}
+	if o.keep {
+		return "--keep does not apply to tests: every test's lab is removed"
+	}
+	if tf.runRE != "" {
+		re, err := regexp.Compile(tf.runRE)
+		if err != nil {
+			return fmt.Sprintf("--run: %v", err)
+		}
+		t.Run = re
+	}
+	if tf.shard != "" {
+		k, n, err := golden.ParseShard(tf.shard)
+		if err != nil {
+			return err.Error()
+		}
+		t.Shard = [2]int{k, n}
+	}
+	if tf.kernels != "" {
+		ks, err := parseKernels(tf.kernels)
+		if err != nil {
+			return err.Error()
+		}
+		t.Kernels = ks
+	}
+	if t.Update && len(t.Kernels) > 1 {
+		return "--update takes one kernel: the kernels would rewrite the same golden files"
+	}
+	if t.Jobs < 1 {
+		return "-j: want at least 1"
+	}
+	return ""
+}
+
+// parseKernels reads the LIST of --kernels: host, a pinned kernel by
+// version, a bzImage path, all.
+func parseKernels(list string) ([]string, error) {
+	var ks []string
+	add := func(k string) {
+		if !slices.Contains(ks, k) {
+			ks = append(ks, k)
+		}
+	}
+	for k := range strings.SplitSeq(list, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case k == "all":
+			add(golden.HostKernel)
+			for _, p := range vm.PinnedKernels {
+				add(pinnedName(p))
+			}
+		case k == golden.HostKernel:
+			add(k)
+		case k == "":
+			return nil, fmt.Errorf("--kernels %q: an empty kernel name", list)
+		default:
+			if _, ok := vm.PinnedKernel(k); ok {
+				add(k)
+				continue
+			}
+			if fi, err := os.Stat(k); err != nil || fi.IsDir() {
+				return nil, fmt.Errorf("--kernels: %q is neither host, all, a pinned kernel (%s) nor a bzImage file", k, strings.Join(pinnedNames(), ", "))
+			}
+			add(k)
+		}
+	}
+	return ks, nil
+}
+
+// pinnedName is the version a pinned kernel goes by: "6.12", "6.1".
+func pinnedName(k vm.KernelSpec) string {
+	parts := strings.SplitN(k.Release, ".", 3)
+	if len(parts) < 2 {
+		return k.Release
+	}
+	return parts[0] + "." + parts[1]
+}
+
+func pinnedNames() []string {
+	var names []string
+	for _, k := range vm.PinnedKernels {
+		names = append(names, pinnedName(k))
+	}
+	return names
 }

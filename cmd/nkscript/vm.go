@@ -41,9 +41,10 @@ func decideVM(o *options, script string) (bool, string, error) {
 	return true, fmt.Sprintf("the host kernel %s has no netkit (CONFIG_NETKIT)", datapath.KernelRelease()), nil
 }
 
-// runInVM runs the same command line in a microVM with --vm=never; when
-// ctx ends, the microVM is stopped.
-func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr io.Writer) int {
+// childFlags are the global flags of o a run of nkscript on o's behalf,
+// in a microVM or in a process of its own, takes: --vm=never and those
+// that shape a run.
+func childFlags(o *options) []string {
 	guestArgs := []string{"--vm=never"}
 	if o.timeout > 0 {
 		guestArgs = append(guestArgs, "--timeout="+o.timeout.String())
@@ -71,6 +72,13 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 	if o.json {
 		guestArgs = append(guestArgs, "--json")
 	}
+	return guestArgs
+}
+
+// runInVM runs the same command line in a microVM with --vm=never; when
+// ctx ends, the microVM is stopped.
+func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr io.Writer) int {
+	guestArgs := childFlags(o)
 	fs := newFlags(&options{}, io.Discard)
 	fs.Parse(allArgs)
 	guestArgs = append(guestArgs, fs.Args()...)
