@@ -150,7 +150,7 @@ if [ -n "${NKSCRIPT_RELIABILITY_REPORT:-}" ]; then
 fi
 `, repo, datapathTest, builtinsTest, cliTest, dpRun, bRun, cliRun))
 	var stdout, stderr strings.Builder
-	timeout := 10 * time.Minute
+	timeout := 20 * time.Minute
 	if d, err := time.ParseDuration(os.Getenv("NKSCRIPT_VMTEST_TIMEOUT")); err == nil {
 		timeout = d
 	}
