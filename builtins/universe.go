@@ -52,7 +52,7 @@
 //	expect_drop(dst, port=None, proto="tcp", src=host, timeout="1s", by=None) -> None
 //	serve(ns, port, proto="tcp", reply=None) -> server
 //	connect(dst, port, src=host, proto="tcp", timeout="1s") -> connect_result
-//	capture(link) -> capture
+//	capture(links, pcap=None) -> capture
 //	exec(ns, cmd) -> string
 //
 // The run:

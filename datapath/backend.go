@@ -91,8 +91,8 @@ type Backend interface {
 	Serve(ns *Netns, proto string, port int, reply string) (*Server, error)
 	// Exec runs argv in ns and returns its standard output.
 	Exec(ctx context.Context, ns *Netns, argv []string) (string, error)
-	// Capture records the packets of k.
-	Capture(k *Link) (*Capture, error)
+	// Capture records the packets of the devices s names.
+	Capture(s CaptureSpec) (*Capture, error)
 	// Trace starts collecting bpf_printk lines, journaling what it
 	// creates with record.
 	Trace(record func(Record) error) (*Tracer, error)

@@ -166,8 +166,8 @@ func (r *recorder) Serve(ns *Netns, proto string, port int, reply string) (*Serv
 
 func (r *recorder) Exec(context.Context, *Netns, []string) (string, error) { return "", nil }
 
-func (r *recorder) Capture(k *Link) (*Capture, error) {
-	return &Capture{link: k, fd: -1, stopped: true}, nil
+func (r *recorder) Capture(s CaptureSpec) (*Capture, error) {
+	return &Capture{ifaces: standInIfaces(s), stopped: true}, nil
 }
 
 func (r *recorder) Trace(func(Record) error) (*Tracer, error) { return &Tracer{}, nil }

@@ -502,9 +502,18 @@ func (s *shell) Exec(ctx context.Context, ns *Netns, argv []string) (string, err
 	return s.recorder.Exec(ctx, ns, argv)
 }
 
-func (s *shell) Capture(k *Link) (*Capture, error) {
-	s.line("# capture on %s in %s (tcpdump -i %s)", k.name, k.ns.name, k.name)
-	return s.recorder.Capture(k)
+func (s *shell) Capture(c CaptureSpec) (*Capture, error) {
+	w := ""
+	if c.Pcap != "" {
+		w = " -w " + shq(c.Pcap)
+	}
+	for _, k := range c.Links {
+		s.line("# capture on %s in %s (tcpdump -i %s%s)", k.name, k.ns.name, k.name, w)
+	}
+	for _, dev := range c.HostDevices {
+		s.line("# capture on %s in host (tcpdump -i %s%s)", dev, dev, w)
+	}
+	return s.recorder.Capture(c)
 }
 
 func (s *shell) Trace(record func(Record) error) (*Tracer, error) {
