@@ -58,6 +58,7 @@
 // The run:
 //
 //	pause(msg="") -> None
+//	show(ns=None, ids=False) -> None
 //	fail(msg="failed")
 package builtins
 
@@ -88,6 +89,7 @@ var universe = declare(map[string]builtinFn{
 	"netns":       netnsFn,
 	"packet":      packetFn,
 	"pause":       pauseFn,
+	"show":        showFn,
 	"ping":        pingFn,
 	"policies":    policiesFn,
 	"policy":      policyFn,

@@ -69,6 +69,9 @@ type Backend interface {
 	// Attach attaches p to hook on the device target (for netkit hooks,
 	// a pair's primary device).
 	Attach(p *Program, target *Link, hook Hook, opts AttachOptions) (*Attachment, error)
+	// Show reads the links, addresses, routes, rules and the programs on
+	// every hook of the namespaces nss; known is what the lab made.
+	Show(nss []*Netns, known ShowKnown) (Snapshot, error)
 	// Chain lists the programs on a hook of target, in order.
 	Chain(target *Link, hook Hook, lab []*Attachment) ([]string, error)
 	// Pin keeps attachments alive after the process exits, journaling

@@ -19,6 +19,7 @@ type recorder struct {
 	mu      sync.Mutex
 	ifindex int
 	nsIno   uint64
+	made    recordedRoutes // for Show
 }
 
 // NewRecorder returns the backend that only records the lab.
@@ -67,10 +68,6 @@ func (r *recorder) AddAddr(*Link, netip.Prefix) error             { return nil }
 func (r *recorder) SetUp(*Link, bool) error                       { return nil }
 func (r *recorder) SetMaster(_, _ *Link) error                    { return nil }
 func (r *recorder) SetMTU(*Link, int) error                       { return nil }
-func (r *recorder) AddRoute(*Netns, RouteSpec) error              { return nil }
-func (r *recorder) DeleteRoute(*Netns, RouteSpec) error           { return nil }
-func (r *recorder) AddRule(*Netns, RuleSpec) error                { return nil }
-func (r *recorder) DeleteRule(*Netns, RuleSpec) error             { return nil }
 func (r *recorder) WriteSysctl(_ *Netns, _, _, _ string) error    { return nil }
 
 // ReadSysctl reads the host's settings, which exist, and knows nothing

@@ -283,7 +283,7 @@ func (s *shell) AddRoute(ns *Netns, r RouteSpec) error {
 	s.wmu.Lock()
 	s.routes[r.String()] = args
 	s.wmu.Unlock()
-	return nil
+	return s.recorder.AddRoute(ns, r)
 }
 
 func (s *shell) DeleteRoute(ns *Netns, r RouteSpec) error {
@@ -291,7 +291,7 @@ func (s *shell) DeleteRoute(ns *Netns, r RouteSpec) error {
 	args := s.routes[r.String()]
 	s.wmu.Unlock()
 	s.line("%s route del %s", ipn(ns), args)
-	return nil
+	return s.recorder.DeleteRoute(ns, r)
 }
 
 // ipRule is `ip rule` for r's family in ns.
@@ -307,12 +307,12 @@ func (s *shell) AddRule(ns *Netns, r RuleSpec) error {
 	s.wmu.Lock()
 	s.rules[r.String()] = fmt.Sprintf("%s del %s", ipRule(ns, r), shellWords(r.words()))
 	s.wmu.Unlock()
-	return nil
+	return s.recorder.AddRule(ns, r)
 }
 
 func (s *shell) DeleteRule(ns *Netns, r RuleSpec) error {
 	s.line("%s del %s", ipRule(ns, r), shellWords(r.words()))
-	return nil
+	return s.recorder.DeleteRule(ns, r)
 }
 
 // shellWords quotes words for the shell and joins them.
@@ -671,4 +671,17 @@ func (a *shellAttach) detach() error {
 		a.sh.line("%sbpftool net detach xdp dev %s", inNs(a.dev.ns), shq(a.dev.name))
 	}
 	return nil
+}
+
+// Show notes the commands that show the lab and reports what it
+// recorded.
+func (s *shell) Show(nss []*Netns, known ShowKnown) (Snapshot, error) {
+	for _, ns := range nss {
+		bpftool := "bpftool net show"
+		if !ns.host {
+			bpftool = "ip netns exec " + shq(ns.name) + " " + bpftool
+		}
+		s.line("# show %s: %s -d link; %s addr; %s route; %s rule; %s", ns.name, ipn(ns), ipn(ns), ipn(ns), ipn(ns), bpftool)
+	}
+	return s.recorder.Show(nss, known)
 }
