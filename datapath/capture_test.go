@@ -84,14 +84,7 @@ func TestCapturePcapng(t *testing.T) {
 			t.Errorf("%s: %d icmp packets recorded, want %d (all: %v)", k, want[k], n, want)
 		}
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := pcapng.Read(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := readPcapng(t, path)
 	if len(f.Interfaces) != 2 || f.Interfaces[0].Name != a || f.Interfaces[1].Name != b || f.Interfaces[0].LinkType != pcapng.LinkTypeEthernet {
 		t.Errorf("interfaces %+v, want %s and %s, Ethernet", f.Interfaces, a, b)
 	}
@@ -100,23 +93,47 @@ func TestCapturePcapng(t *testing.T) {
 			t.Errorf("packet %d at %v, long before packet %d at %v", i, f.Packets[i].Time, i-1, f.Packets[i-1].Time)
 		}
 	}
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		testenv.Skipf(t, "tcpdump is not installed (make setup installs it)")
-	}
 	for filter, n := range map[string]int{
 		"icmp and host 10.91.1.2":                            6,
 		"icmp and host 10.91.2.2":                            10,
 		"icmp[icmptype] == icmp-echo and dst host 10.91.2.2": 5,
 	} {
-		out, err := exec.Command("tcpdump", "-n", "-r", path, "--count", filter).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tcpdump -r %s --count %q: %v\n%s", path, filter, err, out)
-		}
-		var got int
-		if _, err := fmt.Sscanf(lastLine(string(out)), "%d packets", &got); err != nil || got != n {
-			t.Errorf("tcpdump --count %q: %q, want %d packets", filter, out, n)
+		if got := tcpdumpCount(t, path, filter); got != n {
+			t.Errorf("tcpdump --count %q: %d packets, want %d", filter, got, n)
 		}
 	}
+}
+
+// readPcapng reads the pcapng file at path.
+func readPcapng(t *testing.T, path string) *pcapng.File {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := pcapng.Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// tcpdumpCount is how many packets of the file at path tcpdump says
+// match filter.
+func tcpdumpCount(t *testing.T, path, filter string) int {
+	t.Helper()
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		testenv.Skipf(t, "tcpdump is not installed (make setup installs it)")
+	}
+	out, err := exec.Command("tcpdump", "-n", "-r", path, "--count", filter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tcpdump -r %s --count %q: %v\n%s", path, filter, err, out)
+	}
+	var n int
+	if _, err := fmt.Sscanf(lastLine(string(out)), "%d packets", &n); err != nil {
+		t.Fatalf("tcpdump --count %q: %q", filter, out)
+	}
+	return n
 }
 
 // TestParsePacketTransport checks that ports, TCP flags and ICMP types
@@ -150,4 +167,42 @@ func TestParsePacketTransport(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestNetkitCaptureRaw captures on both ends of an l3 netkit pair, which
+// have no link-layer header: the pcapng file says so (LINKTYPE_RAW) and
+// tcpdump reads the pings back.
+func TestNetkitCaptureRaw(t *testing.T) {
+	l := newNetkitLab(t, nkSetup{})
+	path := filepath.Join(t.TempDir(), "nk.pcapng")
+	c, err := l.lab.Capture(CaptureSpec{Links: []*Link{l.prim, l.peer}, Pcap: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.lab.Ping(context.Background(), l.host, nkPeer4, PingOptions{Count: 4}, 5*time.Second)
+	if err != nil || res.Received != 4 {
+		t.Fatalf("ping: %+v, %v", res, err)
+	}
+	c.Settle(20*time.Millisecond, time.Second)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := readPcapng(t, path)
+	for _, ifc := range f.Interfaces {
+		if ifc.LinkType != pcapng.LinkTypeRaw {
+			t.Errorf("interface %s has link type %d, want raw IP (%d)", ifc.Name, ifc.LinkType, pcapng.LinkTypeRaw)
+		}
+	}
+	n := 0
+	for _, p := range c.Packets() {
+		if p.Proto == "icmp" {
+			n++
+		}
+	}
+	if n != 16 {
+		t.Errorf("%d icmp packets recorded, want 16 (4 requests and 4 replies, each on both ends)", n)
+	}
+	if got := tcpdumpCount(t, path, "icmp"); got != 16 {
+		t.Errorf("tcpdump --count icmp: %d packets, want 16", got)
+	}
 }

@@ -152,6 +152,8 @@ func (r RuleState) String() string {
 // kernel backend shows only these links in the host, the recorder builds
 // its snapshot from it.
 type ShowKnown struct {
+	// Host is the namespace the lab treats as the host.
+	Host *Netns
 	// Netns are the host and every live namespace of the lab, where the
 	// other ends of pairs are looked up.
 	Netns       []*Netns
@@ -200,7 +202,7 @@ func (l *Lab) Show(ns *Netns) (Snapshot, error) {
 
 // showKnown collects what the lab made for Backend.Show.
 func (l *Lab) showKnown() ShowKnown {
-	k := ShowKnown{Routes: map[NsID][]*RouteRecord{}, Rules: map[NsID][]*RuleRecord{}, Netns: []*Netns{l.host}}
+	k := ShowKnown{Routes: map[NsID][]*RouteRecord{}, Rules: map[NsID][]*RuleRecord{}, Netns: []*Netns{l.host}, Host: l.host}
 	for _, n := range l.Namespaces() {
 		if !n.gone.Load() {
 			k.Netns = append(k.Netns, n)

@@ -28,7 +28,7 @@ func (k *kernel) Show(nss []*Netns, known ShowKnown) (Snapshot, error) {
 // showNetns reads one namespace from the kernel: in the host, only the
 // lab's links and what goes through them.
 func showNetns(ns *Netns, known ShowKnown) (NsState, error) {
-	st := NsState{Name: ns.name, Host: ns.host}
+	st := NsState{Name: ns.name, Host: ns == known.Host}
 	h := ns.Handle()
 	all, err := h.LinkList()
 	if err != nil {
@@ -39,7 +39,7 @@ func showNetns(ns *Netns, known ShowKnown) (NsState, error) {
 		names[nl.Attrs().Index] = nl.Attrs().Name
 	}
 	shown := func(index int) bool { return true }
-	if ns.host {
+	if ns == known.Host {
 		shown = func(index int) bool {
 			return slices.ContainsFunc(known.Links, func(k *Link) bool { return k.ns == ns && k.index == index })
 		}
@@ -283,7 +283,7 @@ func showRules(h *netlink.Handle, ns *Netns, known ShowKnown) ([]RuleState, erro
 		if isDefaultRule(st) {
 			continue
 		}
-		if ns.host && !slices.ContainsFunc(known.Rules[ns.id], func(k *RuleRecord) bool { return k.Priority == st.Priority && k.Table == st.Table }) {
+		if ns == known.Host && !slices.ContainsFunc(known.Rules[ns.id], func(k *RuleRecord) bool { return k.Priority == st.Priority && k.Table == st.Table }) {
 			continue
 		}
 		out = append(out, st)

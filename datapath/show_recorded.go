@@ -54,13 +54,13 @@ func (r *recorder) Show(nss []*Netns, known ShowKnown) (Snapshot, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ns := range nss {
-		st := NsState{Name: ns.name, Host: ns.host}
+		st := NsState{Name: ns.name, Host: ns == known.Host}
 		for _, k := range known.Links {
 			if k.ns == ns {
 				st.Links = append(st.Links, recordedLink(k, known.Attachments))
 			}
 		}
-		if !ns.host && !slices.ContainsFunc(st.Links, func(l LinkState) bool { return l.Kind == "loopback" }) {
+		if ns != known.Host && !slices.ContainsFunc(st.Links, func(l LinkState) bool { return l.Kind == "loopback" }) {
 			st.Links = append(st.Links, LinkState{Name: "lo", Kind: "loopback", Up: true, MTU: 65536,
 				Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}})
 		}
