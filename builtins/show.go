@@ -89,7 +89,9 @@ func formatLinkState(b *strings.Builder, l datapath.LinkState, ids bool) {
 	}
 	for _, h := range l.Hooks {
 		name := h.Hook.String()
-		if h.Legacy {
+		if h.Legacy && ids {
+			// Without ids, the output is the same on kernels with and
+			// without tcx.
 			name += " (tc)"
 		}
 		var progs []string
@@ -127,8 +129,9 @@ var showDoc = Entry{
 		"left out), and the programs on each hook in the order they run; then the routes of every " +
 		"table but local (IPv6 link-local and multicast routes left out) and the rules but the " +
 		"three every namespace starts with. Links, routes and rules are sorted and no ifindex or " +
-		"ID is printed, so the output is the same in every run; `ids = True` adds the ifindexes " +
-		"and the program and BPF link IDs. Under `--dry-run` it prints what the lab recorded.",
+		"ID is printed, so the output is the same in every run; `ids = True` adds the ifindexes, " +
+		"the program and BPF link IDs, and \"(tc)\" on hooks where the kernel has no tcx and " +
+		"programs sit in clsact filters. Under `--dry-run` it prints what the lab recorded.",
 	Example: `attach(program("drop_port", port = 12345), nk, "peer")
 show(task)`,
 }

@@ -169,10 +169,11 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-// TestNetkitCaptureRaw captures on both ends of an l3 netkit pair, which
-// have no link-layer header: the pcapng file says so (LINKTYPE_RAW) and
-// tcpdump reads the pings back.
-func TestNetkitCaptureRaw(t *testing.T) {
+// TestNetkitCaptureL3 captures on both ends of an l3 netkit pair. Netkit
+// devices are Ethernet devices to the packet socket in both modes (l3
+// ones send headers with zero addresses), so the pcapng file describes
+// them as Ethernet, and tcpdump reads the pings back.
+func TestNetkitCaptureL3(t *testing.T) {
 	l := newNetkitLab(t, nkSetup{})
 	path := filepath.Join(t.TempDir(), "nk.pcapng")
 	c, err := l.lab.Capture(CaptureSpec{Links: []*Link{l.prim, l.peer}, Pcap: path})
@@ -189,8 +190,8 @@ func TestNetkitCaptureRaw(t *testing.T) {
 	}
 	f := readPcapng(t, path)
 	for _, ifc := range f.Interfaces {
-		if ifc.LinkType != pcapng.LinkTypeRaw {
-			t.Errorf("interface %s has link type %d, want raw IP (%d)", ifc.Name, ifc.LinkType, pcapng.LinkTypeRaw)
+		if ifc.LinkType != pcapng.LinkTypeEthernet {
+			t.Errorf("interface %s has link type %d, want Ethernet (%d)", ifc.Name, ifc.LinkType, pcapng.LinkTypeEthernet)
 		}
 	}
 	n := 0

@@ -293,9 +293,11 @@ func showRules(h *netlink.Handle, ns *Netns, known ShowKnown) ([]RuleState, erro
 
 // isDefaultRule reports whether r is one of the rules every namespace
 // starts with: 0 lookup local, 32766 lookup main, 32767 lookup default.
+// Kernels differ in the table they report for the last one, so any rule
+// without selectors at one of those priorities into one of those tables
+// counts.
 func isDefaultRule(r RuleState) bool {
 	bare := !r.Src.IsValid() && !r.Dst.IsValid() && r.IIF == "" && r.OIF == "" && r.Fwmark == 0
-	return bare && (r.Priority == 0 && r.Table == unix.RT_TABLE_LOCAL ||
-		r.Priority == 32766 && r.Table == unix.RT_TABLE_MAIN ||
-		r.Priority == 32767 && r.Table == unix.RT_TABLE_DEFAULT)
+	reserved := r.Table == unix.RT_TABLE_LOCAL || r.Table == unix.RT_TABLE_MAIN || r.Table == unix.RT_TABLE_DEFAULT
+	return bare && reserved && (r.Priority == 0 || r.Priority == 32766 || r.Priority == 32767)
 }
