@@ -207,3 +207,21 @@ func TestNetkitCaptureL3(t *testing.T) {
 		t.Errorf("tcpdump --count icmp: %d packets, want 16", got)
 	}
 }
+
+// FuzzParsePacket checks that any bytes, of any EtherType, parse without
+// a panic, and that ports are only read from TCP and UDP.
+func FuzzParsePacket(f *testing.F) {
+	f.Add(uint16(unix.ETH_P_IP), []byte{0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0x30, 0x39, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02})
+	f.Add(uint16(unix.ETH_P_IPV6), make([]byte, 44))
+	f.Add(uint16(unix.ETH_P_IP), []byte{0x4f, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2})
+	f.Fuzz(func(t *testing.T, ethertype uint16, b []byte) {
+		p := parsePacket(ethertype, b)
+		if (p.Sport != 0 || p.Dport != 0) && p.Proto != "tcp" && p.Proto != "udp" {
+			t.Errorf("ports %d/%d read from a %s packet", p.Sport, p.Dport, p.Proto)
+		}
+		if p.Flags != 0 && p.Proto != "tcp" {
+			t.Errorf("TCP flags read from a %s packet", p.Proto)
+		}
+		_ = p.TCPFlags()
+	})
+}
