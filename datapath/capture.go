@@ -52,6 +52,7 @@ type Capture struct {
 type captureIface struct {
 	link  *Link // nil for a host device the lab did not create
 	ns    *Netns
+	dev   string
 	name  string // "ns/dev"
 	index int
 	fd    int
@@ -67,7 +68,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func StartCapture(s CaptureSpec) (*Capture, error) {
 	c := &Capture{}
 	for _, k := range s.Links {
-		c.ifaces = append(c.ifaces, &captureIface{link: k, ns: k.ns, name: k.ns.name + "/" + k.name, index: k.index, fd: -1})
+		c.ifaces = append(c.ifaces, &captureIface{link: k, ns: k.ns, dev: k.name, name: k.ns.name + "/" + k.name, index: k.index, fd: -1})
 	}
 	for _, dev := range s.HostDevices {
 		var index int
@@ -81,7 +82,7 @@ func StartCapture(s CaptureSpec) (*Capture, error) {
 		if err != nil {
 			return nil, fmt.Errorf("capture on %s in the host namespace: %w (ip link lists the host's devices)", dev, ErrNoDevice)
 		}
-		c.ifaces = append(c.ifaces, &captureIface{ns: s.Host, name: "host/" + dev, index: index, fd: -1})
+		c.ifaces = append(c.ifaces, &captureIface{ns: s.Host, dev: dev, name: "host/" + dev, index: index, fd: -1})
 	}
 	for _, ifc := range c.ifaces {
 		if err := ifc.open(); err != nil {
@@ -128,7 +129,7 @@ func (ifc *captureIface) open() error {
 		err = unix.SetsockoptTimeval(ifc.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 50000})
 	}
 	if err != nil {
-		return fmt.Errorf("capture on %s in namespace %s: %w", ifc.name[len(ifc.ns.name)+1:], ifc.ns.name, err)
+		return fmt.Errorf("capture on %s in namespace %s: %w", ifc.dev, ifc.ns.name, err)
 	}
 	return nil
 }
@@ -181,7 +182,7 @@ func (c *Capture) read(ifc *captureIface) {
 		}
 		data := buf[:min(n, len(buf))]
 		p := parsePacket(htons(ll.Protocol), data[min(ifc.l2, len(data)):])
-		p.Len = n - ifc.l2
+		p.Len = max(n-ifc.l2, 0)
 		p.Outgoing = ll.Pkttype == unix.PACKET_OUTGOING
 		p.Dev = ifc.name
 		p.Time = timestamp(oob[:oobn])
@@ -292,10 +293,10 @@ func (c *Capture) closeFDs() error {
 func standInIfaces(s CaptureSpec) []*captureIface {
 	var ifcs []*captureIface
 	for _, k := range s.Links {
-		ifcs = append(ifcs, &captureIface{link: k, ns: k.ns, name: k.ns.name + "/" + k.name, fd: -1})
+		ifcs = append(ifcs, &captureIface{link: k, ns: k.ns, dev: k.name, name: k.ns.name + "/" + k.name, fd: -1})
 	}
 	for _, dev := range s.HostDevices {
-		ifcs = append(ifcs, &captureIface{ns: s.Host, name: "host/" + dev, fd: -1})
+		ifcs = append(ifcs, &captureIface{ns: s.Host, dev: dev, name: "host/" + dev, fd: -1})
 	}
 	return ifcs
 }
