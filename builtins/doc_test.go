@@ -61,23 +61,24 @@ func TestDocsCoverUniverse(t *testing.T) {
 // the ones it has, and that every method has its own entry.
 func TestDocsAttrs(t *testing.T) {
 	for name, v := range map[string]starlark.HasAttrs{
-		"netns":          &Netns{},
-		"host":           &Netns{isHost: true},
-		"pair":           &Pair{},
-		"link":           &Link{},
-		"program":        &Program{},
-		"attachment":     &Attachment{},
-		"ping_result":    &PingResult{},
-		"stats":          statsValue(datapath.Stats{}),
-		"kernel":         &Kernel{},
-		"server":         &Server{},
-		"capture":        &Capture{},
-		"connect_result": &ConnectResult{},
-		"map":            &Map{},
-		"policy":         &Policy{},
-		"trace":          &Trace{},
-		"packet":         &Packet{},
-		"run_result":     &RunResult{},
+		"netns":           &Netns{},
+		"host":            &Netns{isHost: true},
+		"pair":            &Pair{},
+		"link":            &Link{},
+		"program":         &Program{},
+		"attachment":      &Attachment{},
+		"ping_result":     &PingResult{},
+		"stats":           statsValue(datapath.Stats{}),
+		"kernel":          &Kernel{},
+		"server":          &Server{},
+		"capture":         &Capture{},
+		"captured_packet": &CapturedPacket{},
+		"connect_result":  &ConnectResult{},
+		"map":             &Map{},
+		"policy":          &Policy{},
+		"trace":           &Trace{},
+		"packet":          &Packet{},
+		"run_result":      &RunResult{},
 	} {
 		e, ok := entry(name)
 		if !ok {
@@ -276,7 +277,7 @@ func TestHelpText(t *testing.T) {
 		{&Kernel{}, "kernel\n"},
 		{&Server{}, "server\n"},
 		{&ConnectResult{}, "connect_result\n"},
-		{&Capture{}, "capture(link)"},
+		{&Capture{}, "capture(links, pcap=None)"},
 		{&Map{}, "map\n"},
 		{&Policy{}, "policy(router, "},
 		{&Trace{}, "trace(prog=None)"},
@@ -314,7 +315,7 @@ func TestHelpTextTypes(t *testing.T) {
 			continue
 		}
 		found := false
-		for _, v := range []starlark.Value{&Pair{}, &Link{}, &Attachment{}, &PingResult{}, &Server{}, &ConnectResult{}, &Map{}, &RunResult{}} {
+		for _, v := range []starlark.Value{&Pair{}, &Link{}, &Attachment{}, &PingResult{}, &Server{}, &ConnectResult{}, &Map{}, &RunResult{}, &CapturedPacket{}} {
 			found = found || HelpText(v) == e.Text()
 		}
 		if !found {

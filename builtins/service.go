@@ -3,7 +3,6 @@ package builtins
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"time"
 
@@ -158,88 +157,6 @@ func connectFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	return &ConnectResult{proto: string(proto), src: src, dst: ap, res: res}, nil
 }
 
-// Capture is what capture() returns.
-type Capture struct {
-	object
-	c    *datapath.Capture
-	link *Link
-}
-
-func (c *Capture) String() string        { return fmt.Sprintf("capture(%s)", c.link) }
-func (c *Capture) Type() string          { return "capture" }
-func (c *Capture) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: capture") }
-func (c *Capture) AttrNames() []string   { return []string{"count", "link", "stop"} }
-func (c *Capture) Attr(name string) (starlark.Value, error) {
-	switch name {
-	case "link":
-		return c.link, nil
-	case "count":
-		return newMethod(c, "count", c.count), nil
-	case "stop":
-		return stopMethod(c, c.c.Close), nil
-	}
-	return nil, nil
-}
-
-var captureProtos = []string{"arp", "icmp", "icmp6", "tcp", "udp"}
-
-// packetFilter is what capture.count() counts: packets matching every
-// field set.
-type packetFilter struct {
-	proto     string
-	src, dst  addrArg
-	direction string
-}
-
-func (c *Capture) count(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	f := packetFilter{src: addrArg{orEmpty: true}, dst: addrArg{orEmpty: true}}
-	if err := unpackArgs(b, args, kwargs, "proto?", &f.proto, "src?", &f.src, "dst?", &f.dst, "direction?", &f.direction); err != nil {
-		return nil, err
-	}
-	if f.proto != "" && !slices.Contains(captureProtos, f.proto) {
-		return nil, fmt.Errorf("proto %q is not one of %s", f.proto, quote.Or(captureProtos))
-	}
-	switch f.direction {
-	case "", "in", "out":
-	default:
-		return nil, fmt.Errorf("direction %q is not \"in\" or \"out\"", f.direction)
-	}
-	// Packets just sent may still be on their way to the socket.
-	c.c.Settle(20*time.Millisecond, 500*time.Millisecond)
-	n := 0
-	for _, p := range c.c.Packets() {
-		if f.matches(p) {
-			n++
-		}
-	}
-	return starlark.MakeInt(n), nil
-}
-
-func (f *packetFilter) matches(p datapath.Packet) bool {
-	switch {
-	case f.proto != "" && p.Proto != f.proto,
-		f.src.a.IsValid() && p.Src != f.src.a,
-		f.dst.a.IsValid() && p.Dst != f.dst.a,
-		f.direction == "in" && p.Outgoing,
-		f.direction == "out" && !p.Outgoing:
-		return false
-	}
-	return true
-}
-
-func captureFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	r := runOf(thread)
-	link := linkArg{what: "a link (a pair end such as p.peer, or ns.lo)"}
-	if err := unpackArgs(b, args, kwargs, "link", &link); err != nil {
-		return nil, err
-	}
-	c, err := r.lab.Capture(link.v.l)
-	if err != nil {
-		return nil, err
-	}
-	return &Capture{c: c, link: link.v}, nil
-}
-
 // loopback returns the lo link of a namespace the script created.
 func (n *Netns) loopback(r *Run) (starlark.Value, error) {
 	k, err := r.lab.Loopback(n.ns)
@@ -290,33 +207,56 @@ print(r.reply if r else r.reason)`,
 	},
 	{
 		Name: "capture", Kind: KindFunc,
-		Signature: `capture(link) -> capture`,
-		Doc: "Records the packets a device receives and transmits from now on, like `tcpdump -i`, " +
-			"through a packet socket in the device's namespace; `count()` tells how many matched. " +
-			"Only addresses and protocols are kept, never payloads.",
-		Attrs: []Attr{
-			{"count", `method: count(proto=None, src=None, dst=None, direction=None) counts matching packets`},
-			{"link", "the link captured on"},
-			{"stop", "method: stop() ends the capture"},
-		},
-		Example: `seen = capture(monitor.peer)
+		Signature: `capture(links, pcap=None) -> capture`,
+		Doc: "Records the packets devices receive and transmit from now on, like `tcpdump -i`, " +
+			"through a packet socket per device in the device's namespace. `links` is a link, the " +
+			"name of a device of the host that the lab did not create (\"eth0\": only read), or a " +
+			"list of them. `count()` tells how many packets matched, `packets()` lists them; only " +
+			"addresses, ports, TCP flags and protocols are kept in memory, never payloads. With " +
+			"`pcap` it also writes every packet in full to a pcapng file (tcpdump, tshark and " +
+			"Wireshark read it): one interface per device, named \"ns/dev\", all on one timeline. " +
+			"The path is relative to the script's directory and must lie under the main script's " +
+			"directory or an `--allow-path` directory; the file is complete when the capture stops.",
+		Attrs: captureAttrs,
+		Example: `seen = capture([monitor.peer, monitor.primary], pcap = "monitor.pcapng")
 ping("10.0.2.2", src = ns1, count = 5)
 print(seen.count(proto = "icmp", dst = "10.0.2.2"))`,
 	},
 	{
 		Name: "capture.count", Kind: KindMethod,
-		Signature: `capture.count(proto=None, src=None, dst=None, direction=None) -> int`,
+		Signature: `capture.count(proto=None, src=None, dst=None, direction=None, port=None) -> int`,
 		Doc: "Counts the packets recorded so far that match every filter given: `proto` one of " +
 			"\"arp\", \"icmp\", \"icmp6\", \"tcp\", \"udp\"; `src`/`dst` an IP address; `direction` " +
-			"\"in\" (received) or \"out\" (transmitted). It first waits until no packet has " +
-			"arrived for 20ms (at most 0.5s), so packets still in flight are counted.",
-		Example: `n = seen.count(proto = "icmp", direction = "in")`,
+			"\"in\" (received) or \"out\" (transmitted); `port` a TCP or UDP port, source or " +
+			"destination. It first waits until no packet has arrived for 20ms (at most 0.5s), so " +
+			"packets still in flight are counted.",
+		Example: `n = seen.count(proto = "tcp", port = 8080, direction = "in")`,
+	},
+	{
+		Name: "capture.packets", Kind: KindMethod,
+		Signature: `capture.packets(proto=None, src=None, dst=None, direction=None, port=None, exact=False, quiet=False) -> list`,
+		Doc: "Returns the packets recorded so far that match the filters of `count()`, as " +
+			"captured_packet values in arrival order, and prints each on a line as tcpdump does, " +
+			"e.g. `ns1/v1 In  IP 10.0.0.1.ephemeral > 10.0.0.2.8080: Flags [S]`. The lines stay the " +
+			"same from run to run, for golden files: no times, and ports of Linux's ephemeral range " +
+			"(32768-60999) written \"ephemeral\"; `exact = True` adds the seconds since the first " +
+			"packet listed and writes every port. `quiet = True` prints nothing.",
+		Example: `for p in seen.packets(proto = "tcp", quiet = True):
+    print(p.dev, p.flags)`,
 	},
 	{
 		Name: "capture.stop", Kind: KindMethod,
 		Signature: `capture.stop() -> None`,
-		Doc:       "Ends the capture; count() keeps working on what was recorded.",
+		Doc:       "Ends the capture and completes its pcapng file; count() and packets() keep working on what was recorded.",
 		Example:   `seen.stop()`,
+	},
+	{
+		Name: "captured_packet", Kind: KindType,
+		Signature: `captured_packet`,
+		Doc:       "One packet of `capture.packets()`; `str()` is its tcpdump-style line.",
+		Attrs:     capturedPacketAttrs,
+		Example: `p = seen.packets(quiet = True)[0]
+print(p.src, p.sport, p.dst, p.dport, p.flags)`,
 	},
 	{
 		Name: "server", Kind: KindType,
@@ -338,6 +278,16 @@ print(web.served)`,
 		Example: `if not connect("10.0.0.2", 80):
     fail("no answer")`,
 	},
+}
+
+// captureAttrs are the attributes of what capture() returns.
+var captureAttrs = []Attr{
+	{"count", `method: count(proto=None, src=None, dst=None, direction=None, port=None) counts matching packets`},
+	{"link", "the first link captured on"},
+	{"links", "the links captured on, as given"},
+	{"packets", "method: packets(proto=None, src=None, dst=None, direction=None, port=None, exact=False, quiet=False) lists matching packets"},
+	{"pcap", "the pcapng file written, as given, or None"},
+	{"stop", "method: stop() ends the capture"},
 }
 
 // serverAttrs are the attributes of what serve() returns.

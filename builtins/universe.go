@@ -52,12 +52,13 @@
 //	expect_drop(dst, port=None, proto="tcp", src=host, timeout="1s", by=None) -> None
 //	serve(ns, port, proto="tcp", reply=None) -> server
 //	connect(dst, port, src=host, proto="tcp", timeout="1s") -> connect_result
-//	capture(link) -> capture
+//	capture(links, pcap=None) -> capture
 //	exec(ns, cmd) -> string
 //
 // The run:
 //
 //	pause(msg="") -> None
+//	show(ns=None, ids=False) -> None
 //	fail(msg="failed")
 package builtins
 
@@ -88,6 +89,7 @@ var universe = declare(map[string]builtinFn{
 	"netns":       netnsFn,
 	"packet":      packetFn,
 	"pause":       pauseFn,
+	"show":        showFn,
 	"ping":        pingFn,
 	"policies":    policiesFn,
 	"policy":      policyFn,

@@ -19,8 +19,9 @@ func pauseFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	return starlark.None, nil
 }
 
-// pause describes the lab — its namespaces, links and addresses, and how
-// to enter each namespace — and waits until the user lets the run go on.
+// pause describes the lab — its namespaces, links and addresses, what
+// show() prints, and how to enter each namespace — and waits until the
+// user lets the run go on.
 func (r *Run) pause(thread *starlark.Thread, msg string) {
 	var b strings.Builder
 	pos := thread.CallFrame(1).Pos
@@ -44,6 +45,12 @@ func (r *Run) pause(thread *starlark.Thread, msg string) {
 	for _, ns := range r.lab.Namespaces() {
 		fmt.Fprintf(&b, "  %s: %s\n", ns.Name(), strings.Join(byNs[ns.Name()], ", "))
 	}
+	if s, err := r.lab.Show(nil); err != nil {
+		fmt.Fprintf(&b, "(show() failed: %v)\n", err)
+	} else {
+		b.WriteString("as the kernel shows it (show()):\n")
+		b.WriteString(formatSnapshot(s, false))
+	}
 	if nss := r.lab.Namespaces(); len(nss) > 0 {
 		b.WriteString("enter a namespace:\n")
 		for _, ns := range nss {
@@ -65,10 +72,11 @@ var uxDocs = []Entry{
 		Name: "pause", Kind: KindFunc,
 		Signature: `pause(msg="") -> None`,
 		Doc: "Stops the script and keeps the lab up: prints `msg`, the namespaces with their links " +
-			"and addresses, and the command to enter each namespace, then waits for Enter on " +
+			"and addresses, what show() prints, and the command to enter each namespace, then waits for Enter on " +
 			"standard input (end of input continues too; Ctrl-C ends the run and cleans up). " +
 			"`--pause-on-fail` does the same at the first failed expectation. Under `nkscript test` " +
 			"and `--dry-run` it only notes where it would stop.",
 		Example: `pause("look at the routes in ns1")`,
 	},
+	showDoc,
 }

@@ -72,6 +72,9 @@ type Backend interface {
 	// Attach attaches p to hook on the device target (for netkit hooks,
 	// a pair's primary device).
 	Attach(p *Program, target *Link, hook Hook, opts AttachOptions) (*Attachment, error)
+	// Show reads the links, addresses, routes, rules and the programs on
+	// every hook of the namespaces nss; known is what the lab made.
+	Show(nss []*Netns, known ShowKnown) (Snapshot, error)
 	// Chain lists the programs on a hook of target, in order.
 	Chain(target *Link, hook Hook, lab []*Attachment) ([]string, error)
 	// Pin keeps attachments alive after the process exits, journaling
@@ -94,8 +97,8 @@ type Backend interface {
 	Serve(ns *Netns, proto string, port int, reply string) (*Server, error)
 	// Exec runs argv in ns and returns its standard output.
 	Exec(ctx context.Context, ns *Netns, argv []string) (string, error)
-	// Capture records the packets of k.
-	Capture(k *Link) (*Capture, error)
+	// Capture records the packets of the devices s names.
+	Capture(s CaptureSpec) (*Capture, error)
 	// Trace starts collecting bpf_printk lines, journaling what it
 	// creates with record.
 	Trace(record func(Record) error) (*Tracer, error)

@@ -1,8 +1,9 @@
 // Package datapath builds network labs: network namespaces, veth and
 // netkit pairs, bridges, addresses, routes, sysctls, and BPF programs
 // attached to tcx, netkit, XDP or legacy tc hooks; it sends traffic
-// through them (Ping, Probe, Connect, Serve, Capture) and removes what it
-// made, however the run ends. It is plain Go: the Starlark surface is
+// through them (Ping, Probe, Connect, Serve, Capture, which can write a
+// pcapng file), reads them back from the kernel (Show) and removes what
+// it made, however the run ends. It is plain Go: the Starlark surface is
 // package builtins.
 //
 // A Lab is the bookkeeping of one run: it checks names, applies the

@@ -323,7 +323,7 @@ func (f *faulty) Exec(ctx context.Context, ns *Netns, argv []string) (string, er
 	return f.Backend.Exec(ctx, ns, argv)
 }
 
-func (f *faulty) Capture(k *Link) (*Capture, error) {
+func (f *faulty) Capture(s CaptureSpec) (*Capture, error) {
 	f.p.enter("", "traffic")
-	return f.Backend.Capture(k)
+	return f.Backend.Capture(s)
 }

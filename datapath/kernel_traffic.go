@@ -51,7 +51,7 @@ func (k *kernel) Serve(ns *Netns, proto string, port int, reply string) (*Server
 	return Serve(ns, proto, port, reply)
 }
 
-func (k *kernel) Capture(l *Link) (*Capture, error) { return StartCapture(l) }
+func (k *kernel) Capture(s CaptureSpec) (*Capture, error) { return StartCapture(s) }
 
 func (k *kernel) Exec(ctx context.Context, ns *Netns, argv []string) (string, error) {
 	if len(argv) == 0 {

@@ -209,7 +209,7 @@ func (l *Lab) stopIn(ns *Netns, links []*Link) error {
 		case *Server:
 			in = c.Netns() == ns
 		case *Capture:
-			in = slices.Contains(links, c.Link())
+			in = c.onAny(links)
 		}
 		if in {
 			stop = append(stop, c)

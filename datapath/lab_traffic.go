@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -180,15 +181,20 @@ func (l *Lab) Serve(ns *Netns, proto string, port int, reply string) (*Server, e
 	return s, nil
 }
 
-// Capture starts a capture on k; it is closed with the lab.
-func (l *Lab) Capture(k *Link) (*Capture, error) {
+// Capture starts a capture on the devices s names; it is closed with the
+// lab.
+func (l *Lab) Capture(s CaptureSpec) (*Capture, error) {
 	if err := l.checkOpenLocked(); err != nil {
 		return nil, err
 	}
-	if err := live([]*Link{k}); err != nil {
+	if err := live(s.Links); err != nil {
 		return nil, err
 	}
-	c, err := l.b.Capture(k)
+	if len(s.Links)+len(s.HostDevices) == 0 {
+		return nil, errors.New("capture: no device to capture on")
+	}
+	s.Host = l.host
+	c, err := l.b.Capture(s)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ type recorder struct {
 	mu      sync.Mutex
 	ifindex int
 	nsIno   uint64
+	made    recordedRoutes // for Show
 }
 
 // NewRecorder returns the backend that only records the lab.
@@ -69,10 +70,6 @@ func (r *recorder) SetUp(*Link, bool) error                       { return nil }
 func (r *recorder) SetMaster(_, _ *Link) error                    { return nil }
 func (r *recorder) SetMTU(*Link, int) error                       { return nil }
 func (r *recorder) SetMAC(*Link, net.HardwareAddr) error          { return nil }
-func (r *recorder) AddRoute(*Netns, RouteSpec) error              { return nil }
-func (r *recorder) DeleteRoute(*Netns, RouteSpec) error           { return nil }
-func (r *recorder) AddRule(*Netns, RuleSpec) error                { return nil }
-func (r *recorder) DeleteRule(*Netns, RuleSpec) error             { return nil }
 func (r *recorder) WriteSysctl(_ *Netns, _, _, _ string) error    { return nil }
 
 // ReadSysctl reads the host's settings, which exist, and knows nothing
@@ -165,8 +162,8 @@ func (r *recorder) Serve(ns *Netns, proto string, port int, reply string) (*Serv
 
 func (r *recorder) Exec(context.Context, *Netns, []string) (string, error) { return "", nil }
 
-func (r *recorder) Capture(k *Link) (*Capture, error) {
-	return &Capture{link: k, fd: -1, stopped: true}, nil
+func (r *recorder) Capture(s CaptureSpec) (*Capture, error) {
+	return &Capture{ifaces: standInIfaces(s), stopped: true}, nil
 }
 
 func (r *recorder) Trace(func(Record) error) (*Tracer, error) { return &Tracer{}, nil }

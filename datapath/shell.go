@@ -290,7 +290,7 @@ func (s *shell) AddRoute(ns *Netns, r RouteSpec) error {
 	s.wmu.Lock()
 	s.routes[r.String()] = args
 	s.wmu.Unlock()
-	return nil
+	return s.recorder.AddRoute(ns, r)
 }
 
 func (s *shell) DeleteRoute(ns *Netns, r RouteSpec) error {
@@ -298,7 +298,7 @@ func (s *shell) DeleteRoute(ns *Netns, r RouteSpec) error {
 	args := s.routes[r.String()]
 	s.wmu.Unlock()
 	s.line("%s route del %s", ipn(ns), args)
-	return nil
+	return s.recorder.DeleteRoute(ns, r)
 }
 
 // ipRule is `ip rule` for r's family in ns.
@@ -314,12 +314,12 @@ func (s *shell) AddRule(ns *Netns, r RuleSpec) error {
 	s.wmu.Lock()
 	s.rules[r.String()] = fmt.Sprintf("%s del %s", ipRule(ns, r), shellWords(r.words()))
 	s.wmu.Unlock()
-	return nil
+	return s.recorder.AddRule(ns, r)
 }
 
 func (s *shell) DeleteRule(ns *Netns, r RuleSpec) error {
 	s.line("%s del %s", ipRule(ns, r), shellWords(r.words()))
-	return nil
+	return s.recorder.DeleteRule(ns, r)
 }
 
 // shellWords quotes words for the shell and joins them.
@@ -516,9 +516,18 @@ func (s *shell) Exec(ctx context.Context, ns *Netns, argv []string) (string, err
 	return s.recorder.Exec(ctx, ns, argv)
 }
 
-func (s *shell) Capture(k *Link) (*Capture, error) {
-	s.line("# capture on %s in %s (tcpdump -i %s)", k.name, k.ns.name, k.name)
-	return s.recorder.Capture(k)
+func (s *shell) Capture(c CaptureSpec) (*Capture, error) {
+	w := ""
+	if c.Pcap != "" {
+		w = " -w " + shq(c.Pcap)
+	}
+	for _, k := range c.Links {
+		s.line("# capture on %s in %s (tcpdump -i %s%s)", k.name, k.ns.name, k.name, w)
+	}
+	for _, dev := range c.HostDevices {
+		s.line("# capture on %s in host (tcpdump -i %s%s)", dev, dev, w)
+	}
+	return s.recorder.Capture(c)
 }
 
 func (s *shell) Trace(record func(Record) error) (*Tracer, error) {
@@ -679,4 +688,17 @@ func (a *shellAttach) detach() error {
 		a.sh.line("%sbpftool net detach xdp dev %s", inNs(a.dev.ns), shq(a.dev.name))
 	}
 	return nil
+}
+
+// Show notes the commands that show the lab and reports what it
+// recorded.
+func (s *shell) Show(nss []*Netns, known ShowKnown) (Snapshot, error) {
+	for _, ns := range nss {
+		bpftool := "bpftool net show"
+		if !ns.host {
+			bpftool = "ip netns exec " + shq(ns.name) + " " + bpftool
+		}
+		s.line("# show %s: %s -d link; %s addr; %s route; %s rule; %s", ns.name, ipn(ns), ipn(ns), ipn(ns), ipn(ns), bpftool)
+	}
+	return s.recorder.Show(nss, known)
 }

@@ -33,7 +33,8 @@ command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-li
 # Graphviz renders `nkscript graph --format=svg`.
 # ping is in --dry-run's output, the shell baseline of `make bench`;
 # GNU time gives make bench each run's peak memory.
-for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg dot:graphviz ping:iputils-ping; do
+# tcpdump reads back the pcapng files capture(pcap=) writes, in tests.
+for t in xz:xz-utils zstd:zstd dpkg-deb:dpkg dot:graphviz ping:iputils-ping tcpdump:tcpdump; do
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -x /usr/bin/time ] || need+=(time)
