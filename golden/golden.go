@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/caps"
 	"github.com/nkscript/nkscript/vm"
 )
 
@@ -74,6 +75,10 @@ func Run(ctx context.Context, cfg Config, files []*Script) int {
 		}
 		return tr.runInVM(ctx, files)
 	}
+	if err := caps.LabError(vm.HostCanRunVM); err != nil {
+		fmt.Fprintf(cfg.Stderr, "nkscript test: %v\n", err)
+		return 1
+	}
 	return tr.runAll(ctx, files)
 }
 
@@ -95,6 +100,9 @@ func (tr *tester) decideVM(files []*Script) (bool, string) {
 	}
 	if tr.cfg.Kernel != "" {
 		return true, ""
+	}
+	if why := caps.LabReason(); why != "" && vm.HostCanRunVM() == nil {
+		return true, why
 	}
 	var users []string
 	for _, tf := range files {

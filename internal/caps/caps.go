@@ -82,3 +82,30 @@ func List(caps []string) string {
 	}
 	return strings.Join(caps[:len(caps)-1], ", ") + " and " + caps[len(caps)-1]
 }
+
+// LabReason says which capabilities a lab on the host needs this process
+// lacks, "" if it has them all: "this process (uid 1000) lacks
+// CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_BPF, which a lab on the host needs".
+func LabReason() string {
+	missing := MissingForLab()
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("this process (uid %d) lacks %s, which a lab on the host needs", os.Geteuid(), List(missing))
+}
+
+// LabError is why a lab cannot run on the host for lack of capabilities,
+// naming them and the ways out (root, or a microVM unless vmErr, called
+// only then, says why none can run here), or nil.
+func LabError(vmErr func() error) error {
+	missing := MissingForLab()
+	if len(missing) == 0 {
+		return nil
+	}
+	way := "or in a microVM with --vm"
+	if err := vmErr(); err != nil {
+		way = fmt.Sprintf("(a microVM, --vm, cannot run here: %v)", err)
+	}
+	return fmt.Errorf("a lab on the host needs %s, which this process (uid %d) lacks: run nkscript as root (sudo), %s",
+		List(missing), os.Geteuid(), way)
+}
