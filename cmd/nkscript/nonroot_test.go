@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nkscript/nkscript/internal/testenv"
@@ -75,16 +76,16 @@ func (e nonRootEnv) run(t *testing.T, args ...string) (string, string, int) {
 	return stdout.String(), stderr.String(), code
 }
 
-// seedKernel gives nobody's cache the default kernel by hard-linking
+// seedKernel gives nobody's cache the kernel spec pins by hard-linking
 // root's cached copy (fetched first if missing; copied where a hard link
 // cannot be made), so that the test downloads no 100 MB kernel of its
 // own. The links are root's files, which nobody only reads; removing them
 // with the test leaves root's cache as it was.
-func (e nonRootEnv) seedKernel(t *testing.T) string {
+func (e nonRootEnv) seedKernel(t *testing.T, spec vm.KernelSpec) string {
 	t.Helper()
-	ki, err := vm.EnsureKernel(context.Background(), nil)
+	ki, err := vm.EnsureKernelSpec(context.Background(), spec, nil)
 	if err != nil {
-		testenv.Skipf(t, "default kernel not available: %v", err)
+		testenv.Skipf(t, "kernel %s not available: %v", spec.Release, err)
 	}
 	kernels := filepath.Join(e.home, ".cache", "nkscript", "kernels")
 	src := filepath.Dir(ki.Path)
@@ -140,7 +141,7 @@ func TestNonRoot(t *testing.T) {
 		if code != 0 || !strings.HasPrefix(stdout, "no kernels cached") {
 			t.Errorf("empty cache: exit %d, %q", code, stdout)
 		}
-		dir := e.seedKernel(t)
+		dir := e.seedKernel(t, vm.DefaultKernel)
 		stdout, _, code = e.run(t, "kernels")
 		want := vm.DefaultKernelRelease + "\tnetkit\t" + filepath.Join(dir, "vmlinuz") + "\n"
 		if code != 0 || stdout != want {
@@ -152,7 +153,7 @@ func TestNonRoot(t *testing.T) {
 		if err := vm.HostCanRunVM(); err != nil {
 			testenv.Skipf(t, "cannot run VMs: %v", err)
 		}
-		e.seedKernel(t)
+		e.seedKernel(t, vm.DefaultKernel)
 		stdout, stderr, code := e.run(t, "trivial.star")
 		notice := "nkscript: this process (uid 65534) lacks CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_BPF, which a lab on the host needs; running in a microVM\n"
 		if code != 0 || stdout != "netkit\n" || stderr != notice {
@@ -164,4 +165,30 @@ func TestNonRoot(t *testing.T) {
 			t.Errorf("no initramfs in nobody's cache %s", e.home)
 		}
 	})
+}
+
+// TestNonRootFetch runs `nkscript kernels --fetch` as nobody, with 6.12
+// and 7.3 seeded from root's cache: it downloads the 6.1 kernel (about
+// 70 MB, and 25 MB of package lists) through a private APT configuration
+// in nobody's cache. Only with NKSCRIPT_TEST_KERNEL_FETCH=1.
+func TestNonRootFetch(t *testing.T) {
+	if os.Getenv("NKSCRIPT_TEST_KERNEL_FETCH") != "1" {
+		t.Skip("downloads a kernel: set NKSCRIPT_TEST_KERNEL_FETCH=1")
+	}
+	e := newNonRootEnv(t)
+	e.seedKernel(t, vm.DefaultKernel)
+	e.seedKernel(t, vm.NewestKernel)
+	stdout, stderr, code := e.run(t, "kernels", "--fetch")
+	t.Logf("%s", stderr)
+	if code != 0 || strings.Count(stdout, "\n") != len(vm.PinnedKernels) {
+		t.Fatalf("exit %d, stdout %q", code, stdout)
+	}
+	fetched := filepath.Join(e.home, ".cache", "nkscript", "kernels", vm.LegacyKernel.Release, "vmlinuz")
+	if !strings.Contains(stdout, fetched) {
+		t.Errorf("stdout %q does not name %s", stdout, fetched)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(fetched, &st); err != nil || st.Uid != 65534 {
+		t.Errorf("%s: uid %d, %v; want nobody's", fetched, st.Uid, err)
+	}
 }
