@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/internal/caps"
 	"github.com/nkscript/nkscript/internal/kernelcheck"
 	"github.com/nkscript/nkscript/vm"
 )
@@ -117,6 +118,10 @@ func Run(ctx context.Context, cfg Config, files []*Script) int {
 		tr.setKernel(cmp.Or(cfg.Kernel, vm.DefaultKernelRelease))
 		return tr.runInVM(ctx, files)
 	}
+	if err := caps.LabError(vm.HostCanRunVM); err != nil {
+		fmt.Fprintf(cfg.Stderr, "nkscript test: %v\n", err)
+		return 1
+	}
 	return tr.runAll(ctx, files)
 }
 
@@ -157,6 +162,9 @@ func (tr *tester) decideVM(files []*Script) (bool, string) {
 	}
 	if tr.cfg.Kernel != "" {
 		return true, ""
+	}
+	if why := caps.LabReason(); why != "" && vm.HostCanRunVM() == nil {
+		return true, why
 	}
 	var users []string
 	for _, tf := range files {

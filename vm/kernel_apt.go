@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // backportsSource is the deb822 source EnsureKernel writes when no APT
@@ -27,21 +28,52 @@ const backportsSourceFile = "/etc/apt/sources.list.d/backports.sources"
 
 // downloadKernelDebs runs `apt-get download` for the pinned packages of k
 // into dir, checks their SHA256 and returns their paths, Package first.
-// The suites of the host's own release come through its APT sources;
-// others through a private APT configuration under kdir.
-func downloadKernelDebs(ctx context.Context, k KernelSpec, kdir, dir string, log io.Writer) ([]string, error) {
+// When the archive no longer has k's version, it downloads the newest
+// kernel of k's series instead and returns its spec (see resolveFallback);
+// else it returns k.
+func downloadKernelDebs(ctx context.Context, k KernelSpec, kdir, dir string, log io.Writer) (KernelSpec, []string, error) {
 	if _, err := exec.LookPath("apt-get"); err != nil {
-		return nil, errors.New("apt-get not found: fetching the default kernel needs a Debian-based host (or pass a kernel image)")
+		return k, nil, errors.New("apt-get not found: fetching the default kernel needs a Debian-based host (or pass a kernel image)")
 	}
 	for _, tool := range []string{"dpkg-deb", "xz"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			pkg := map[string]string{"dpkg-deb": "dpkg", "xz": "xz-utils"}[tool]
-			return nil, fmt.Errorf("%s not found: install the %s package", tool, pkg)
+			return k, nil, fmt.Errorf("%s not found: install the %s package", tool, pkg)
 		}
 	}
-	var aptOpts []string
-	switch k.Suite {
+	aptOpts, err := aptOptions(ctx, k.Suite, kdir, log)
+	if err != nil {
+		return k, nil, err
+	}
+	if k, err = pinnedOrFallback(ctx, k, aptOpts, log); err != nil {
+		return k, nil, err
+	}
+	var paths []string
+	for _, d := range k.debs() {
+		path, err := downloadDeb(ctx, d, aptOpts, dir, log)
+		if err != nil {
+			return k, nil, err
+		}
+		if err := checkSHA256(path, d.SHA256); err != nil {
+			return k, nil, err
+		}
+		paths = append(paths, path)
+	}
+	return k, paths, nil
+}
+
+// aptOptions returns the apt-get options that reach suite. As root, the
+// suites of the host's own release come through its APT sources (adding
+// bookworm-backports to them if missing); other suites, and every suite
+// for other users, through a private APT configuration under kdir, which
+// needs no privileges.
+func aptOptions(ctx context.Context, suite, kdir string, log io.Writer) ([]string, error) {
+	if os.Geteuid() != 0 {
+		return privateAPT(ctx, suite, kdir, log)
+	}
+	switch suite {
 	case "bookworm":
+		return nil, nil
 	case "bookworm-backports":
 		if !backportsConfigured() {
 			fmt.Fprintf(log, "nkscript: adding APT source %s\n", backportsSourceFile)
@@ -52,24 +84,33 @@ func downloadKernelDebs(ctx context.Context, k KernelSpec, kdir, dir string, log
 				return nil, err
 			}
 		}
-	default:
-		var err error
-		if aptOpts, err = privateAPT(ctx, k.Suite, kdir, log); err != nil {
-			return nil, err
-		}
+		return nil, nil
 	}
-	var paths []string
-	for _, d := range k.debs() {
-		path, err := downloadDeb(ctx, d, aptOpts, dir, log)
-		if err != nil {
-			return nil, err
+	return privateAPT(ctx, suite, kdir, log)
+}
+
+// pinnedOrFallback returns k if the archive has its version (updating
+// the package lists once when it seems not to), else the newest kernel of
+// its series, saying so on log.
+func pinnedOrFallback(ctx context.Context, k KernelSpec, opts []string, log io.Writer) (KernelSpec, error) {
+	main := Deb{k.Package, k.Version, k.SHA256}
+	ok, err := inArchive(ctx, opts, main)
+	if err == nil && !ok {
+		// The package lists may be stale: update once.
+		if err := aptUpdate(ctx, opts, log); err != nil {
+			return k, err
 		}
-		if err := checkSHA256(path, d.SHA256); err != nil {
-			return nil, err
-		}
-		paths = append(paths, path)
+		ok, err = inArchive(ctx, opts, main)
 	}
-	return paths, nil
+	if err != nil || ok {
+		return k, err
+	}
+	fb, err := resolveFallback(ctx, k, opts)
+	if err != nil {
+		return k, err
+	}
+	fmt.Fprintf(log, "nkscript: pinned %s is no longer in the archive; fetching the newest of its series, %s=%s\n", fb.pinned, fb.Package, fb.Version)
+	return fb, nil
 }
 
 // downloadDeb runs `apt-get download` for d into dir with the APT options
@@ -130,14 +171,32 @@ func privateAPT(ctx context.Context, suite, kdir string, log io.Writer) ([]strin
 	return opts, nil
 }
 
-// aptUpdate runs `apt-get update` with the APT options opts.
+// aptUpdated holds the APT options (joined) apt-get update ran with in
+// this process: their lists are fresh, updating them again gains nothing.
+var aptUpdated struct {
+	sync.Mutex
+	done map[string]bool
+}
+
+// aptUpdate runs `apt-get update` with the APT options opts, once per
+// process.
 func aptUpdate(ctx context.Context, opts []string, log io.Writer) error {
+	key := strings.Join(opts, "\x00")
+	aptUpdated.Lock()
+	defer aptUpdated.Unlock()
+	if aptUpdated.done[key] {
+		return nil
+	}
 	fmt.Fprintf(log, "nkscript: apt-get update\n")
 	args := append(append([]string{}, opts...), "update", "-q", "-o", "APT::Sandbox::User=root")
 	out, err := exec.CommandContext(ctx, "apt-get", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("apt-get update: %w: %s", err, bytes.TrimSpace(out))
 	}
+	if aptUpdated.done == nil {
+		aptUpdated.done = map[string]bool{}
+	}
+	aptUpdated.done[key] = true
 	return nil
 }
 

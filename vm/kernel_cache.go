@@ -37,6 +37,9 @@ type kernelStamp struct {
 	Version string `json:"version"`
 	SHA256  string `json:"sha256"`
 	Layout  int    `json:"layout"`
+	// Pinned is "package=version" of the pinned kernel this one was
+	// fetched in place of, because the archive no longer had it.
+	Pinned string `json:"pinned,omitempty"`
 }
 
 // cacheLayout changes when EnsureKernel's output changes, so that older
@@ -56,8 +59,11 @@ func EnsureKernel(ctx context.Context, log io.Writer) (KernelInfo, error) {
 // (adding the bookworm-backports APT source if none is configured), checks
 // its SHA256, extracts it with dpkg-deb and keeps the bzImage, its config
 // and the modules nkscript may need (decompressed, with an index) under
-// ~/.cache/nkscript/kernels/<release>/. Progress goes to log. Once cached,
-// it only reads the cache.
+// ~/.cache/nkscript/kernels/<release>/. When the archive no longer has the
+// pinned version, it fetches the newest kernel of the same series instead,
+// once its config shows the pinned kernel's features, and says so on log;
+// later calls find that kernel in the cache. Progress goes to log. Once
+// cached, it only reads the cache.
 func EnsureKernelSpec(ctx context.Context, spec KernelSpec, log io.Writer) (KernelInfo, error) {
 	if log == nil {
 		log = io.Discard
@@ -66,8 +72,7 @@ func EnsureKernelSpec(ctx context.Context, spec KernelSpec, log io.Writer) (Kern
 	if err != nil {
 		return KernelInfo{}, err
 	}
-	dir := filepath.Join(kdir, spec.Release)
-	if ki, err := cachedKernel(dir); err == nil {
+	if ki, ok := cachedSpec(kdir, spec); ok {
 		return ki, nil
 	}
 	unlock, err := lockKernels(kdir)
@@ -75,13 +80,23 @@ func EnsureKernelSpec(ctx context.Context, spec KernelSpec, log io.Writer) (Kern
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
 	defer unlock()
-	if ki, err := cachedKernel(dir); err == nil {
+	if ki, ok := cachedSpec(kdir, spec); ok {
 		return ki, nil
 	}
-	if err := fetchKernel(ctx, spec, kdir, dir, log); err != nil {
+	dir, err := fetchKernel(ctx, spec, kdir, log)
+	if err != nil {
 		return KernelInfo{}, fmt.Errorf("ensure kernel: %w", err)
 	}
 	return cachedKernel(dir)
+}
+
+// cachedSpec returns the kernel spec pins from the cache in kdir, or the
+// kernel of its series fetched in its place.
+func cachedSpec(kdir string, spec KernelSpec) (KernelInfo, bool) {
+	if ki, err := cachedKernel(filepath.Join(kdir, spec.Release)); err == nil {
+		return ki, true
+	}
+	return cachedFallback(kdir, spec)
 }
 
 // lockKernels creates the kernels directory kdir and takes its lock, which
@@ -107,18 +122,27 @@ func lockKernels(kdir string) (unlock func(), err error) {
 // cachedKernel describes the kernel in the cache directory dir, if the
 // directory is complete and of the current cache layout.
 func cachedKernel(dir string) (KernelInfo, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stampFile))
+	st, err := readStamp(dir)
 	if err != nil {
 		return KernelInfo{}, err
-	}
-	var st kernelStamp
-	if err := json.Unmarshal(b, &st); err != nil {
-		return KernelInfo{}, fmt.Errorf("%s: %w", stampFile, err)
 	}
 	if st.Layout != cacheLayout {
 		return KernelInfo{}, fmt.Errorf("%s: cache layout %d, want %d", dir, st.Layout, cacheLayout)
 	}
 	return InspectKernel(filepath.Join(dir, "vmlinuz"))
+}
+
+// readStamp reads the stamp of the kernel cache directory dir.
+func readStamp(dir string) (kernelStamp, error) {
+	var st kernelStamp
+	b, err := os.ReadFile(filepath.Join(dir, stampFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", stampFile, err)
+	}
+	return st, nil
 }
 
 // ListKernels returns the kernels cached by EnsureKernel, by version.

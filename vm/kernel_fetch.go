@@ -11,39 +11,48 @@ import (
 	"path/filepath"
 )
 
-// fetchKernel downloads and checks the package spec pins, unpacks it in a
-// temporary directory under kdir and moves the finished kernel directory to
-// dir. Progress goes to log.
-func fetchKernel(ctx context.Context, spec KernelSpec, kdir, dir string, log io.Writer) error {
+// fetchKernel downloads and checks the package spec pins (or, when the
+// archive no longer has it, the newest of its series), unpacks it in a
+// temporary directory under kdir, checks its features and moves the
+// finished kernel directory to kdir/<release>, which it returns. Progress
+// goes to log.
+func fetchKernel(ctx context.Context, spec KernelSpec, kdir string, log io.Writer) (string, error) {
 	fmt.Fprintf(log, "nkscript: fetching kernel %s=%s\n", spec.Package, spec.Version)
 	tmp, err := os.MkdirTemp(kdir, ".fetch-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(tmp)
 
-	debs, err := downloadKernelDebs(ctx, spec, kdir, tmp, log)
+	spec, debs, err := downloadKernelDebs(ctx, spec, kdir, tmp, log)
 	if err != nil {
-		return err
+		return "", err
 	}
 	x := filepath.Join(tmp, "x")
 	for _, deb := range debs {
 		if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, x).CombinedOutput(); err != nil {
-			return fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, bytes.TrimSpace(out))
+			return "", fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, bytes.TrimSpace(out))
 		}
 		os.Remove(deb)
 	}
 
 	out := filepath.Join(tmp, "out")
 	if err := layOutKernel(ctx, spec, x, out, log); err != nil {
-		return err
+		return "", err
 	}
+	if err := spec.checkFeatures(filepath.Join(out, "config")); err != nil {
+		return "", err
+	}
+	if spec.pinned != "" {
+		sayFallback(log, spec)
+	}
+	dir := filepath.Join(kdir, spec.Release)
 	os.RemoveAll(dir) // an incomplete directory, or one of another cache layout
 	if err := os.Rename(out, dir); err != nil {
-		return err
+		return "", err
 	}
 	fmt.Fprintf(log, "nkscript: kernel cached in %s\n", dir)
-	return nil
+	return dir, nil
 }
 
 // layOutKernel fills the directory out from the unpacked package x as a
@@ -75,7 +84,7 @@ func layOutKernel(ctx context.Context, spec KernelSpec, x, out string, log io.Wr
 	if err := prepareModules(ctx, moddir, filepath.Join(out, "modules")); err != nil {
 		return err
 	}
-	stamp, _ := json.MarshalIndent(kernelStamp{spec.Package, spec.Version, spec.SHA256, cacheLayout}, "", "  ")
+	stamp, _ := json.MarshalIndent(kernelStamp{spec.Package, spec.Version, spec.SHA256, cacheLayout, spec.pinned}, "", "  ")
 	return os.WriteFile(filepath.Join(out, stampFile), append(stamp, '\n'), 0o644)
 }
 

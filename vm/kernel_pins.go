@@ -30,6 +30,18 @@ type KernelSpec struct {
 	// config and System.map in linux-base, the modules in linux-modules),
 	// downloaded and unpacked with Package.
 	Parts []Deb
+	// Series is a regular expression matching the releases of the same
+	// series and flavour ("6.12.N+deb12-amd64"): when the archive no longer
+	// has the pinned version, the newest package of the series is fetched
+	// instead, named as Package and Parts are with its release.
+	Series string
+	// Features are what the kernel has that labs rely on (see
+	// kernelFeatures): every fetched kernel's config is checked for them.
+	Features []string
+
+	// pinned is "package=version" of the pinned kernel this one replaces
+	// because the archive no longer has it, "" for a pinned kernel.
+	pinned string
 }
 
 // A Deb is one Debian package pinned by name, version and SHA256.
@@ -41,7 +53,15 @@ type Deb struct {
 var DefaultKernel = KernelSpec{
 	Package: DefaultKernelPackage, Version: DefaultKernelVersion, SHA256: DefaultKernelSHA256,
 	Release: DefaultKernelRelease, Suite: "bookworm-backports",
+	Series: `6\.12\.[0-9]+\+deb12-amd64`, Features: netkitFeatures,
 }
+
+// netkitFeatures are what the netkit kernels have; legacyFeatures what
+// the 6.1 kernel has.
+var (
+	netkitFeatures = []string{"netkit", "tcx", "BTF", "9p", "virtio", "overlayfs"}
+	legacyFeatures = []string{"BTF", "9p", "virtio", "overlayfs"}
+)
 
 // LegacyKernel is Debian bookworm's own 6.1 kernel: BPF and BTF, but no
 // netkit (6.7) and no tcx (6.6): labs on it run on veth with legacy tc.
@@ -50,6 +70,7 @@ var LegacyKernel = KernelSpec{
 	Package: "linux-image-6.1.0-47-amd64", Version: "6.1.170-3",
 	SHA256:  "e0061f95dbe31f5646e5a29ba9a62293f6b625a70e81fc2b04344d8ab7589c34",
 	Release: "6.1.0-47-amd64", Suite: "bookworm",
+	Series: `6\.1\.0-[0-9]+-amd64`, Features: legacyFeatures,
 }
 
 // newestVersion is the Debian version of every package of NewestKernel.
@@ -62,6 +83,7 @@ var NewestKernel = KernelSpec{
 	Package: "linux-binary-7.3.4+deb13-amd64", Version: newestVersion,
 	SHA256:  "7e3248d03a84dcdda88c567aa8c4038f2e7795d2dd167b112c56f8901b6f513f",
 	Release: "7.3.4+deb13-amd64", Suite: "trixie-backports",
+	Series: `7\.3\.[0-9]+\+deb13-amd64`, Features: netkitFeatures,
 	Parts: []Deb{
 		{"linux-base-7.3.4+deb13-amd64", newestVersion, "5663505495b5c90be94af42105c7b28629802516779102dac48d5a00cc00fccf"},
 		{"linux-modules-7.3.4+deb13-amd64", newestVersion, "b3ea01922c9f133767a83cf6891c19b3693858ded617bf22d1e34f95382c08ea"},

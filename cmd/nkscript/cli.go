@@ -239,6 +239,10 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 		}
 		return runInVM(ctx, o, allArgs, stdout, stderr)
 	}
+	if err := hostCapsError(); err != nil {
+		fmt.Fprintf(stderr, "nkscript: %v\n", err)
+		return exitFail
+	}
 	rep := newJSONReport(o.json, script, stdout)
 	if rep != nil {
 		stdout = stderr // the document alone goes to stdout

@@ -25,6 +25,9 @@ func decideVM(o *options, script string) (bool, string, error) {
 	if o.kernel != "" {
 		return true, "", nil
 	}
+	if useVM, why := vmForCaps(); useVM {
+		return true, why, nil
+	}
 	needs, err := builtins.NeedsNetkit(script)
 	if err != nil || !needs {
 		// A script that does not parse is run on the host, which

@@ -9,7 +9,8 @@ import (
 )
 
 // Dir is $NKSCRIPT_CACHE, or nkscript's directory under the user's cache
-// directory (~/.cache/nkscript).
+// directory ($XDG_CACHE_HOME/nkscript, else ~/.cache/nkscript): each user
+// has their own, and a non-root user never writes root's.
 func Dir() (string, error) {
 	if d := os.Getenv("NKSCRIPT_CACHE"); d != "" {
 		return d, nil
