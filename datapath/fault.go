@@ -44,8 +44,8 @@ type FaultPlan struct {
 // methods that change the kernel, and Undo.
 var faultPoints = []string{
 	"AddAddr", "AddFDB", "AddRoute", "AddRule", "Attach", "CreateBridge", "CreateDevice",
-	"CreateNetns", "CreatePair", "DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "LoadProgram", "MoveLink",
-	"SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
+	"CreateNetns", "CreatePair", "DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "DropMonitor", "LoadProgram",
+	"MoveLink", "SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
 }
 
 // FaultPoints lists, sorted, the names of the points at which a FaultPlan
@@ -274,6 +274,13 @@ func (f *faulty) Trace(record func(Record) error) (*Tracer, error) {
 		return nil, err
 	}
 	return f.Backend.Trace(record)
+}
+
+func (f *faulty) DropMonitor() (*DropMonitor, error) {
+	if err := f.p.fault("DropMonitor", "start the drop monitor"); err != nil {
+		return nil, err
+	}
+	return f.Backend.DropMonitor()
 }
 
 func (f *faulty) Undo(r Record, nss map[NsID]*Netns) error {

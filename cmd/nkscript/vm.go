@@ -62,6 +62,9 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 	if o.trace {
 		guestArgs = append(guestArgs, "--trace")
 	}
+	if o.explain {
+		guestArgs = append(guestArgs, "--explain")
+	}
 	if o.pauseFail {
 		guestArgs = append(guestArgs, "--pause-on-fail")
 	}
