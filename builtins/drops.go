@@ -37,7 +37,7 @@ func dropsFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 			ds = append(ds, d)
 		}
 	}
-	reps := r.lab.ExplainDrops(ds)
+	reps := r.lab.ExplainDrops(ds, nil)
 	out := make([]starlark.Value, len(reps))
 	for i, rep := range reps {
 		out[i] = dropValue(rep)
@@ -81,7 +81,7 @@ func dropValue(d datapath.DropReport) *starlarkstruct.Struct {
 // packets are sent, and ask it afterwards where they died.
 type flowDrops struct {
 	m    *datapath.DropMonitor
-	mark int
+	mark datapath.DropMark
 }
 
 // watchDrops starts the lab's drop monitor if it is not running and
@@ -91,23 +91,26 @@ func watchDrops(r *Run) (*flowDrops, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &flowDrops{m: m, mark: m.Mark()}, nil
+	if !m.Active() {
+		return nil, nil
+	}
+	return &flowDrops{m: m, mark: r.lab.MarkDrops(m)}, nil
 }
 
 // explain returns the drops since the mark of packets to or from dst
 // (and port, for tcp and udp) of protocol proto, in the lab's terms.
 func (f *flowDrops) explain(r *Run, proto string, dst netip.Addr, port int) []datapath.DropReport {
-	if f == nil || !f.m.Active() {
+	if f == nil {
 		return nil
 	}
 	f.m.Sync()
 	var ds []datapath.Drop
-	for _, d := range f.m.Since(f.mark) {
+	for _, d := range f.m.Since(f.mark.Seq) {
 		if flowMatches(d, proto, dst, port) {
 			ds = append(ds, d)
 		}
 	}
-	return r.lab.ExplainDrops(ds)
+	return r.lab.ExplainDrops(ds, &f.mark)
 }
 
 // socketTeardown are the reasons of packets freed with a socket that

@@ -114,14 +114,43 @@ var dropFuncWords = map[string]string{
 	"dev_qdisc_enqueue": "qdisc drop",
 }
 
+// DropMark is where the drops of a flow begin: how many drops the monitor
+// had seen, and the drop counters of the lab's bundled programs, with
+// which a drop on a hook of several programs is put down to those whose
+// counter rose.
+type DropMark struct {
+	Seq     int
+	dropped map[uint32]uint64 // by program ID
+}
+
+// MarkDrops returns the mark of drops from now on.
+func (l *Lab) MarkDrops(m *DropMonitor) DropMark {
+	mark := DropMark{Seq: m.Mark(), dropped: map[uint32]uint64{}}
+	l.mu.Lock()
+	progs := append([]*Program(nil), l.progs...)
+	l.mu.Unlock()
+	for _, p := range progs {
+		if s, err := p.Stats(); err == nil {
+			mark.dropped[p.id] = s.Dropped
+		}
+	}
+	return mark
+}
+
 // ExplainDrops turns drops into reports in the lab's terms, identical
-// ones (the same place, reason and packet, ports aside for the source)
-// counted in one report, in the order of their first drop.
-func (l *Lab) ExplainDrops(ds []Drop) []DropReport {
+// ones (the same place, reason and packet) counted in one report, in the
+// order of their first drop. Given a mark from before the drops, a hook
+// with several programs is put down to those whose drop counter rose
+// since, if any did.
+func (l *Lab) ExplainDrops(ds []Drop, mark *DropMark) []DropReport {
+	var rose map[uint32]bool
+	if mark != nil {
+		rose = l.countersRose(mark)
+	}
 	var out []DropReport
 	at := map[string]int{}
 	for _, d := range ds {
-		r := l.ExplainDrop(d)
+		r := l.explainDrop(d, rose)
 		key := fmt.Sprint(r.Ns, r.Dev, r.Hook, r.Where, r.Reason, r.Proto, r.Src, r.Dst, r.Sport, r.Dport)
 		if i, ok := at[key]; ok {
 			out[i].Count++
@@ -134,8 +163,25 @@ func (l *Lab) ExplainDrops(ds []Drop) []DropReport {
 	return out
 }
 
+// countersRose returns the bundled programs whose drop counter rose
+// since mark.
+func (l *Lab) countersRose(mark *DropMark) map[uint32]bool {
+	rose := map[uint32]bool{}
+	l.mu.Lock()
+	progs := append([]*Program(nil), l.progs...)
+	l.mu.Unlock()
+	for _, p := range progs {
+		if s, err := p.Stats(); err == nil && s.Dropped > mark.dropped[p.id] {
+			rose[p.id] = true
+		}
+	}
+	return rose
+}
+
 // ExplainDrop says one drop in the lab's terms.
-func (l *Lab) ExplainDrop(d Drop) DropReport {
+func (l *Lab) ExplainDrop(d Drop) DropReport { return l.explainDrop(d, nil) }
+
+func (l *Lab) explainDrop(d Drop, rose map[uint32]bool) DropReport {
 	r := DropReport{Where: d.Func, Reason: d.Reason, Proto: d.Proto(), Src: d.Src, Dst: d.Dst,
 		Sport: int(d.Sport), Dport: int(d.Dport), Count: 1, Last: d.Seq}
 	ns, dev := l.dropPlace(d)
@@ -160,7 +206,7 @@ func (l *Lab) ExplainDrop(d Drop) DropReport {
 		r.Why = dropFuncWords[d.Func]
 	}
 	if dev != nil {
-		l.dropHook(&r, d, dev)
+		l.dropHook(&r, d, dev, rose)
 	}
 	return r
 }
@@ -189,7 +235,7 @@ func (l *Lab) dropPlace(d Drop) (*Netns, *Link) {
 // dropHook fills in the hook of a drop by a tc or netkit program, and the
 // programs the lab attached there; a netkit drop with none is the
 // device's blackhole policy.
-func (l *Lab) dropHook(r *DropReport, d Drop, dev *Link) {
+func (l *Lab) dropHook(r *DropReport, d Drop, dev *Link, rose map[uint32]bool) {
 	var hook Hook
 	switch {
 	case d.Reason == "TC_INGRESS":
@@ -208,23 +254,60 @@ func (l *Lab) dropHook(r *DropReport, d Drop, dev *Link) {
 	if err != nil {
 		return
 	}
-	family := "tcx"
-	for _, a := range l.Attachments() {
-		if a.on != target || a.hook != hook || a.Detached() {
-			continue
+	names, ids := l.hookPrograms(target, hook)
+	r.Programs = names
+	if len(names) > 1 {
+		var dropped []string
+		for i, id := range ids {
+			if rose[id] {
+				dropped = append(dropped, names[i])
+			}
 		}
-		r.Programs = append(r.Programs, a.prog)
-		if a.isLegacy() {
-			family = "tc"
+		if len(dropped) > 0 {
+			r.Programs = dropped
 		}
 	}
+	// tcx and legacy tc filters are both the tc hook, and the kernel
+	// gives both reasons TC_*: "tc" says the hook on every kernel.
+	r.Hook = "tc " + hook.String()
 	if hook.Netkit() {
-		family = "netkit"
+		r.Hook = "netkit " + hook.String()
+		r.Why = ""
 		if len(r.Programs) == 0 {
 			r.Why = "the device's blackhole policy"
-		} else {
-			r.Why = ""
 		}
 	}
-	r.Hook = family + " " + hook.String()
+}
+
+// hookPrograms lists the programs on a hook of target in the kernel's
+// order, by the names the lab knows them by (the kernel keeps 15
+// characters of a name), with their IDs (0 for one the lab did not
+// attach); in the order the lab attached them if the kernel cannot say.
+func (l *Lab) hookPrograms(target *Link, hook Hook) ([]string, []uint32) {
+	var lab []*Attachment
+	for _, a := range l.Attachments() {
+		if a.on == target && a.hook == hook && !a.Detached() {
+			lab = append(lab, a)
+		}
+	}
+	kernel, err := l.b.Chain(target, hook, l.Attachments())
+	if err != nil {
+		kernel = nil
+		for _, a := range lab {
+			kernel = append(kernel, a.prog)
+		}
+	}
+	used := make([]bool, len(lab))
+	names, ids := make([]string, 0, len(kernel)), make([]uint32, 0, len(kernel))
+	for _, k := range kernel {
+		name, id := k, uint32(0)
+		for i, a := range lab {
+			if !used[i] && (a.prog == k || (len(k) == 15 && strings.HasPrefix(a.prog, k))) {
+				used[i], name, id = true, a.prog, a.progID
+				break
+			}
+		}
+		names, ids = append(names, name), append(ids, id)
+	}
+	return names, ids
 }
