@@ -90,7 +90,7 @@ func (m *DropMonitor) Since(mark int) []Drop {
 }
 
 // Sync waits until the monitor has read the drops the kernel recorded
-// before the call (at most a second).
+// before the call (at most syncWait).
 func (m *DropMonitor) Sync() {
 	if !m.Active() {
 		return
@@ -106,9 +106,13 @@ func (m *DropMonitor) Sync() {
 	}
 	select {
 	case <-m.k.flushed:
-	case <-time.After(time.Second):
+	case <-time.After(syncWait):
 	}
 }
+
+// syncWait bounds Sync: reading what is in the ring takes microseconds,
+// but a microVM without acceleration is a thousand times slower.
+const syncWait = 5 * time.Second
 
 // Subscribe passes every drop seen from now on to f, on the monitor's
 // reading goroutine.

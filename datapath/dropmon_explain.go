@@ -182,9 +182,19 @@ func (l *Lab) countersRose(mark *DropMark) map[uint32]bool {
 func (l *Lab) ExplainDrop(d Drop) DropReport { return l.explainDrop(d, nil) }
 
 func (l *Lab) explainDrop(d Drop, rose map[uint32]bool) DropReport {
+	if d.Func == "" && d.Location != 0 {
+		d.Func = kernelSymbols().name(d.Location)
+	}
 	r := DropReport{Where: d.Func, Reason: d.Reason, Proto: d.Proto(), Src: d.Src, Dst: d.Dst,
 		Sport: int(d.Sport), Dport: int(d.Dport), Count: 1, Last: d.Seq}
 	ns, dev := l.dropPlace(d)
+	if d.Func == "netkit_xmit" && dev != nil && dev.pair != nil && dev.pair.Kind == Netkit {
+		// netkit_xmit hands the packet to the peer device before it
+		// runs the transmitting device's programs and policy: the drop
+		// is the transmitter's, the other end of the pair.
+		dev = dev.partner()
+		ns = dev.ns
+	}
 	if ns != nil {
 		r.Ns = ns.name
 	} else {
@@ -243,6 +253,7 @@ func (l *Lab) dropHook(r *DropReport, d Drop, dev *Link, rose map[uint32]bool) {
 	case d.Reason == "TC_EGRESS":
 		hook = HookEgress
 	case d.Func == "netkit_xmit" && dev.pair != nil && dev.pair.Kind == Netkit:
+		// dev is the transmitting end (see explainDrop).
 		hook = HookPeer
 		if dev.prim {
 			hook = HookPrimary

@@ -58,6 +58,9 @@ func startDropKernel() (_ *dropKernel, err error) {
 	if k.rd, err = ringbuf.NewReader(k.coll.Maps[bpf.DropMonRing]); err != nil {
 		return nil, fmt.Errorf("drop monitor: %w", err)
 	}
+	// Explanations name the kernel function of each drop: read the
+	// symbols while the run goes on.
+	go kernelSymbols()
 	return k, nil
 }
 
@@ -92,7 +95,6 @@ func (k *dropKernel) read(got func(Drop)) {
 			continue
 		}
 		d.Reason = k.reasonName(d.reason)
-		d.Func = kernelSymbols().name(d.Location)
 		got(d)
 	}
 }

@@ -20,7 +20,8 @@ type Drop struct {
 	Ifindex int
 	// Location is the address in the kernel that freed the packet.
 	Location uint64
-	// Func is the kernel function at Location ("" if unknown).
+	// Func is the kernel function at Location ("" if unknown or not
+	// looked up yet: ExplainDrop looks it up).
 	Func string
 	// Reason is the kernel's drop reason without SKB_DROP_REASON_
 	// ("TC_EGRESS", "NO_SOCKET"), or its number if the kernel does not

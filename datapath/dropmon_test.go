@@ -301,3 +301,66 @@ func FuzzDecodeDrop(f *testing.F) {
 		}
 	})
 }
+
+// TestNetkitDropMonitor checks what is said of drops in netkit's xmit: a
+// pair whose primary policy is blackhole, and a program on the peer hook
+// among two, put down to the one whose drop counter rose.
+func TestNetkitDropMonitor(t *testing.T) {
+	requireNetkit(t)
+	lab, _ := testLab(t)
+	a, err := lab.Netns(uniqueName("dm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.Netns(uniqueName("dm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dropLab{lab: lab}
+	pair := func(prim, peer, policy, prefix string) *Pair {
+		p, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: prim, Peer: peer, PrimaryNs: a, PeerNs: b, Policy: policy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, addr := range map[*Link]string{p.Primary: prefix + "1/24", p.Peer: prefix + "2/24"} {
+			if err := lab.AddAddr(k, netip.MustParsePrefix(addr)); err != nil {
+				t.Fatal(err)
+			}
+			if err := lab.SetUp(k, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	pair("dm_nka", "dm_nkb", "blackhole", "10.214.0.")
+	nk := pair("dm_nkc", "dm_nkd", "", "10.214.1.")
+	if err := lab.WaitReadyFor(context.Background(), 10*time.Second, false); err != nil {
+		t.Fatal(err)
+	}
+	reps := d.dropsOf(t, "icmp", "10.214.0.2", func() {
+		lab.Ping(context.Background(), a, netip.MustParseAddr("10.214.0.2"), PingOptions{Count: 1, Timeout: 200 * time.Millisecond}, time.Second)
+	})
+	r := findDrop(t, reps, "NOT_SPECIFIED")
+	if r.Ns != a.Name() || r.Dev != "dm_nka" || r.Hook != "netkit primary" || len(r.Programs) != 0 || r.Why != "the device's blackhole policy" {
+		t.Errorf("blackhole drop: %+v", r)
+	}
+	for _, name := range []string{"drop_port", "pass"} {
+		p, err := lab.LoadProgram(ProgramSpec{Name: name, Consts: map[string]int64{"port": 8080}})
+		if name == "pass" {
+			p, err = lab.LoadProgram(ProgramSpec{Name: name})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lab.Attach(p, nk.Peer, HookPeer, AttachOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reps = d.dropsOf(t, "tcp", "10.214.1.1", func() {
+		lab.Connect(context.Background(), b, "tcp", netip.MustParseAddrPort("10.214.1.1:8080"), 300*time.Millisecond)
+	})
+	r = findDrop(t, reps, "NOT_SPECIFIED")
+	if r.Ns != b.Name() || r.Dev != "dm_nkd" || r.Hook != "netkit peer" || strings.Join(r.Programs, ",") != "drop_port" {
+		t.Errorf("drop by the peer's program: %+v", r)
+	}
+}
