@@ -70,6 +70,14 @@ func (m *DropMonitor) watch(ns *Netns) error {
 	return m.k.watch(ns.id.Ino)
 }
 
+// unwatch stops reporting the drops of ns, which the lab deleted: its
+// inode number may be reused.
+func (m *DropMonitor) unwatch(ns *Netns) {
+	if m.Active() {
+		m.k.netns.Delete(uint32(ns.id.Ino))
+	}
+}
+
 // Mark is the number of drops seen so far: Since(Mark()) returns the
 // drops seen after this call.
 func (m *DropMonitor) Mark() int {
