@@ -38,7 +38,7 @@ func startDropMonitor() (*DropMonitor, error) {
 }
 
 func (m *DropMonitor) add(d Drop) {
-	if d.Reason == "NOT_SPECIFIED" && d.Dst.IsMulticast() {
+	if d.Dst.IsMulticast() {
 		// Multicast the namespace has not joined (IPv6 neighbour
 		// discovery and MLD on every new link): not a lost packet.
 		return
@@ -53,6 +53,9 @@ func (m *DropMonitor) add(d Drop) {
 	m.drops = append(m.drops, d)
 	subs := m.subs
 	m.mu.Unlock()
+	if len(subs) > 0 {
+		d.Reason = reasonName(d.reason)
+	}
 	for _, f := range subs {
 		f(d)
 	}
@@ -94,7 +97,11 @@ func (m *DropMonitor) Since(mark int) []Drop {
 	if mark < 0 || mark > len(m.drops) {
 		mark = len(m.drops)
 	}
-	return append([]Drop(nil), m.drops[mark:]...)
+	ds := append([]Drop(nil), m.drops[mark:]...)
+	for i := range ds {
+		ds[i].Reason = reasonName(ds[i].reason)
+	}
+	return ds
 }
 
 // Sync waits until the monitor has read the drops the kernel recorded

@@ -27,22 +27,21 @@ type dropKernel struct {
 	tp      link.Link
 	rd      *ringbuf.Reader
 	netns   *ebpf.Map
-	reasons map[uint32]string
 	flushed chan struct{}
 }
 
 // startDropKernel loads the drop monitor and attaches it. A kernel
 // without BTF, which CO-RE and the reason names need, is ErrNotSupported.
 func startDropKernel() (_ *dropKernel, err error) {
-	reasons, err := dropReasonNames()
-	if err != nil {
-		return nil, err
+	// CO-RE needs the kernel's BTF (cilium/ebpf keeps it once read).
+	if _, err := btf.LoadKernelSpec(); err != nil {
+		return nil, fmt.Errorf("drop monitor: the kernel's BTF: %w (%w)", err, ErrNotSupported)
 	}
 	spec, err := bpf.LoadDropMonitor()
 	if err != nil {
 		return nil, fmt.Errorf("drop monitor: %w", err)
 	}
-	k := &dropKernel{reasons: reasons, flushed: make(chan struct{}, 1)}
+	k := &dropKernel{flushed: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			k.close()
@@ -58,9 +57,6 @@ func startDropKernel() (_ *dropKernel, err error) {
 	if k.rd, err = ringbuf.NewReader(k.coll.Maps[bpf.DropMonRing]); err != nil {
 		return nil, fmt.Errorf("drop monitor: %w", err)
 	}
-	// Explanations name the kernel function of each drop: read the
-	// symbols while the run goes on.
-	go kernelSymbols()
 	return k, nil
 }
 
@@ -94,17 +90,23 @@ func (k *dropKernel) read(got func(Drop)) {
 		if err != nil {
 			continue
 		}
-		d.Reason = k.reasonName(d.reason)
 		got(d)
 	}
 }
 
-func (k *dropKernel) reasonName(n uint32) string {
-	if s, ok := k.reasons[n]; ok {
+// reasonName names the kernel's drop reason n, from its BTF the first
+// time a drop is looked at (reading the enum costs as much as loading the
+// monitor); its number if the kernel does not name it.
+func reasonName(n uint32) string {
+	names, _ := kernelDropReasons()
+	if s, ok := names[n]; ok {
 		return s
 	}
 	return strconv.FormatUint(uint64(n), 10)
 }
+
+// kernelDropReasons reads the kernel's drop reasons once.
+var kernelDropReasons = sync.OnceValues(dropReasonNames)
 
 func (k *dropKernel) close() {
 	if k.rd != nil {
