@@ -114,8 +114,11 @@ func (f *flowDrops) explain(r *Run, proto string, dst netip.Addr, port int) []da
 }
 
 // socketTeardown are the reasons of packets freed with a socket that
-// closes: the end of an exchange, not why it failed.
-var socketTeardown = []string{"QUEUE_PURGE", "SOCKET_CLOSE", "TCP_CLOSE"}
+// closes, or arriving after it closed: the end of a check's exchange, not
+// why it failed. A check's listener and client are open while it runs,
+// so a packet of the flow without a socket (NO_SOCKET) came after the
+// check had given up on it, such as a SYN retransmitted as it timed out.
+var socketTeardown = []string{"QUEUE_PURGE", "SOCKET_CLOSE", "TCP_CLOSE", "NO_SOCKET"}
 
 // flowMatches reports whether d is a packet of the flow: of its protocol,
 // to or from dst, and to or from port for tcp and udp.
