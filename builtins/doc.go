@@ -391,11 +391,26 @@ print(r.sent, r.received, r.loss)`,
 expect_pass("10.0.0.1", proto = "icmp", src = task)`,
 	},
 	{
+		Name: "drops", Kind: KindFunc,
+		Signature: `drops(since=None) -> list`,
+		Doc: "The packets the kernel dropped in the lab's namespaces, as the drop monitor (a BPF program on " +
+			"the `skb:kfree_skb` tracepoint, loaded by the first traffic check or by this call) saw them: a list " +
+			"of `drop` records with the attributes `ns`, `dev`, `hook` (`\"tcx egress\"`, `\"netkit peer\"`, ...), " +
+			"`program` (the programs on that hook), `where` (the kernel function), `reason` (the kernel's drop " +
+			"reason, e.g. `\"NO_SOCKET\"`), `why` (the reason in words), `proto`, `src`, `dst`, `sport`, `dport`, " +
+			"`count` (identical drops are counted together) and `seq` (the number of the last of them); " +
+			"`since=seq` keeps the drops after that one. A dry run sees none.",
+		Example: `expect_drop("10.0.2.2", port = 8080)
+for d in drops():
+    print(d.ns, d.dev, d.hook, d.program, d.reason, d.count)`,
+	},
+	{
 		Name: "expect_drop", Kind: KindFunc,
 		Signature: `expect_drop(dst, port=None, proto="tcp", src=host, timeout="1s", by=None) -> None`,
 		Doc: "The opposite of expect_pass: the message must not arrive within `timeout`. With " +
 			"`by=prog`, that program's drop counter must rise too, and the wait ends as soon as it " +
-			"drops the packet.",
+			"drops the packet. Without `by=`, the `ok:` line says where the kernel dropped the packets " +
+			"(namespace, device, hook and program, or the reason in words), as a failed expect_pass does; see drops().",
 		Example: `drop = program("drop_port", port = 12345)
 attach(drop, nk, "peer")
 expect_drop("10.0.0.2", port = 12345, by = drop)`,

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/nkscript/nkscript/datapath"
+
 	"go.starlark.net/starlark"
 )
 
@@ -42,6 +44,27 @@ type Expectation struct {
 	By *string `json:"by"`
 	// Counters are the by= program's counters after the check, or nil.
 	Counters *Counters `json:"counters"`
+	// Drops say where the kernel dropped the flow's packets, when the
+	// flow was not delivered and the drop monitor saw its packets die.
+	Drops []DropJSON `json:"drops,omitempty"`
+}
+
+// DropJSON is where and why the kernel dropped packets of a flow, as
+// drops() says it, without what differs from run to run or kernel to
+// kernel: the ports (one is ephemeral) and the kernel function.
+type DropJSON struct {
+	Ns      string `json:"ns"`
+	Dev     string `json:"dev,omitempty"`
+	Hook    string `json:"hook,omitempty"`
+	Program string `json:"program,omitempty"`
+	Reason  string `json:"reason"`
+	Why     string `json:"why,omitempty"`
+	Proto   string `json:"proto"`
+	Src     string `json:"src,omitempty"`
+	Dst     string `json:"dst,omitempty"`
+	Count   int    `json:"count"`
+	// Says is the explanation as the verdict prints it.
+	Says string `json:"says"`
 }
 
 // Counters are a program's packet counters.
@@ -69,9 +92,10 @@ func (rep *Report) add(e Expectation) {
 // the outcome with pass or drop; record adds it to the report unless no
 // outcome was set (the check itself failed).
 type pendingExpectation struct {
-	e   Expectation
-	by  *Program
-	set bool
+	e     Expectation
+	by    *Program
+	set   bool
+	drops []datapath.DropReport // where the flow's packets died
 }
 
 // newExpectation starts the record of a check made by builtin b, called
@@ -114,6 +138,9 @@ func (p *pendingExpectation) record(rep *Report) {
 		if s, err := p.by.p.Stats(); err == nil {
 			p.e.Counters = &Counters{Passed: s.Passed, Dropped: s.Dropped, Redirected: s.Redirected}
 		}
+	}
+	for _, d := range p.drops {
+		p.e.Drops = append(p.e.Drops, dropJSON(d))
 	}
 	rep.add(p.e)
 }

@@ -125,10 +125,17 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if err := r.lab.WaitReadyFor(r.ctxOf(thread), r.ready, c.dst.Is6()); err != nil {
 		return nil, err
 	}
+	watch, err := watchDrops(r)
+	if err != nil {
+		return nil, err
+	}
 	res, before, err := c.probe(r, r.ctxOf(thread))
 	if err != nil || res.Assumed {
 		// An assumed result (a dry run) sent nothing: nothing to judge.
 		return starlark.None, err
+	}
+	if !res.Delivered {
+		rec.drops = watch.explain(r, c.proto, c.dst, c.port)
 	}
 	return starlark.None, c.judge(r, rec, res, before)
 }
@@ -219,7 +226,7 @@ func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeRes
 	if c.wantPass {
 		rec.outcome(res.Delivered, res.Delivered, reasonOr(res.Reason, "delivered"))
 		if !res.Delivered {
-			return fmt.Errorf("%s was not delivered: %s", c, res.Reason)
+			return fmt.Errorf("%s was not delivered: %s", c, withDrops(res.Reason, rec.drops))
 		}
 		r.printf("ok: %s passed", c)
 		return nil
@@ -229,6 +236,10 @@ func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeRes
 		return fmt.Errorf("%s was delivered, but it should have been dropped", c)
 	}
 	if c.by == nil {
+		if said := dropsSaid(rec.drops); said != "" {
+			r.printf("ok: %s dropped %s", c, said)
+			return nil
+		}
 		r.printf("ok: %s dropped", c)
 		return nil
 	}

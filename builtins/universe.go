@@ -53,6 +53,7 @@
 //	serve(ns, port, proto="tcp", reply=None) -> server
 //	connect(dst, port, src=host, proto="tcp", timeout="1s") -> connect_result
 //	capture(links, pcap=None) -> capture
+//	drops(since=None) -> list
 //	exec(ns, cmd) -> string
 //
 // The run:
@@ -78,6 +79,7 @@ var universe = declare(map[string]builtinFn{
 	"capture":     captureFn,
 	"chain":       chainFn,
 	"connect":     connectFn,
+	"drops":       dropsFn,
 	"eth":         ethFn,
 	"exec":        execFn,
 	"expect_drop": expectDrop,

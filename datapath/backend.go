@@ -102,6 +102,10 @@ type Backend interface {
 	// Trace starts collecting bpf_printk lines, journaling what it
 	// creates with record.
 	Trace(record func(Record) error) (*Tracer, error)
+	// DropMonitor starts reporting the packets the kernel drops (in the
+	// namespaces the monitor is told to watch); a kernel that cannot
+	// run it is ErrNotSupported.
+	DropMonitor() (*DropMonitor, error)
 	// Note tells the reader of the backend's output something about the
 	// run that is not an operation (what the script prints, a pause).
 	Note(text string)

@@ -45,8 +45,8 @@ type FaultPlan struct {
 // methods that change the kernel, and Undo.
 var faultPoints = []string{
 	"AddAddr", "AddFDB", "AddRoute", "AddRule", "Attach", "CreateBridge", "CreateDevice",
-	"CreateNetns", "CreatePair", "DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "LoadProgram", "MoveLink",
-	"SetMAC", "SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
+	"CreateNetns", "CreatePair", "DeleteLink", "DeleteNetns", "DeleteRoute", "DeleteRule", "DropMonitor", "LoadProgram",
+	"MoveLink", "SetMAC", "SetMTU", "SetMaster", "SetUp", "Trace", "Undo", "WriteSysctl",
 }
 
 // FaultPoints lists, sorted, the names of the points at which a FaultPlan
@@ -279,6 +279,13 @@ func (f *faulty) Trace(record func(Record) error) (*Tracer, error) {
 		return nil, err
 	}
 	return f.Backend.Trace(record)
+}
+
+func (f *faulty) DropMonitor() (*DropMonitor, error) {
+	if err := f.p.fault("DropMonitor", "start the drop monitor"); err != nil {
+		return nil, err
+	}
+	return f.Backend.DropMonitor()
 }
 
 func (f *faulty) Undo(r Record, nss map[NsID]*Netns) error {

@@ -81,3 +81,5 @@ func (k *kernel) Exec(ctx context.Context, ns *Netns, argv []string) (string, er
 }
 
 func (k *kernel) Trace(record func(Record) error) (*Tracer, error) { return startTracer(record) }
+
+func (k *kernel) DropMonitor() (*DropMonitor, error) { return startDropMonitor() }

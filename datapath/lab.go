@@ -33,6 +33,7 @@ type Lab struct {
 	notice   func(string)
 	noticed  bool
 	tracer   *Tracer
+	dropmon  *DropMonitor // started by the first traffic check
 	prof     *Profile
 	faults   *FaultPlan
 	closers  []io.Closer      // servers, captures and the tracer, closed first
@@ -246,6 +247,9 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	l.owned[ns.id] = ns
 	l.byName[script] = ns
 	l.nslist = append(l.nslist, ns)
+	if err := l.dropmon.watch(ns); err != nil && l.notice != nil {
+		l.notice(err.Error())
+	}
 	// Namespaces go independently of each other: Close unmounts them
 	// in parallel.
 	l.undo = append(l.undo, undoStep{rec: rec, seq: seq, independent: true})

@@ -175,6 +175,7 @@ func (l *Lab) DeleteNetns(ns *Netns) error {
 		}
 	}
 	l.nslist = slices.DeleteFunc(l.nslist, func(n *Netns) bool { return n == ns })
+	l.dropmon.unwatch(ns)
 	if lo := l.lo[ns]; lo != nil {
 		lo.gone.Store(true)
 		delete(l.lo, ns)

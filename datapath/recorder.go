@@ -167,9 +167,11 @@ func (r *recorder) Capture(s CaptureSpec) (*Capture, error) {
 }
 
 func (r *recorder) Trace(func(Record) error) (*Tracer, error) { return &Tracer{}, nil }
-func (r *recorder) Note(string)                               {}
-func (r *recorder) Check(_, _ string) error                   { return nil }
-func (r *recorder) Pause(string) bool                         { return false }
+
+func (r *recorder) DropMonitor() (*DropMonitor, error) { return &DropMonitor{}, nil }
+func (r *recorder) Note(string)                        {}
+func (r *recorder) Check(_, _ string) error            { return nil }
+func (r *recorder) Pause(string) bool                  { return false }
 
 func (r *recorder) Journal(string, string, NsID) (journal, error) { return noJournal{}, nil }
 

@@ -71,6 +71,7 @@ type options struct {
 	dryRun     bool
 	pauseFail  bool
 	trace      bool
+	explain    bool
 	profile    bool
 	allowPaths []string
 	clang      string
@@ -111,6 +112,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.Uint64Var(&o.maxSteps, "max-steps", builtins.DefaultMaxSteps, "stop a script after this many Starlark execution steps (runaway loops), cleaning up")
 	fs.BoolVar(&o.profile, "profile", false, "print to stderr, at exit, the wall time spent per phase (namespaces, links, addresses, routes, sysctls, programs, checks, teardown)")
 	fs.BoolVar(&o.trace, "trace", false, "stream what BPF programs write with bpf_printk to stderr while the script runs")
+	fs.BoolVar(&o.explain, "explain", false, "print every packet the kernel drops in the lab's namespaces to stderr as it happens: where (namespace, device, hook, program) and why")
 	fs.BoolVar(&o.pauseFail, "pause-on-fail", false, "at the first failed expectation, keep the lab up and wait for Enter, printing how to enter each namespace")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, bpftool) that would build the lab; bash runs them")
 	fs.StringVar(&o.prefix, "prefix", "", "put `P` in front of the names of the namespaces the script creates and of its links in the host, so that runs of one script can share a machine")
@@ -263,6 +265,11 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 				return &session.RunError{Err: fmt.Errorf("--trace: %w", err)}
 			}
 			t.Subscribe(func(line string) { fmt.Fprintf(stderr, "trace: %s\n", line) })
+		}
+		if o.explain {
+			if err := explainDrops(lab, stderr); err != nil {
+				return &session.RunError{Err: fmt.Errorf("--explain: %w", err)}
+			}
 		}
 		r = builtins.NewRun(runOptions(ctx, o, lab, script, scriptArgs, stdout, stderr))
 		return execFile(ctx, o, r, script)

@@ -66,6 +66,9 @@ func childFlags(o *options) []string {
 	if o.trace {
 		guestArgs = append(guestArgs, "--trace")
 	}
+	if o.explain {
+		guestArgs = append(guestArgs, "--explain")
+	}
 	if o.pauseFail {
 		guestArgs = append(guestArgs, "--pause-on-fail")
 	}
