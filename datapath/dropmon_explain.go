@@ -102,6 +102,9 @@ var dropPlaceWords = map[string]string{
 	// EHOSTUNREACH because the device does not forward.
 	"IP_INADDRERRORS@ip_error": "forwarding disabled",
 	"IP_INNOROUTES@ip_error":   "no route",
+	// ip6_forward counts the same error when forwarding is off (or the
+	// source is link-local, which a lab's probes never use).
+	"IP_INADDRERRORS@ip6_forward": "forwarding disabled",
 }
 
 // dropFuncWords says drops whose reason the kernel does not name by the
