@@ -54,6 +54,12 @@ type Config struct {
 	Timeout time.Duration
 	// JournalDir is where the runs record what they create.
 	JournalDir string
+	// Prefix, if set, is put in front of the names of the namespaces
+	// and host links the runs create (datapath.LabConfig.Prefix), and
+	// taken out of what they print before it is compared with, or
+	// written to, a golden file: golden files hold the names the script
+	// gives.
+	Prefix string
 	// Stdout receives the summary; Stderr the verdicts and details.
 	Stdout, Stderr io.Writer
 	// RunInVM runs `nkscript ARGS` in a microVM booting kernel ("" for

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nkscript/nkscript/builtins"
@@ -36,7 +37,7 @@ func (tr *tester) runOnce(ctx context.Context, path, fn string) (res runResult) 
 	start := time.Now()
 	defer func() { res.elapsed = time.Since(start) }()
 	var out, msg bytes.Buffer
-	cfg := session.Config{Lab: datapath.LabConfig{JournalDir: tr.cfg.JournalDir, Script: abs}, Timeout: tr.cfg.Timeout, Stderr: &msg}
+	cfg := session.Config{Lab: datapath.LabConfig{JournalDir: tr.cfg.JournalDir, Script: abs, Prefix: tr.cfg.Prefix}, Timeout: tr.cfg.Timeout, Stderr: &msg}
 	err, _ := session.Run(ctx, cfg, func(ctx context.Context, lab *datapath.Lab) error {
 		r := builtins.NewRun(builtins.Options{Lab: lab, Context: ctx, Stdout: &out, Argv: []string{path}})
 		thread := r.Thread(path)
@@ -74,6 +75,9 @@ func (tr *tester) runOnce(ctx context.Context, path, fn string) (res runResult) 
 		res.fnDone = false
 	}
 	res.msg = msg.String()
+	if p := tr.cfg.Prefix; p != "" {
+		res.top, res.out = strings.ReplaceAll(res.top, p, ""), strings.ReplaceAll(res.out, p, "")
+	}
 	return res
 }
 

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,21 +36,33 @@ print("ready")
 exec(host, "sleep 60")
 `
 
-// foreignObjects is what another user's runs left in the machine's
-// default journal directory: namespaces by name and identity, and
-// journals by path and content.
+// txtarNamespaces are, by testscript, names of namespaces it makes before
+// its prefix $P is put in front: another suite's, or a user's own lab,
+// can hold them on the machine.
+var txtarNamespaces = map[string][]string{
+	"attach.txtar": {"at_a", "at_b"},
+	"errors.txtar": {"errt-pre"},
+	"keep.txtar":   {"keept-a", "keept-b"},
+}
+
+// foreignObjects is what others have on the machine: namespaces by name,
+// identity and links, and journals in the machine's default journal
+// directory by path and content.
 type foreignObjects struct {
 	netns    map[string]uint64 // name in /run/netns -> inode
+	links    map[string]string // name in /run/netns -> `ip -br link` in it
 	journals map[string][]byte
 }
 
 // TestForeignStateSurvives puts, in the machine's default journal
 // directory, what other users can have there: a lab kept with --keep and
 // the stale journal of a run killed with SIGKILL, with names no other
-// suite uses. It then runs every testscript that calls `nkscript
-// cleanup`, and checks that both labs' namespaces (the same namespaces,
-// by inode) and journals (the same bytes) are still there. At the end it
-// removes them itself, by identity.
+// suite uses; and namespaces named as testscripts name theirs before
+// their prefix $P is put in front (txtarNamespaces). It then runs every
+// testscript that calls `nkscript cleanup` and those of txtarNamespaces,
+// and checks that the namespaces (the same namespaces, by inode, with the
+// same links) and journals (the same bytes) are still there. At the end
+// it removes them itself, by identity.
 func TestForeignStateSurvives(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Skipf(t, "needs root: the labs create namespaces")
@@ -57,7 +70,7 @@ func TestForeignStateSurvives(t *testing.T) {
 	bin := nkscriptBinary(t)
 	dir := t.TempDir()
 	prefix := fmt.Sprintf("fs%d-", os.Getpid())
-	own := &foreignObjects{netns: map[string]uint64{}, journals: map[string][]byte{}}
+	own := &foreignObjects{netns: map[string]uint64{}, links: map[string]string{}, journals: map[string][]byte{}}
 	t.Cleanup(func() { own.remove(t) })
 
 	kept := filepath.Join(dir, "kept.star")
@@ -73,13 +86,32 @@ func TestForeignStateSurvives(t *testing.T) {
 	}
 	own.add(t, cmd.Process.Pid, prefix+"k-a", prefix+"k-b")
 	own.add(t, killedRun(t, bin, prefix+"s-", stale), prefix+"s-s")
+	for _, names := range txtarNamespaces {
+		for _, n := range names {
+			own.addNetns(t, n)
+		}
+	}
 
-	var files []string
+	p := scriptParams(t)
+	p.Dir, p.Files = "", foreignStateScripts(t)
+	t.Run("scripts", func(t *testing.T) { testscript.Run(t, p) })
+
+	if d := own.changed(); d != "" {
+		t.Errorf("the testscripts touched another user's kept lab, stale journal or namespace:\n%s", d)
+	}
+}
+
+// foreignStateScripts are the testscripts TestForeignStateSurvives runs:
+// those that call `nkscript cleanup` (exec nkscript or nkrun) and those
+// of txtarNamespaces.
+func foreignStateScripts(t *testing.T) []string {
+	t.Helper()
 	scripts, err := filepath.Glob("../../testdata/script/*.txtar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	callsCleanup := regexp.MustCompile(`(?m)^[^#\n]*\bnkscript\b.*\bcleanup\b`)
+	var files []string
+	callsCleanup := regexp.MustCompile(`(?m)^[^#\n]*\b(nkscript|nkrun)\b.*\bcleanup\b`)
 	for _, f := range scripts {
 		if b, err := os.ReadFile(f); err == nil && callsCleanup.Match(commandsOf(b)) {
 			files = append(files, f)
@@ -89,13 +121,16 @@ func TestForeignStateSurvives(t *testing.T) {
 		t.Fatal("no testscript calls nkscript cleanup: the test checks nothing")
 	}
 	t.Logf("testscripts that call nkscript cleanup: %v", files)
-	p := scriptParams(t)
-	p.Dir, p.Files = "", files
-	t.Run("scripts", func(t *testing.T) { testscript.Run(t, p) })
-
-	if d := own.changed(); d != "" {
-		t.Errorf("the testscripts touched another user's kept lab or stale journal:\n%s", d)
+	for name := range txtarNamespaces {
+		f := filepath.Join("../../testdata/script", name)
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("txtarNamespaces: %v", err)
+		}
+		if !slices.Contains(files, f) {
+			files = append(files, f)
+		}
 	}
+	return files
 }
 
 // commandsOf returns a txtar archive's script: what comes before its
@@ -167,8 +202,26 @@ func (o *foreignObjects) add(t *testing.T, pid int, names ...string) {
 		if err != nil {
 			t.Fatalf("namespace %s of run %d: %v", n, pid, err)
 		}
-		o.netns[n] = ino
+		o.netns[n], o.links[n] = ino, netnsLinks(n)
 	}
+}
+
+// addNetns makes the namespace name with `ip netns add` and records it;
+// it fails if name is taken: then it is someone else's, which this test
+// must not touch.
+func (o *foreignObjects) addNetns(t *testing.T, name string) {
+	t.Helper()
+	if _, err := netnsInode(name); err == nil {
+		t.Fatalf("namespace %s exists already, someone else's: this test cannot check that it survives", name)
+	}
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
+	}
+	ino, err := netnsInode(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.netns[name], o.links[name] = ino, netnsLinks(name)
 }
 
 // changed says what of o is gone or different, or "".
@@ -179,6 +232,8 @@ func (o *foreignObjects) changed() string {
 			d = append(d, fmt.Sprintf("namespace %s: %v", n, err))
 		} else if got != ino {
 			d = append(d, fmt.Sprintf("namespace %s is another namespace (inode %d, was %d)", n, got, ino))
+		} else if l := netnsLinks(n); l != o.links[n] {
+			d = append(d, fmt.Sprintf("namespace %s has other links:\n%s\nwas:\n%s", n, l, o.links[n]))
 		}
 	}
 	for path, content := range o.journals {
@@ -209,6 +264,13 @@ func (o *foreignObjects) remove(t *testing.T) {
 			}
 		}
 	}
+}
+
+// netnsLinks is what `ip -br link` shows in the namespace name, or the
+// error it printed.
+func netnsLinks(name string) string {
+	out, _ := exec.Command("ip", "-n", name, "-br", "link").CombinedOutput()
+	return string(out)
 }
 
 // netnsInode is the inode of the namespace mounted at /run/netns/name.

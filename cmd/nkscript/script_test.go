@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -26,6 +27,21 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI golden tests in testdata/script. Each txtar
 // file is a sequence of commands with their expected output; run
 // `go test ./cmd/nkscript -run TestScripts -update` to rewrite it.
+//
+// The scripts share the machine with other suites, so every name they make
+// carries $P, a prefix unique to the script on the machine, and every run
+// journals into a directory of the script's own ($JD=$WORK/journals).
+// Besides testscript's commands they have:
+//
+//	nkrun [-net] ARGS...
+//
+// which runs `nkscript --prefix=$P ARGS...`, with -net in a network
+// namespace of its own (unshare --net), and takes $P out of its standard
+// output and error, so that what they check is what the script names. Like
+// exec, it takes the input `stdin` set and may be negated with `!`. A check
+// of the machine's state names what a run made with $P in front
+// (`ip netns list` then `! stdout '^'$P'at_'`). Commands that cannot go
+// through nkrun (sh -c pipelines) pass --prefix=$P themselves.
 func TestScripts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Skipf(t, "needs root: the scripts create namespaces and links")
@@ -67,6 +83,31 @@ func scriptParams(t *testing.T) testscript.Params {
 			return nil
 		},
 		Condition: scriptCondition,
+		Cmds:      map[string]func(*testscript.TestScript, bool, []string){"nkrun": cmdNkrun},
+	}
+}
+
+// cmdNkrun is the scripts' nkrun command: see TestScripts.
+func cmdNkrun(ts *testscript.TestScript, neg bool, args []string) {
+	p := ts.Getenv("P")
+	if p == "" {
+		ts.Fatalf("nkrun: $P is empty")
+	}
+	argv := []string{"nkscript", "--prefix=" + p}
+	if len(args) > 0 && args[0] == "-net" {
+		argv, args = append([]string{"unshare", "--net"}, argv...), args[1:]
+	}
+	if len(args) == 0 {
+		ts.Fatalf("usage: nkrun [-net] ARGS...")
+	}
+	err := ts.Exec(argv[0], append(argv[1:], args...)...)
+	fmt.Fprint(ts.Stdout(), strings.ReplaceAll(ts.ReadFile("stdout"), p, ""))
+	fmt.Fprint(ts.Stderr(), strings.ReplaceAll(ts.ReadFile("stderr"), p, ""))
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("unexpected nkrun failure: %v", err)
+	case err == nil && neg:
+		ts.Fatalf("unexpected nkrun success")
 	}
 }
 

@@ -55,6 +55,9 @@ makes the exit code 1 too (make test uses it: CI must run every lab).
 a failed run leaves its part of the golden file as it was.
 --run REGEX runs only the tests whose NAME matches (unanchored).
 --timeout applies to each test run.
+'nkscript --prefix P test' puts P in front of the names of the namespaces and
+host links the tests create, and takes P out of their output before comparing it
+with, or writing it to, the golden files: pick a P the output has nowhere else.
 --vm=auto runs the whole batch in one microVM when a selected script uses
 netkit_pair and the host kernel lacks netkit; when the host cannot boot a
 microVM either, those scripts are skipped. --vm=never runs on the host, where
@@ -164,7 +167,7 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	t.Kernel, t.Timeout, t.JournalDir, t.JSON = o.kernel, o.timeout, o.journalDir, o.json
+	t.Kernel, t.Timeout, t.JournalDir, t.JSON, t.Prefix = o.kernel, o.timeout, o.journalDir, o.json, o.prefix
 	t.RunInVM = func(ctx context.Context, kernel string, args []string, out, errOut io.Writer) int {
 		guest := *o
 		guest.json = false // the guest's results come back marked, not as a document
