@@ -175,9 +175,36 @@ func (r *Run) allowed(path string) bool {
 // Report returns the run's report of every expectation checked so far.
 func (r *Run) Report() *Report { return &r.report }
 
-// ExecFile runs the script at path, returning its globals.
+// ExecFile runs the script at path, returning its globals. A script
+// that checks traffic has the drop monitor prepared while it builds its
+// lab.
 func (r *Run) ExecFile(thread *starlark.Thread, path string, src any) (starlark.StringDict, error) {
-	return starlark.ExecFileOptions(FileOptions, thread, path, src, r.Globals())
+	predeclared := r.Globals()
+	f, prog, err := starlark.SourceProgramOptions(FileOptions, path, src, predeclared.Has)
+	if err != nil {
+		return nil, err
+	}
+	if mentions(f, dropWatchers) {
+		datapath.PrepareDropMonitor()
+	}
+	g, err := prog.Init(thread, predeclared)
+	g.Freeze()
+	return g, err
+}
+
+// dropWatchers are the builtins that start the drop monitor.
+var dropWatchers = map[string]bool{"expect_pass": true, "expect_drop": true, "drops": true}
+
+// mentions reports whether the file f uses any of the names.
+func mentions(f *syntax.File, names map[string]bool) bool {
+	found := false
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if id, ok := n.(*syntax.Ident); ok && names[id.Name] {
+			found = true
+		}
+		return !found
+	})
+	return found
 }
 
 // load implements load("lib.star", "sym"): the module path is relative to

@@ -30,6 +30,17 @@ type dropKernel struct {
 	flushed chan struct{}
 }
 
+var prepareDrops sync.Once
+
+// PrepareDropMonitor reads, in the background and once per process, what
+// starting the drop monitor spends most of its time on: the running
+// kernel's BTF, which CO-RE and the reason names need (cilium/ebpf keeps
+// it once read). It loads nothing into the kernel. A run that will check
+// traffic calls it early, so that its first check does not wait for it.
+func PrepareDropMonitor() {
+	prepareDrops.Do(func() { go btf.LoadKernelSpec() })
+}
+
 // startDropKernel loads the drop monitor and attaches it. A kernel
 // without BTF, which CO-RE and the reason names need, is ErrNotSupported.
 func startDropKernel() (_ *dropKernel, err error) {
