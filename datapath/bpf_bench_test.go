@@ -119,7 +119,7 @@ func BenchmarkBundledPrograms(b *testing.B) {
 	requireBPF(b)
 	tcp := tcpSYN(b, "192.168.100.5", "10.0.2.2", 80)
 	b.Run("empty", func(b *testing.B) { benchEmpty(b, ebpf.SchedCLS, -1, tcp) })
-	b.Run("xdp_empty", func(b *testing.B) { benchEmpty(b, ebpf.XDP, int32(xdpPass), tcp) })
+	b.Run("xdp_empty", func(b *testing.B) { benchEmpty(b, ebpf.XDP, int32(xdpPass), udpTo(b, "10.0.1.2", "10.0.2.2", 53)) })
 	for _, c := range bpfBenchCases(b) {
 		b.Run(c.name, func(b *testing.B) { benchCase(b, c) })
 	}

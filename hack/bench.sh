@@ -52,6 +52,8 @@ fail() {
 }
 # tail_of FILE...: the last lines a failed command printed, for its message.
 tail_of() { cat "$@" 2>/dev/null | grep -v '^nsrelease:' | tail -n 3 || true; }
+# why STATUS FILE...: "exit status N" and the last lines the command printed.
+why() { local status=$1 t; shift; t=$(tail_of "$@"); echo "exit status $status${t:+: $t}"; }
 field() { sed -n "s/.*$1=\(-\?[0-9]*\).*/\1/p" <<<"$2"; }
 
 # run1 SERIES CMD...: one run under nsrelease, which times it and then
@@ -63,7 +65,7 @@ run1() {
   "$NSR" -- "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
   line=$(grep '^nsrelease: wall_us=' "$tmp/err" || true)
   if [ "$status" != 0 ] || [ -z "$(field release_us "$line")" ]; then
-    fail "$series" "exit status $status: $(tail_of "$tmp/out" "$tmp/err")"
+    fail "$series" "$(why "$status" "$tmp/out" "$tmp/err")"
     return 0
   fi
   rec run "$series" "$(field wall_us "$line")" "$(field release_us "$line")"
@@ -77,7 +79,7 @@ gnu_value() {
   local series=$1 format=$2 status=0; shift 2
   "$NSR" -- /usr/bin/time -f "$format" -o "$tmp/gnu-time" "$@" >"$tmp/out" 2>&1 || status=$?
   if [ "$status" != 0 ]; then
-    fail "$series" "exit status $status: $(tail_of "$tmp/out")"
+    fail "$series" "$(why "$status" "$tmp/out")"
     return 0
   fi
   rec value "$series" "$(tail -1 "$tmp/gnu-time")"
@@ -91,7 +93,7 @@ time_run() {
   s=$(now_us)
   "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
   if [ "$status" != 0 ]; then
-    fail "$series" "exit status $status: $(tail_of "$tmp/out" "$tmp/err")"
+    fail "$series" "$(why "$status" "$tmp/out" "$tmp/err")"
     return 0
   fi
   rec run "$series" $(( $(now_us) - s )) 0
@@ -148,14 +150,14 @@ print(p.run(pkt, repeat = 100000).ns_per_run)
 EOF
   local k=20000 name status
   rec param progrun_calls "$k"
-  for name in pass drop_port drop_flow policy_router lb xdp_pass xdp_drop_port; do
+  for name in pass drop_port drop_flow policy_router lb mirror redirect_peer xdp_pass xdp_drop_port; do
     for r in $(seq $([ -n "${QUICK:-}" ] && echo 3 || echo 7)); do
       time_run "progrun/$name/zero" "$NK" --max-steps 100000000 "$cc/run.star" "$name" 0
       time_run "progrun/$name/many" "$NK" --max-steps 100000000 "$cc/run.star" "$name" "$k"
       status=0
       "$NK" "$cc/run.star" "$name" 0 >"$tmp/out" 2>"$tmp/err" || status=$?
       if [ "$status" = 0 ]; then rec value "progrun/$name/kern" "$(tail -1 "$tmp/out")"
-      else fail "progrun/$name/kern" "exit status $status: $(tail_of "$tmp/err")"; fi
+      else fail "progrun/$name/kern" "$(why "$status" "$tmp/err")"; fi
     done
   done
 }
@@ -195,7 +197,7 @@ section_b2b() {
     "$NSR" --no-wait -- "$NK" $LAB 100 >/dev/null 2>"$tmp/err" || status=$?
     line=$(grep '^nsrelease: wall_us=' "$tmp/err" || true)
     if [ "$status" = 0 ] && [ -n "$line" ]; then rec run b2b/back "$(field wall_us "$line")" 0
-    else fail b2b/back "exit status $status: $(tail_of "$tmp/err")"; fi
+    else fail b2b/back "$(why "$status" "$tmp/err")"; fi
     # A run that waits until everything is released, then the settled one.
     "$NSR" -- "$NK" $LAB 100 >/dev/null 2>"$tmp/err" || fail b2b/settled "the run before: $(tail_of "$tmp/err")"
     run1 b2b/settled "$NK" $LAB 100

@@ -99,7 +99,7 @@ func summary(w *writer, r *Results, goals []goal) bool {
 	if len(fails) == 0 {
 		w.line("No benchmark failed.")
 	} else {
-		w.f("%d failures:", len(fails))
+		w.f("Failures (%d):", len(fails))
 		w.line("")
 		for _, f := range fails {
 			w.line(f)
