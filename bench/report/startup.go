@@ -146,8 +146,8 @@ func parsePhases(text string, profile bool) map[string]time.Duration {
 	return out
 }
 
-// phaseTable puts the phases of the two programs that cover the same work
-// side by side.
+// phaseTable puts the phases of the two programs side by side, nkscript's
+// summed into the groups chaingo reports.
 func phaseTable(w *writer, nk, gov map[string]time.Duration) {
 	pairs := []struct{ nk, gov []string }{
 		{[]string{"namespaces"}, []string{"namespaces"}},
@@ -167,7 +167,8 @@ func phaseTable(w *writer, nk, gov map[string]time.Duration) {
 		}
 		return t, true
 	}
-	w.line("Side by side, where the two programs' phases cover the same work:")
+	w.line("The same timings side by side, nkscript's phases summed into the Go program's groups (the grouping is")
+	w.line("this report's; each figure is the sum of the phases named):")
 	w.line("")
 	w.line("| nkscript phases | nkscript | Go program phases | go | nkscript − go |")
 	w.line("|---|---|---|---|---|")
