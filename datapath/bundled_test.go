@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 )
 
 const verdictRedirect = 7 // TC_ACT_REDIRECT
@@ -125,86 +124,5 @@ func TestBundledMirror(t *testing.T) {
 	}
 	if s := progStats(t, p); s.Passed != 2 || s.Redirected != 1 {
 		t.Errorf("stats %+v, want 2 passed, 1 redirected (cloned)", s)
-	}
-}
-
-// BenchmarkBundledPrograms measures every bundled program's cost per
-// packet with BPF_PROG_TEST_RUN (cilium/ebpf Program.Benchmark): ns/pkt,
-// next to pass, the cheapest program there is, for the ratio.
-func BenchmarkBundledPrograms(b *testing.B) {
-	requireBPF(b)
-	tcp := tcpSYN(b, "192.168.100.5", "10.0.2.2", 80)
-	cases := []struct {
-		name  string
-		spec  ProgramSpec
-		setup func(*Program) error
-		pkt   []byte
-	}{
-		{"pass", ProgramSpec{Name: "pass"}, nil, tcp},
-		{"drop_port", ProgramSpec{Name: "drop_port", Consts: map[string]int64{"port": 81}}, nil, tcp},
-		{"drop_flow", ProgramSpec{Name: "drop_flow", Consts: map[string]int64{"proto": 17}}, nil, tcp},
-		{"policy_router/match", ProgramSpec{Name: "policy_router"}, func(p *Program) error {
-			m, err := p.Map("policy_routes_v4")
-			if err != nil {
-				return err
-			}
-			return m.Put("192.168.100.5/32", map[string]any{"ifindex": int64(1), "next_hop": "10.0.1.1"})
-		}, tcp},
-		{"policy_router/miss", ProgramSpec{Name: "policy_router"}, nil, tcp},
-		{"lb/3-backends", ProgramSpec{Name: "lb"}, func(p *Program) error {
-			v, err := p.Map("vip")
-			if err != nil {
-				return err
-			}
-			if err := v.Put(int64(0), map[string]any{"addr": "10.0.2.2"}); err != nil {
-				return err
-			}
-			bs, err := p.Map("backends")
-			if err != nil {
-				return err
-			}
-			for i := range 3 {
-				if err := bs.Put(int64(i), map[string]any{"ifindex": int64(1), "addr": "10.0.1.2"}); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, tcp},
-		{"mirror/off", ProgramSpec{Name: "mirror"}, nil, tcp},
-	}
-	// The floor: a program that only returns, so BENCHMARKS.md can tell
-	// the test run's own cost from the programs'.
-	b.Run("empty", func(b *testing.B) {
-		p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer p.Close()
-		_, per, err := p.Benchmark(tcp, b.N, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(per.Nanoseconds()), "ns/pkt")
-	})
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			p, err := LoadProgram(c.spec)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			if c.setup != nil {
-				if err := c.setup(p); err != nil {
-					b.Fatal(err)
-				}
-			}
-			// The kernel repeats the run b.N times and reports the mean.
-			_, per, err := kprog(p).Benchmark(c.pkt, b.N, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(per.Nanoseconds()), "ns/pkt")
-		})
 	}
 }
