@@ -114,7 +114,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.trace, "trace", false, "stream what BPF programs write with bpf_printk to stderr while the script runs")
 	fs.BoolVar(&o.explain, "explain", false, "print every packet the kernel drops in the lab's namespaces to stderr as it happens: where (namespace, device, hook, program) and why")
 	fs.BoolVar(&o.pauseFail, "pause-on-fail", false, "at the first failed expectation, keep the lab up and wait for Enter, printing how to enter each namespace")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, bpftool) that would build the lab; bash runs them")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "change nothing: print the shell commands (ip, sysctl, tc, bpftool) that would build the lab; bash runs them")
 	fs.StringVar(&o.prefix, "prefix", "", "put `P` in front of the names of the namespaces the script creates and of its links in the host, so that runs of one script can share a machine")
 	fs.StringArrayVar(&o.allowPaths, "allow-path", nil, "let load() read files under `DIR` too, not only under the script's directory (repeatable)")
 	fs.StringVar(&o.clang, "clang", "", "compile program(\"x.bpf.c\") sources with this clang, a path or a name in $PATH (default $NKSCRIPT_CLANG, else clang-19, else clang)")

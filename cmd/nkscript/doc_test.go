@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -10,13 +11,9 @@ import (
 	"github.com/nkscript/nkscript/builtins"
 )
 
-var updateReadme = flag.Bool("update-readme", false, "rewrite README.md's builtin reference from `nkscript doc`")
+var updateReadme = flag.Bool("update-readme", false, "rewrite README.md's builtin reference and flag list from what nkscript says")
 
-const (
-	readmePath  = "../../README.md"
-	beginMarker = "<!-- BEGIN nkscript doc -->\n"
-	endMarker   = "<!-- END nkscript doc -->\n"
-)
+const readmePath = "../../README.md"
 
 // TestReadmeDoc checks that README.md's builtin reference is exactly what
 // `nkscript doc` prints; -update-readme rewrites it.
@@ -25,6 +22,24 @@ func TestReadmeDoc(t *testing.T) {
 	if code := run([]string{"doc"}, &out, &errOut); code != exitOK {
 		t.Fatalf("nkscript doc: exit %d: %s", code, errOut.String())
 	}
+	readmeBlock(t, "doc", out.String(), "Edit builtins/doc.go, not the README")
+}
+
+// TestReadmeFlags checks that README.md lists every flag of a run, as
+// `nkscript --help` does; -update-readme rewrites the list.
+func TestReadmeFlags(t *testing.T) {
+	var o options
+	fs := newFlags(&o, io.Discard)
+	readmeBlock(t, "flags", "```text\n"+fs.FlagUsages()+"```\n", "Edit the flags in cli.go, not the README")
+}
+
+// readmeBlock checks that README.md has want between the lines
+// "<!-- BEGIN nkscript NAME -->" and "<!-- END nkscript NAME -->", or
+// writes it there with -update-readme; hint says what to edit instead.
+func readmeBlock(t *testing.T, name, want, hint string) {
+	t.Helper()
+	beginMarker := "<!-- BEGIN nkscript " + name + " -->\n"
+	endMarker := "<!-- END nkscript " + name + " -->\n"
 	readme, err := os.ReadFile(readmePath)
 	if err != nil {
 		t.Fatal(err)
@@ -37,17 +52,17 @@ func TestReadmeDoc(t *testing.T) {
 	}
 	begin += len(beginMarker)
 	if *updateReadme {
-		s = s[:begin] + out.String() + s[end:]
+		s = s[:begin] + want + s[end:]
 		if err := os.WriteFile(readmePath, []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	if got := s[begin:end]; got != out.String() {
-		line := 1 + strings.Count(s[:begin], "\n") + strings.Count(commonPrefix(got, out.String()), "\n")
-		t.Errorf("README.md's builtin reference differs from `nkscript doc` (first difference on README.md line %d).\n"+
-			"Edit builtins/doc.go, not the README, then regenerate with\n"+
-			"\tgo test ./cmd/nkscript -run TestReadmeDoc -update-readme", line)
+	if got := s[begin:end]; got != want {
+		line := 1 + strings.Count(s[:begin], "\n") + strings.Count(commonPrefix(got, want), "\n")
+		t.Errorf("README.md's %s block differs from what nkscript says (first difference on README.md line %d).\n"+
+			"%s, then regenerate with\n"+
+			"\tgo test ./cmd/nkscript -run TestReadme -update-readme", name, line, hint)
 	}
 }
 
