@@ -85,6 +85,18 @@ else
   echo "microVM sweep skipped (VM=0): the report says so"
 fi
 
+# The tests that download a kernel: a pinned version the archive lacks
+# falls back to the newest of its series, and a user without root fetches
+# into their own cache.
+echo "== kernel fetching (downloads about 150 MB)"
+if NKSCRIPT_TEST_KERNEL_FETCH=1 $GO test -count=1 -v -timeout 30m -run 'TestKernelFallbackFetch|TestNonRootFetch' ./vm ./cmd/nkscript >"$tmp/fetch.log" 2>&1; then
+  fetchresult=pass
+else
+  fetchresult=FAIL; status=1
+  echo "kernel fetching FAILED:"; tail -30 "$tmp/fetch.log"
+fi
+grep -E '^(--- |ok|FAIL)' "$tmp/fetch.log"
+
 # Every fuzz target for FUZZTIME.
 echo "== fuzzing, $FUZZTIME per target"
 fuzzrows=""
@@ -134,6 +146,7 @@ version="the long version: each operation and each undo step made to fail and, i
   echo
   echo "| measure | value |"
   echo "|---|---|"
+  echo "| kernel fetching: a vanished pin falls back within its series; a user without root fetches into their cache | $fetchresult |"
   echo "| signals that interrupted a run (exit 1, \"interrupted\"), seed $(json seed "$host") | $(signals "$host" interrupted) |"
   echo "| SIGKILLs that killed a run (then \`nkscript cleanup\`) | $(signals "$host" killed) |"
   echo "| signals delivered after which the run still ended normally (exit 0) | $(signals "$host" "ended normally") |"

@@ -88,7 +88,7 @@ func checkPrintURIs(t *testing.T, ctx context.Context, opts []string, d Deb, rel
 // it in the cache. Only with NKSCRIPT_TEST_KERNEL_FETCH=1.
 func TestKernelFallbackFetch(t *testing.T) {
 	if os.Getenv("NKSCRIPT_TEST_KERNEL_FETCH") != "1" {
-		t.Skip("downloads a kernel: set NKSCRIPT_TEST_KERNEL_FETCH=1")
+		testenv.SkipBecause(t, testenv.KernelFetch, "NKSCRIPT_TEST_KERNEL_FETCH is not 1")
 	}
 	t.Setenv("NKSCRIPT_CACHE", t.TempDir())
 	spec := LegacyKernel
@@ -187,7 +187,7 @@ func TestCheckFeatures(t *testing.T) {
 func TestPinnedKernelsHaveTheirFeatures(t *testing.T) {
 	kdir, err := kernelsDir()
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	for _, k := range PinnedKernels {
 		config := filepath.Join(kdir, k.Release, "config")

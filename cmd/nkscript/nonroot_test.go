@@ -173,7 +173,7 @@ func TestNonRoot(t *testing.T) {
 // in nobody's cache. Only with NKSCRIPT_TEST_KERNEL_FETCH=1.
 func TestNonRootFetch(t *testing.T) {
 	if os.Getenv("NKSCRIPT_TEST_KERNEL_FETCH") != "1" {
-		t.Skip("downloads a kernel: set NKSCRIPT_TEST_KERNEL_FETCH=1")
+		testenv.SkipBecause(t, testenv.KernelFetch, "NKSCRIPT_TEST_KERNEL_FETCH is not 1")
 	}
 	e := newNonRootEnv(t)
 	e.seedKernel(t, vm.DefaultKernel)

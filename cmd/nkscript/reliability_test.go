@@ -189,12 +189,14 @@ func sweepPlan(ops, undos int, long bool, day int) []fault {
 // the sysctls labs change), the named namespaces, bpffs pins, tracing
 // instances and the journals. While other packages' tests run beside
 // these (go test ./...), the snapshot is local to the namespaces the
-// labs can name; `make reliability` (NKSCRIPT_RELIABILITY=long), which
+// labs can name and to the tracing instances nkscript names
+// (internal/machine's tests make others); `make reliability` (NKSCRIPT_RELIABILITY=long), which
 // runs this package alone, or NKSCRIPT_SNAPSHOT=machine takes the whole
 // machine: every namespace by inode, BPF objects by ID, qemu processes.
 func machineState(t *testing.T, hostNs, journals string) []string {
 	t.Helper()
-	opts := machine.Options{Journals: []string{journals}, Hosts: []string{hostNs}, Namespaces: labNetnsName().MatchString, Local: true}
+	opts := machine.Options{Journals: []string{journals}, Hosts: []string{hostNs}, Namespaces: labNetnsName().MatchString, Local: true,
+		TraceInstances: func(name string) bool { return strings.HasPrefix(name, "nkscript-") }}
 	if mode := os.Getenv("NKSCRIPT_SNAPSHOT"); mode == "machine" || (mode == "" && longReliability()) {
 		opts = machine.Options{Journals: []string{journals, machine.DefaultJournalDir}, Hosts: []string{hostNs}}
 	}

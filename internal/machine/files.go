@@ -96,7 +96,7 @@ func (c *collector) traceInstances(mounted bool) error {
 		return fmt.Errorf("list tracing instances: %w", err)
 	}
 	for _, e := range ents {
-		if c.opts.Local && ownedByLiveProcess(e.Name()) {
+		if c.opts.Local && ownedByLiveProcess(e.Name()) || c.opts.TraceInstances != nil && !c.opts.TraceInstances(e.Name()) {
 			continue
 		}
 		c.add("trace-instance %s", e.Name())

@@ -58,6 +58,9 @@ type Options struct {
 	// Namespaces selects the named namespaces that are listed and
 	// entered; nil selects all of them.
 	Namespaces func(name string) bool
+	// TraceInstances selects the tracing instances that are listed; nil
+	// selects all of them.
+	TraceInstances func(name string) bool
 	// Local restricts the snapshot to what the selected namespaces hold,
 	// for tests that run while other tests change the machine: it leaves
 	// out the snapshotting process's own namespace, anonymous namespaces,
