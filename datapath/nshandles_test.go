@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -106,4 +107,60 @@ func TestManyNamespacesBoundedFds(t *testing.T) {
 		t.Errorf("%d descriptors open after Close, %d before the lab's namespaces", after, before)
 	}
 	t.Logf("%d namespaces: at most %d descriptors open (%d before)", n, most, before)
+}
+
+// TestProcWorkerHoldsNoNamespaces checks that the proc worker's mount
+// namespace (see procWorker) holds no copy of the lab's namespace
+// mounts, which would keep a deleted namespace alive, and that sysctls
+// go through it.
+func TestProcWorkerHoldsNoNamespaces(t *testing.T) {
+	requireRoot(t)
+	lab, _ := testLab(t)
+	a, err := lab.Netns(uniqueName("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Sysctl(a, "net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if theProcWorker() == nil {
+		t.Skip("no proc worker on this machine")
+	}
+	b, err := lab.Netns(uniqueName("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []*Netns{a, b} {
+		if v, err := ReadSysctl(ns, "net.ipv4.ip_forward"); err != nil || v != map[*Netns]string{a: "1", b: "0"}[ns] {
+			t.Errorf("ip_forward in %s: %q, %v", ns.Name(), v, err)
+		}
+	}
+	own, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers := 0
+	for _, task := range tasks {
+		dir := "/proc/self/task/" + task.Name()
+		if mnt, err := os.Readlink(dir + "/ns/mnt"); err != nil || mnt == own {
+			continue
+		}
+		workers++
+		info, err := os.ReadFile(dir + "/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ns := range []*Netns{a, b} {
+			if strings.Contains(string(info), " "+ns.Path()+" ") {
+				t.Errorf("the proc worker's mount namespace holds %s", ns.Path())
+			}
+		}
+	}
+	if workers != 1 {
+		t.Errorf("%d threads in a mount namespace of their own, want the proc worker's", workers)
+	}
 }
