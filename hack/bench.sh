@@ -468,7 +468,7 @@ $GO test -run '^$' -bench . -benchtime 10x ./cmd/nkscript >"$tmp/micro-cli" 2>&1
   echo '```'
   echo
   echo "Entering a namespace for a short /proc operation: \`Do\` (a new locked goroutine per call) against \`doQuick\`"
-  echo "(the caller's own thread, switched in and out), which sysctls and the IPv6 readiness check now use:"
+  echo "(one long-lived locked thread, switched in and out), which sysctls and the IPv6 readiness check now use:"
   echo
   echo '```'
   cat "$tmp/benchstat-enter"
