@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -115,7 +116,7 @@ func (m XDPMode) flags() link.XDPAttachFlags {
 // xdpModeOf is the mode of the XDP program on a device, as the kernel
 // reports it; asked if the kernel does not say.
 func xdpModeOf(ns *Netns, ifindex int, asked XDPMode) XDPMode {
-	k, err := ns.Handle().LinkByIndex(ifindex)
+	k, err := nlQuery(ns, (*netlink.Handle).LinkByIndex, ifindex)
 	if err != nil || k.Attrs().Xdp == nil {
 		return asked
 	}
@@ -130,7 +131,7 @@ func xdpModeOf(ns *Netns, ifindex int, asked XDPMode) XDPMode {
 
 // deviceName names the device with ifindex in ns for a message.
 func deviceName(ns *Netns, ifindex int) string {
-	if k, err := ns.Handle().LinkByIndex(ifindex); err == nil {
+	if k, err := nlQuery(ns, (*netlink.Handle).LinkByIndex, ifindex); err == nil {
 		return fmt.Sprintf("%q", k.Attrs().Name)
 	}
 	return fmt.Sprintf("ifindex %d", ifindex)

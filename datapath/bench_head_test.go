@@ -13,7 +13,7 @@ import (
 // BenchmarkEnterNetns compares the two ways of running a short file
 // operation (reading a sysctl) inside another namespace: Do (a new locked
 // goroutine per call, its thread discarded if it cannot be switched back)
-// and doQuick (the calling goroutine's own thread, switched in and out).
+// and doQuick (the proc worker's thread, switched in and out).
 func BenchmarkEnterNetns(b *testing.B) {
 	ns := testNetns(b)
 	read := func() error {

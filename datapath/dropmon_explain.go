@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 )
 
 // DropReport is a drop, or a run of identical drops, said in the lab's
@@ -206,8 +208,8 @@ func (l *Lab) explainDrop(d Drop, rose map[uint32]bool) DropReport {
 	switch {
 	case dev != nil:
 		r.Dev = dev.name
-	case ns != nil && ns.nl != nil && d.Ifindex != 0:
-		if nl, err := ns.nl.LinkByIndex(d.Ifindex); err == nil {
+	case ns != nil && ns.kern && d.Ifindex != 0:
+		if nl, err := nlQuery(ns, (*netlink.Handle).LinkByIndex, d.Ifindex); err == nil {
 			r.Dev = nl.Attrs().Name
 		}
 	}

@@ -65,24 +65,30 @@ func parseNetkitPolicy(what, s string) (netlink.NetkitPolicy, error) {
 // pairDevice builds the netlink request for a pair, checking its options;
 // with probe it also checks that the running kernel has what they need.
 func pairDevice(o PairOptions, probe bool) (netlink.Link, error) {
+	return pairDeviceAt(o, probe, -1)
+}
+
+// pairDeviceAt is pairDevice with the peer created in the namespace
+// peerFd refers to (-1: in the primary's).
+func pairDeviceAt(o PairOptions, probe bool, peerFd int) (netlink.Link, error) {
 	attrs := netlink.LinkAttrs{Name: o.Primary, MTU: o.MTU}
 	switch o.Kind {
 	case Veth:
 		v := &netlink.Veth{LinkAttrs: attrs, PeerName: o.Peer}
-		if o.PeerNs != o.PrimaryNs && probe {
-			v.PeerNamespace = netlink.NsFd(o.PeerNs.Fd())
+		if peerFd >= 0 {
+			v.PeerNamespace = netlink.NsFd(peerFd)
 		}
 		if o.MTU != 0 {
 			v.PeerMTU = uint32(o.MTU)
 		}
 		return v, nil
 	case Netkit:
-		return netkitDevice(o, attrs, probe)
+		return netkitDevice(o, attrs, probe, peerFd)
 	}
 	return nil, fmt.Errorf("unknown pair kind %q", o.Kind)
 }
 
-func netkitDevice(o PairOptions, attrs netlink.LinkAttrs, probe bool) (*netlink.Netkit, error) {
+func netkitDevice(o PairOptions, attrs netlink.LinkAttrs, probe bool, peerFd int) (*netlink.Netkit, error) {
 	nk := &netlink.Netkit{LinkAttrs: attrs, Scrub: netlink.NETKIT_SCRUB_DEFAULT, PeerScrub: netlink.NETKIT_SCRUB_DEFAULT}
 	if err := o.netkitKnobs(nk, probe); err != nil {
 		return nil, err
@@ -106,8 +112,8 @@ func netkitDevice(o PairOptions, attrs netlink.LinkAttrs, probe bool) (*netlink.
 	if o.PeerMTU != 0 {
 		peer.MTU = o.PeerMTU
 	}
-	if o.PeerNs != o.PrimaryNs && probe {
-		peer.Namespace = netlink.NsFd(o.PeerNs.Fd())
+	if peerFd >= 0 {
+		peer.Namespace = netlink.NsFd(peerFd)
 	}
 	nk.SetPeerAttrs(&peer)
 	return nk, nil
@@ -119,7 +125,16 @@ func (k *kernel) CreatePair(o PairOptions) (int, int, error) {
 			return 0, 0, err
 		}
 	}
-	dev, err := pairDevice(o, true)
+	peerFd := -1
+	if o.PeerNs != o.PrimaryNs {
+		h, err := o.PeerNs.acquire()
+		if err != nil {
+			return 0, 0, fmt.Errorf("create %s pair %s/%s: %w", o.Kind, o.Primary, o.Peer, err)
+		}
+		defer o.PeerNs.release(h)
+		peerFd = h.fd()
+	}
+	dev, err := pairDeviceAt(o, true, peerFd)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -132,14 +147,14 @@ func (k *kernel) CreatePair(o PairOptions) (int, int, error) {
 		return 0, 0, fmt.Errorf("create %s pair %s/%s: %w", o.Kind, o.Primary, o.Peer, err)
 	}
 	primIdx := dev.Attrs().Index
-	peerDev, err := o.PeerNs.nl.LinkByName(o.Peer)
+	peerDev, err := nlQuery(o.PeerNs, (*netlink.Handle).LinkByName, o.Peer)
 	if err == nil && primIdx == 0 {
 		err = fmt.Errorf("no device named %q in %s", o.Primary, o.PrimaryNs.name)
 	}
 	if err != nil {
 		// The pair exists but we cannot name it: remove it by the name we
 		// just created it under, before anyone else can reuse it.
-		if derr := o.PrimaryNs.nl.LinkDel(dev); derr != nil {
+		if derr := nlExec(o.PrimaryNs, (*netlink.Handle).LinkDel, dev); derr != nil {
 			err = errors.Join(err, fmt.Errorf("remove it: %w", derr))
 		}
 		return 0, 0, fmt.Errorf("create %s pair %s/%s: look up new devices: %w", o.Kind, o.Primary, o.Peer, err)
@@ -152,7 +167,7 @@ func (k *kernel) CreatePair(o PairOptions) (int, int, error) {
 func addPairDevice(o PairOptions, dev netlink.Link) error {
 	nk, ok := dev.(*netlink.Netkit)
 	if !ok || (o.Headroom == 0 && o.Tailroom == 0) {
-		return o.PrimaryNs.nl.LinkAdd(dev)
+		return nlExec(o.PrimaryNs, (*netlink.Handle).LinkAdd, dev)
 	}
 	var peerNs *Netns
 	if o.PeerNs != o.PrimaryNs {
@@ -165,7 +180,7 @@ func addPairDevice(o PairOptions, dev netlink.Link) error {
 	if err := createNetkit(o.PrimaryNs, nk, peer, peerNs, uint16(o.Headroom), uint16(o.Tailroom)); err != nil {
 		return err
 	}
-	if got, err := o.PrimaryNs.nl.LinkByName(o.Primary); err == nil {
+	if got, err := nlQuery(o.PrimaryNs, (*netlink.Handle).LinkByName, o.Primary); err == nil {
 		nk.Index = got.Attrs().Index
 	}
 	return nil
@@ -174,7 +189,7 @@ func addPairDevice(o PairOptions, dev netlink.Link) error {
 // deleteLinkByIdentity deletes the link with ifindex in ns if it still has
 // the given name and kind; a link that is gone or was replaced is left.
 func deleteLinkByIdentity(ns *Netns, ifindex int, name, kind string) error {
-	dev, err := ns.nl.LinkByIndex(ifindex)
+	dev, err := nlQuery(ns, (*netlink.Handle).LinkByIndex, ifindex)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) || errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "no such device") {
@@ -185,7 +200,7 @@ func deleteLinkByIdentity(ns *Netns, ifindex int, name, kind string) error {
 	if dev.Attrs().Name != name || dev.Type() != kind {
 		return nil
 	}
-	if err := ns.nl.LinkDel(dev); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := nlExec(ns, (*netlink.Handle).LinkDel, dev); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete link %s: %w", name, err)
 	}
 	return nil
@@ -193,15 +208,15 @@ func deleteLinkByIdentity(ns *Netns, ifindex int, name, kind string) error {
 
 func (k *kernel) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 	dev := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu}}
-	if err := ns.nl.LinkAdd(dev); err != nil {
+	if err := nlExec(ns, (*netlink.Handle).LinkAdd, netlink.Link(dev)); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return 0, exists("create bridge %s in %s: a link with that name exists already and is not this run's; pick another name", name, ns.name)
 		}
 		return 0, fmt.Errorf("create bridge %s in %s: %w", name, ns.name, err)
 	}
-	got, err := ns.nl.LinkByName(name)
+	got, err := nlQuery(ns, (*netlink.Handle).LinkByName, name)
 	if err != nil {
-		ns.nl.LinkDel(dev)
+		nlExec(ns, (*netlink.Handle).LinkDel, netlink.Link(dev))
 		return 0, fmt.Errorf("create bridge %s: look it up: %w", name, err)
 	}
 	return got.Attrs().Index, nil
@@ -209,11 +224,11 @@ func (k *kernel) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
 
 func (k *kernel) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
 	dev := d.netlinkDevice()
-	add := func() error { return ns.nl.LinkAdd(dev) }
+	add := func() error { return nlExec(ns, (*netlink.Handle).LinkAdd, dev) }
 	if d.Kind == KindTun {
 		// A tun device is made by an ioctl on /dev/net/tun, in the
 		// namespace of the thread that opens it.
-		add = func() error { return ns.Do(func() error { return ns.nl.LinkAdd(dev) }) }
+		add = func() error { return ns.Do(func() error { return nlExec(ns, (*netlink.Handle).LinkAdd, dev) }) }
 	}
 	if err := add(); err != nil {
 		if errors.Is(err, os.ErrExist) || errors.Is(err, unix.EBUSY) {
@@ -227,9 +242,9 @@ func (k *kernel) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
 		}
 		return 0, fmt.Errorf("create %s %s in %s: %w", d.Kind, d.Name, ns.name, err)
 	}
-	got, err := ns.nl.LinkByName(d.Name)
+	got, err := nlQuery(ns, (*netlink.Handle).LinkByName, d.Name)
 	if err != nil {
-		ns.nl.LinkDel(dev)
+		nlExec(ns, (*netlink.Handle).LinkDel, dev)
 		return 0, fmt.Errorf("create %s %s: look it up: %w", d.Kind, d.Name, err)
 	}
 	return got.Attrs().Index, nil
@@ -244,27 +259,30 @@ func (k *kernel) AddFDB(dev *Link, remote netip.Addr) error {
 		HardwareAddr: make(net.HardwareAddr, 6),
 		IP:           remote.AsSlice(),
 	}
-	if err := dev.ns.nl.NeighAppend(n); err != nil {
+	if err := nlExec(dev.ns, (*netlink.Handle).NeighAppend, n); err != nil {
 		return fmt.Errorf("add remote %s to vxlan %s: %w", remote, dev.name, err)
 	}
 	return nil
 }
 
 func (k *kernel) DeleteLink(l *Link) error {
-	if err := l.ns.nl.LinkDel(l.nlLink()); err != nil {
+	if err := nlExec(l.ns, (*netlink.Handle).LinkDel, l.nlLink()); err != nil {
 		return fmt.Errorf("delete link %s in %s: %w", l.name, l.ns.name, err)
 	}
 	return nil
 }
 
 func (k *kernel) MoveLink(l *Link, to *Netns) (int, error) {
-	if err := l.ns.nl.LinkSetNsFd(l.nlLink(), to.Fd()); err != nil {
+	err := to.withFd(func(fd int) error {
+		return nlExec(l.ns, func(h *netlink.Handle, dev netlink.Link) error { return h.LinkSetNsFd(dev, fd) }, l.nlLink())
+	})
+	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return 0, exists("move link %s to %s: a link with that name exists there already", l.name, to.name)
 		}
 		return 0, fmt.Errorf("move link %s from %s to %s: %w", l.name, l.ns.name, to.name, err)
 	}
-	got, err := to.nl.LinkByName(l.name)
+	got, err := nlQuery(to, (*netlink.Handle).LinkByName, l.name)
 	if err != nil {
 		return 0, fmt.Errorf("move link %s to %s: look it up there: %w", l.name, to.name, err)
 	}
@@ -285,7 +303,7 @@ func (k *kernel) DeleteNetns(ns *Netns) error {
 }
 
 func (k *kernel) Loopback(ns *Netns) (int, error) {
-	lo, err := ns.nl.LinkByName("lo")
+	lo, err := nlQuery(ns, (*netlink.Handle).LinkByName, "lo")
 	if err != nil {
 		return 0, err
 	}
@@ -299,7 +317,8 @@ func (k *kernel) AddAddr(l *Link, p netip.Prefix) error {
 		// detection so traffic can start at once.
 		a.Flags = unix.IFA_F_NODAD
 	}
-	if err := l.ns.nl.AddrAdd(l.nlLink(), a); err != nil {
+	err := l.ns.withNetlink(func(h *netlink.Handle) error { return h.AddrAdd(l.nlLink(), a) })
+	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("address %s is already on %s", p, l.name)
 		}
@@ -311,9 +330,9 @@ func (k *kernel) AddAddr(l *Link, p netip.Prefix) error {
 func (k *kernel) SetUp(l *Link, up bool) error {
 	var err error
 	if up {
-		err = l.ns.nl.LinkSetUp(l.nlLink())
+		err = nlExec(l.ns, (*netlink.Handle).LinkSetUp, l.nlLink())
 	} else {
-		err = l.ns.nl.LinkSetDown(l.nlLink())
+		err = nlExec(l.ns, (*netlink.Handle).LinkSetDown, l.nlLink())
 	}
 	if err != nil {
 		return fmt.Errorf("set %s %s: %w", l.name, upDown(up), err)
@@ -339,9 +358,9 @@ func masterWords(br *Link) string {
 func (k *kernel) SetMaster(l, br *Link) error {
 	var err error
 	if br == nil {
-		err = l.ns.nl.LinkSetNoMaster(l.nlLink())
+		err = nlExec(l.ns, (*netlink.Handle).LinkSetNoMaster, l.nlLink())
 	} else {
-		err = l.ns.nl.LinkSetMasterByIndex(l.nlLink(), br.index)
+		err = l.ns.withNetlink(func(h *netlink.Handle) error { return h.LinkSetMasterByIndex(l.nlLink(), br.index) })
 	}
 	if err != nil {
 		return fmt.Errorf("set %s %s: %w", l.name, masterWords(br), err)
@@ -350,21 +369,22 @@ func (k *kernel) SetMaster(l, br *Link) error {
 }
 
 func (k *kernel) SetMTU(l *Link, mtu int) error {
-	if err := l.ns.nl.LinkSetMTU(l.nlLink(), mtu); err != nil {
+	err := l.ns.withNetlink(func(h *netlink.Handle) error { return h.LinkSetMTU(l.nlLink(), mtu) })
+	if err != nil {
 		return fmt.Errorf("set %s mtu %d: %w", l.name, mtu, err)
 	}
 	return nil
 }
 
 func (k *kernel) SetMAC(l *Link, mac net.HardwareAddr) error {
-	if err := l.ns.nl.LinkSetHardwareAddr(l.nlLink(), mac); err != nil {
+	if err := l.ns.withNetlink(func(h *netlink.Handle) error { return h.LinkSetHardwareAddr(l.nlLink(), mac) }); err != nil {
 		return fmt.Errorf("set %s address %s: %w", l.name, mac, err)
 	}
 	return nil
 }
 
 func (k *kernel) AddRoute(ns *Netns, r RouteSpec) error {
-	if err := ns.nl.RouteAdd(r.netlinkRoute()); err != nil {
+	if err := nlExec(ns, (*netlink.Handle).RouteAdd, r.netlinkRoute()); err != nil {
 		switch {
 		case errors.Is(err, os.ErrExist):
 			return fmt.Errorf("route %s in %s: a route to %s exists already", r, ns.name, r.Dst)
@@ -377,7 +397,7 @@ func (k *kernel) AddRoute(ns *Netns, r RouteSpec) error {
 }
 
 func (k *kernel) DeleteRoute(ns *Netns, r RouteSpec) error {
-	if err := ns.nl.RouteDel(r.netlinkRoute()); err != nil {
+	if err := nlExec(ns, (*netlink.Handle).RouteDel, r.netlinkRoute()); err != nil {
 		if isNoSuchObject(err) {
 			return fmt.Errorf("route %s in %s: there is no such route (any more)", r, ns.name)
 		}
@@ -387,7 +407,7 @@ func (k *kernel) DeleteRoute(ns *Netns, r RouteSpec) error {
 }
 
 func (k *kernel) AddRule(ns *Netns, r RuleSpec) error {
-	if err := ns.nl.RuleAdd(r.netlinkRule()); err != nil {
+	if err := nlExec(ns, (*netlink.Handle).RuleAdd, r.netlinkRule()); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("rule %s in %s: the same rule exists already", r, ns.name)
 		}
@@ -397,7 +417,7 @@ func (k *kernel) AddRule(ns *Netns, r RuleSpec) error {
 }
 
 func (k *kernel) DeleteRule(ns *Netns, r RuleSpec) error {
-	if err := ns.nl.RuleDel(r.netlinkRule()); err != nil {
+	if err := nlExec(ns, (*netlink.Handle).RuleDel, r.netlinkRule()); err != nil {
 		if isNoSuchObject(err) {
 			return fmt.Errorf("rule %s in %s: there is no such rule (any more)", r, ns.name)
 		}

@@ -21,7 +21,7 @@ func (k *kernel) WaitLinks(ctx context.Context, ns *Netns, oper, nd []int, timeo
 func (k *kernel) AddrOwners(addr netip.Addr, nss []*Netns, _ []*Link) ([]*Netns, error) {
 	var found []*Netns
 	for _, ns := range nss {
-		addrs, err := ns.nl.AddrList(nil, netlink.FAMILY_ALL)
+		addrs, err := ns.addrList(netlink.FAMILY_ALL)
 		if err != nil {
 			return nil, fmt.Errorf("list addresses in %s: %w", ns.name, err)
 		}

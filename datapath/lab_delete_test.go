@@ -97,7 +97,7 @@ func TestMoveLink(t *testing.T) {
 		t.Fatalf("journal after moving back to the host: %+v, want m0 at ifindex %d in the host", recs, p.Primary.Index())
 	}
 	// A name the target has already is refused, and the link stays.
-	if err := host.nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "z0"}, PeerName: "zz"}); err != nil {
+	if err := host.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "z0"}, PeerName: "zz"}); err != nil {
 		t.Fatal(err)
 	}
 	z, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "z0", Peer: "z1", PrimaryNs: ns})

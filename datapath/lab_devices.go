@@ -110,7 +110,7 @@ func (l *Lab) createDevice(ns *Netns, d DeviceSpec) (*Link, error) {
 		return nil, err
 	}
 	for _, k := range l.links {
-		if k.name == d.Name && k.ns == ns {
+		if k.ns == ns && k.name == d.Name {
 			return nil, exists("this script already created a link named %q in namespace %s; pick another name", k.name, k.ns.name)
 		}
 	}

@@ -35,8 +35,10 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
 	}
+	// The namespaces first: a pointer comparison rules out nearly every
+	// link of a large lab before any name is compared.
 	for _, k := range l.links {
-		if (k.name == o.Primary && k.ns == o.PrimaryNs) || (k.name == o.Peer && k.ns == o.PeerNs) {
+		if (k.ns == o.PrimaryNs && k.name == o.Primary) || (k.ns == o.PeerNs && k.name == o.Peer) {
 			return nil, exists("this script already created a link named %q in namespace %s; pick another name", k.name, k.ns.name)
 		}
 	}

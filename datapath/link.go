@@ -103,10 +103,10 @@ func (k *Link) IsUp() bool {
 // MAC returns the device's hardware address; netkit in l3 mode, and a
 // stand-in device, have none.
 func (k *Link) MAC() (net.HardwareAddr, error) {
-	if k.ns.nl == nil {
+	if !k.ns.kern {
 		return nil, nil
 	}
-	nl, err := k.ns.nl.LinkByIndex(k.index)
+	nl, err := nlQuery(k.ns, (*netlink.Handle).LinkByIndex, k.index)
 	if err != nil {
 		return nil, fmt.Errorf("link %s: %w", k.name, err)
 	}
@@ -119,10 +119,10 @@ func (k *Link) MTU() int {
 	k.mu.Lock()
 	mtu := k.mtu
 	k.mu.Unlock()
-	if mtu != 0 || k.ns.nl == nil {
+	if mtu != 0 || !k.ns.kern {
 		return mtu
 	}
-	if dev, err := k.ns.nl.LinkByIndex(k.index); err == nil {
+	if dev, err := nlQuery(k.ns, (*netlink.Handle).LinkByIndex, k.index); err == nil {
 		return dev.Attrs().MTU
 	}
 	return 0

@@ -54,7 +54,14 @@ func waitLinks(ctx context.Context, ns *Netns, oper, nd []int, timeout time.Dura
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, errLinkWaitTimeout)
 		defer cancel()
 	}
-	w := &linkWaiter{ns: ns, pending: make(map[int]netlink.Link)}
+	// Pinned for the wait: the namespace's handles stay open (and the
+	// subscription can name it) however many others are used meanwhile.
+	h, err := ns.acquire()
+	if err != nil {
+		return fmt.Errorf("wait for links in namespace %s: %w", ns.Name(), err)
+	}
+	defer ns.release(h)
+	w := &linkWaiter{ns: ns, nsFd: h.fd(), pending: make(map[int]netlink.Link)}
 	for _, idx := range oper {
 		w.pending[idx] = nil
 	}
@@ -132,7 +139,7 @@ func (w *linkWaiter) waitUp(ctx context.Context, timeout time.Duration) error {
 func (w *linkWaiter) subscribe() (chan netlink.LinkUpdate, func()) {
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	nsh := netns.NsHandle(w.ns.Fd())
+	nsh := netns.NsHandle(w.nsFd)
 	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
 		Namespace: &nsh,
 		// Errors end the subscription (the channel is closed), after
@@ -169,6 +176,7 @@ var (
 
 type linkWaiter struct {
 	ns      *Netns
+	nsFd    int                  // refers to ns, pinned by waitLinks
 	pending map[int]netlink.Link // last state seen, nil if none yet
 	seen    map[int]netlink.Link // last state of every link, pending or not
 }
@@ -176,7 +184,7 @@ type linkWaiter struct {
 // refresh reads the state of every pending link.
 func (w *linkWaiter) refresh() error {
 	for idx := range w.pending {
-		l, err := w.ns.Handle().LinkByIndex(idx)
+		l, err := nlQuery(w.ns, (*netlink.Handle).LinkByIndex, idx)
 		if err != nil {
 			var nf netlink.LinkNotFoundError
 			if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
@@ -266,7 +274,7 @@ func waitSolicitedNodes(ctx context.Context, ns *Netns, ifindexes []int, links m
 		l := links[idx]
 		if l == nil {
 			var err error
-			if l, err = ns.Handle().LinkByIndex(idx); err != nil {
+			if l, err = nlQuery(ns, (*netlink.Handle).LinkByIndex, idx); err != nil {
 				return nil, fmt.Errorf("get link %d in namespace %s: %w", idx, ns.Name(), err)
 			}
 		}
@@ -280,7 +288,7 @@ func waitSolicitedNodes(ctx context.Context, ns *Netns, ifindexes []int, links m
 		return nil, nil
 	}
 	// One dump of the namespace's IPv6 addresses, not one per link.
-	addrs, err := ns.Handle().AddrList(nil, netlink.FAMILY_V6)
+	addrs, err := ns.addrList(netlink.FAMILY_V6)
 	if err != nil {
 		return nil, fmt.Errorf("list IPv6 addresses in namespace %s: %w", ns.Name(), err)
 	}

@@ -35,7 +35,7 @@ func probeNetkit() error {
 	defer ns.Close()
 	nk := &netlink.Netkit{LinkAttrs: netlink.LinkAttrs{Name: "nkprobe0"}, Mode: netlink.NETKIT_MODE_L3}
 	nk.SetPeerAttrs(&netlink.LinkAttrs{Name: "nkprobe1"})
-	err = ns.nl.LinkAdd(nk)
+	err = ns.Handle().LinkAdd(nk)
 	switch {
 	case err == nil:
 		return nil

@@ -82,13 +82,13 @@ func probeNetkitKnob(knob, version string, set func(*netlink.Netkit), check func
 	nk := &netlink.Netkit{LinkAttrs: netlink.LinkAttrs{Name: "nkprobe0"}, Mode: netlink.NETKIT_MODE_L3}
 	set(nk)
 	nk.SetPeerAttrs(&netlink.LinkAttrs{Name: "nkprobe1"})
-	if err := ns.nl.LinkAdd(nk); err != nil {
+	if err := ns.Handle().LinkAdd(nk); err != nil {
 		if inconclusive(err) {
 			return fmt.Errorf("probe netkit %s %w", knob, err)
 		}
 		return knobRefused(knob, version, err)
 	}
-	got, err := ns.nl.LinkByName("nkprobe0")
+	got, err := ns.Handle().LinkByName("nkprobe0")
 	if err != nil {
 		return fmt.Errorf("probe netkit %s %w", knob, err)
 	}
@@ -241,7 +241,12 @@ func createNetkit(ns *Netns, nk *netlink.Netkit, peer netlink.LinkAttrs, peerNs 
 		pi.AddRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(uint32(nk.NumRxQueues)))
 	}
 	if peerNs != nil {
-		pi.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peerNs.Fd())))
+		h, err := peerNs.acquire()
+		if err != nil {
+			return err
+		}
+		defer peerNs.release(h)
+		pi.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(h.fd())))
 	}
 	req.AddData(info)
 	return ns.Do(func() error {

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,14 +21,25 @@ const NetnsDir = "/run/netns"
 
 // Netns is a handle to a network namespace. The host namespace is the one
 // nkscript started in; every other Netns was created by a Lab.
+//
+// A named namespace's descriptors are opened on demand and cached (see
+// nsHandles): a lab holds a bounded number of them however many
+// namespaces it has.
 type Netns struct {
 	name string // "host" for the namespace nkscript started in
 	path string // bind mount under NetnsDir; "" for the host
-	file *os.File
 	id   NsID
-	nl   *netlink.Handle
 	host bool
+	kern bool        // a kernel namespace (not a stand-in of the recorder)
 	gone atomic.Bool // deleted by the script (Lab.DeleteNetns)
+
+	// Under nsCache.mu: the open handles, if any; whether they are held
+	// until Close (host, anonymous, Handle or Fd called) rather than
+	// cached; n's place in the cache; whether Close has run.
+	handles *nsHandles
+	held    bool
+	lruElem *list.Element
+	closed  bool
 }
 
 // NsID identifies a namespace by the device and inode of its nsfs file.
@@ -80,18 +91,17 @@ func HostNetns() (*Netns, error) {
 	return newNetns("host", "", os.NewFile(uintptr(fd), "host-netns"), true)
 }
 
+// newNetns makes a handle on the namespace f refers to, holding f until
+// Close.
 func newNetns(name, path string, f *os.File, host bool) (*Netns, error) {
 	id, err := statNs(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat netns %s: %w", name, err)
 	}
-	h, err := netlink.NewHandleAt(netns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("netlink handle in netns %s: %w", name, err)
-	}
-	return &Netns{name: name, path: path, file: f, id: id, nl: h, host: host}, nil
+	n := &Netns{name: name, path: path, id: id, host: host, kern: true, held: true}
+	n.handles = &nsHandles{file: f, refs: 1}
+	return n, nil
 }
 
 // Name is the namespace's name: "host" or the name given to Lab.Netns.
@@ -106,25 +116,31 @@ func (n *Netns) ID() NsID { return n.id }
 // IsHost reports whether n is the namespace nkscript started in.
 func (n *Netns) IsHost() bool { return n.host }
 
-// Handle is a netlink handle whose socket lives in the namespace.
-func (n *Netns) Handle() *netlink.Handle { return n.nl }
-
-// Fd is a file descriptor referring to the namespace, valid until Close.
-func (n *Netns) Fd() int { return int(n.file.Fd()) }
-
-// Close releases the handle. It does not delete the namespace.
-func (n *Netns) Close() error {
-	if n.nl != nil {
-		n.nl.Close()
-		n.nl = nil
+// Handle is a netlink handle whose socket lives in the namespace, held
+// open until Close (nil if it cannot be opened). The lab's own
+// operations take theirs from a bounded cache instead (withNetlink).
+func (n *Netns) Handle() *netlink.Handle {
+	h, err := n.hold()
+	if err != nil {
+		return nil
 	}
-	if n.file != nil {
-		err := n.file.Close()
-		n.file = nil
-		return err
-	}
-	return nil
+	nl, _ := h.netlink(n.name)
+	return nl
 }
+
+// Fd is a file descriptor referring to the namespace, held open until
+// Close (-1 if it cannot be opened).
+func (n *Netns) Fd() int {
+	h, err := n.hold()
+	if err != nil {
+		return -1
+	}
+	return h.fd()
+}
+
+// Close releases the namespace's handles. It does not delete the
+// namespace.
+func (n *Netns) Close() error { return n.dropHandles() }
 
 // Do runs fn on an OS thread that is inside the namespace: sockets fn
 // creates belong to the namespace, and so do ifindexes it resolves. The
@@ -171,7 +187,7 @@ func createNamedNetnsFrom(name string, spare *Netns, record func(*NetnsRecord) e
 	var id NsID
 	var err error
 	if spare != nil {
-		f, id = spare.file, spare.id
+		f, id = spare.handles.file, spare.id
 	} else {
 		if f, err = unshareNetns(); err != nil {
 			return nil, fmt.Errorf("create netns %q: %w", name, err)
@@ -210,6 +226,8 @@ func createNamedNetnsFrom(name string, spare *Netns, record func(*NetnsRecord) e
 	}
 	if spare != nil {
 		spare.name, spare.path = name, path
+		// The mount keeps the namespace now: its handles may go.
+		spare.unhold()
 		return spare, nil
 	}
 	ns, err := newNetns(name, path, f, false)
@@ -222,6 +240,7 @@ func createNamedNetnsFrom(name string, spare *Netns, record func(*NetnsRecord) e
 		unmountNetns(path)
 		return nil, err
 	}
+	ns.unhold()
 	return ns, nil
 }
 
@@ -312,16 +331,30 @@ func onNewThread(n *Netns, fn func() error) error {
 // panics. If the thread cannot be moved back, it stays locked to the
 // calling goroutine for good, so that no other goroutine runs on it, and
 // the error wraps errThreadStuck.
-func lockedIn(n *Netns, fn func() error) (err error) {
+func lockedIn(n *Netns, fn func() error) error {
+	if n == nil {
+		return lockedInFd("", -1, fn)
+	}
+	h, err := n.acquire()
+	if err != nil {
+		return fmt.Errorf("enter netns %s: %w", n.name, err)
+	}
+	defer n.release(h)
+	return lockedInFd(n.name, h.fd(), fn)
+}
+
+// lockedInFd is lockedIn for the namespace fd refers to (-1: none), named
+// name in errors.
+func lockedInFd(name string, fd int, fn func() error) (err error) {
 	host, err := hostNetnsFile()
 	if err != nil {
 		return fmt.Errorf("open host netns: %w", err)
 	}
 	runtime.LockOSThread()
-	if n != nil {
-		if err := unix.Setns(n.Fd(), unix.CLONE_NEWNET); err != nil {
+	if fd >= 0 {
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			return fmt.Errorf("enter netns %s: %w", n.name, err)
+			return fmt.Errorf("enter netns %s: %w", name, err)
 		}
 	}
 	defer func() {
@@ -391,7 +424,7 @@ func (n *Netns) setLoopbackUp() error {
 	// A new namespace's loopback is always ifindex 1 (LOOPBACK_IFINDEX):
 	// no need to look it up first.
 	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIfindex, Name: "lo"}}
-	if err := n.nl.LinkSetUp(lo); err != nil {
+	if err := nlExec(n, (*netlink.Handle).LinkSetUp, netlink.Link(lo)); err != nil {
 		return fmt.Errorf("netns %s: set lo up: %w", n.name, err)
 	}
 	return nil

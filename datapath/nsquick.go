@@ -1,8 +1,11 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -11,21 +14,175 @@ import (
 // back to the host namespace.
 var errThreadStuck = fmt.Errorf("thread stuck in another network namespace")
 
-// doQuick runs fn inside n on the calling goroutine's own thread, locked
-// and switched into n for the call and back to the host namespace after
-// (lockedIn). It is for short file operations under /proc (sysctls,
-// /proc/net tables), where Do's fresh goroutine and thread hand-off cost
-// more than the operation (BenchmarkEnterNetns: 31 µs for Do, 12.5 µs
-// this way). fn must not start goroutines that expect to be in n.
+// doQuick runs fn inside n on an OS thread switched into n for the call
+// and back to the host namespace after (lockedIn). It is for short file
+// operations under /proc (sysctls, /proc/net tables), where Do's fresh
+// goroutine and thread hand-off cost more than the operation
+// (BenchmarkEnterNetns). fn runs on the proc worker's thread (see
+// procWorker), or, if the worker cannot be set up, on the caller's own
+// thread. fn must not start goroutines that expect to be in n, nor call
+// doQuick. A panic in fn is re-raised in the caller.
 //
-// If the thread cannot be switched back, it stays locked to the calling
-// goroutine for good, so no other goroutine ever runs on it, and the
-// error wraps errThreadStuck: the caller ends the run.
+// If the thread cannot be switched back, it stays locked for good, so no
+// other goroutine ever runs on it, and the error wraps errThreadStuck:
+// the caller ends the run.
 func (n *Netns) doQuick(fn func() error) error {
 	if n.host {
 		return fn()
 	}
+	if w := theProcWorker(); w != nil {
+		if err, ok := w.call(n, fn); ok {
+			return err
+		}
+	}
 	return lockedIn(n, fn)
+}
+
+// Every path lookup under /proc/sys/net walks a list as long as the
+// number of namespaces whose /proc/sys/net this procfs has looked up
+// (the dentries of their "net" directories share a name and a parent, and
+// the kernel tells them apart one by one, proc_sys_compare): in a lab of
+// 10,000 namespaces a sysctl cost up to 1 ms, and the whole machine's
+// /proc/sys lookups slowed down with it. The proc worker is one thread
+// with a mount namespace of its own, where a procfs of its own is
+// mounted over /proc and replaced by a fresh one after procRemountAfter
+// namespaces, so that the list stays short. Its mounts are private to it
+// and go with the process, however it ends.
+type procWorker struct {
+	reqs chan procReq
+	// Owned by the worker's goroutine.
+	seen    map[NsID]bool // namespaces looked up through the current mount
+	mounted bool          // a procfs of the worker's own is on /proc
+	broken  bool          // the thread is stuck: callers run fn themselves
+}
+
+type procReq struct {
+	n    *Netns
+	fd   int // refers to n, pinned by the caller
+	fn   func() error
+	done chan procResult
+}
+
+type procResult struct {
+	err    error
+	panic  any
+	broken bool
+}
+
+// procRemountAfter is how many namespaces one procfs mount of the worker
+// serves before it is replaced.
+const procRemountAfter = 128
+
+// theProcWorker starts the proc worker at its first use; nil if it cannot
+// be set up (doQuick then runs on the caller's thread).
+var theProcWorker = sync.OnceValue(startProcWorker)
+
+func startProcWorker() *procWorker {
+	if _, err := hostNetnsFile(); err != nil {
+		return nil
+	}
+	// NetnsDir is a mount of its own before the worker's copy is made,
+	// so that the worker can let go of it with the namespaces' mounts.
+	if err := netnsDirReady(); err != nil {
+		return nil
+	}
+	w := &procWorker{reqs: make(chan procReq), seen: map[NsID]bool{}}
+	ready := make(chan error)
+	go w.run(ready)
+	if err := <-ready; err != nil {
+		return nil
+	}
+	return w
+}
+
+// run sets the worker's thread up and serves requests. The thread stays
+// locked to the goroutine for good: Go starts no other thread from it
+// and runs no other goroutine on it, and if setting it up fails the
+// goroutine ends and takes the thread with it.
+func (w *procWorker) run(ready chan<- error) {
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+		ready <- err
+		return
+	}
+	// A slave receives the host's mounts and unmounts (a namespace
+	// unmounted there must not live on in the copy) and sends none.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		ready <- err
+		return
+	}
+	// Nor does it need the copies of the namespaces' mounts: without
+	// them the host's mounts and unmounts there cost the kernel nothing
+	// in the worker's namespace.
+	unix.Unmount(NetnsDir, unix.MNT_DETACH)
+	if err := w.remount(); err != nil {
+		ready <- err
+		return
+	}
+	ready <- nil
+	for r := range w.reqs {
+		r.done <- w.serve(r)
+	}
+}
+
+// remount puts a fresh procfs on /proc in the worker's mount namespace.
+func (w *procWorker) remount() error {
+	if w.mounted {
+		if err := unix.Unmount("/proc", unix.MNT_DETACH); err != nil {
+			return err
+		}
+		w.mounted = false
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	w.mounted = true
+	clear(w.seen)
+	return nil
+}
+
+func (w *procWorker) serve(r procReq) (res procResult) {
+	if w.broken {
+		return procResult{broken: true}
+	}
+	if !w.seen[r.n.id] {
+		if len(w.seen) >= procRemountAfter {
+			if err := w.remount(); err != nil && !w.mounted {
+				// No procfs of its own any more: /proc is the process's.
+				w.broken = true
+				return procResult{broken: true}
+			}
+		}
+		w.seen[r.n.id] = true
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			res.panic = p
+		}
+	}()
+	res.err = lockedInFd(r.n.name, r.fd, r.fn)
+	if errors.Is(res.err, errThreadStuck) {
+		w.broken = true
+	}
+	return res
+}
+
+// call runs fn in n on the worker's thread; ok is false if the worker is
+// broken and fn did not run.
+func (w *procWorker) call(n *Netns, fn func() error) (err error, ok bool) {
+	// Opened here: the worker sees the mounts of its own namespace.
+	h, err := n.acquire()
+	if err != nil {
+		return fmt.Errorf("enter netns %s: %w", n.name, err), true
+	}
+	defer n.release(h)
+	done := make(chan procResult, 1)
+	w.reqs <- procReq{n: n, fd: h.fd(), fn: fn, done: done}
+	res := <-done
+	if res.panic != nil {
+		panic(res.panic)
+	}
+	return res.err, !res.broken
 }
 
 // procRead reads a small file under /proc with plain system calls: os

@@ -157,7 +157,7 @@ func checkLocalAddr(ns *Netns, a netip.Addr) error {
 	if a.Is6() {
 		family = netlink.FAMILY_V6
 	}
-	addrs, err := ns.Handle().AddrList(nil, family)
+	addrs, err := ns.addrList(family)
 	if err != nil {
 		return fmt.Errorf("list addresses in namespace %s: %w", ns.Name(), err)
 	}

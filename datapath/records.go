@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -166,7 +167,7 @@ func (r *RouteRecord) undo(u *undoer) error {
 			return fmt.Errorf("journal route %q: %w", r.Route, err)
 		}
 	}
-	if err := ns.nl.RouteDel(newNetlinkRoute(dst, via, r.Ifindex, r.Table)); err != nil && !isNoSuchObject(err) {
+	if err := nlExec(ns, (*netlink.Handle).RouteDel, newNetlinkRoute(dst, via, r.Ifindex, r.Table)); err != nil && !isNoSuchObject(err) {
 		return fmt.Errorf("delete route %s: %w", r.Route, err)
 	}
 	u.logf("deleted route %s", r.Route)
@@ -226,7 +227,7 @@ func (r *RuleRecord) undo(u *undoer) error {
 		}
 	}
 	nr := newNetlinkRule(r.V6, pfx[0], pfx[1], r.IIF, r.OIF, r.Fwmark, r.Table, r.Priority)
-	if err := ns.nl.RuleDel(nr); err != nil && !isNoSuchObject(err) {
+	if err := nlExec(ns, (*netlink.Handle).RuleDel, nr); err != nil && !isNoSuchObject(err) {
 		return fmt.Errorf("delete rule %s: %w", r.Rule, err)
 	}
 	u.logf("deleted rule %s", r.Rule)

@@ -27,9 +27,17 @@ func (k *kernel) Show(nss []*Netns, known ShowKnown) (Snapshot, error) {
 
 // showNetns reads one namespace from the kernel: in the host, only the
 // lab's links and what goes through them.
-func showNetns(ns *Netns, known ShowKnown) (NsState, error) {
+func showNetns(ns *Netns, known ShowKnown) (st NsState, err error) {
+	err = ns.withNetlink(func(h *netlink.Handle) error {
+		st, err = showNetnsWith(h, ns, known)
+		return err
+	})
+	return st, err
+}
+
+// showNetnsWith is showNetns with a netlink handle in ns.
+func showNetnsWith(h *netlink.Handle, ns *Netns, known ShowKnown) (NsState, error) {
 	st := NsState{Name: ns.name, Host: ns == known.Host}
-	h := ns.Handle()
 	all, err := h.LinkList()
 	if err != nil {
 		return st, fmt.Errorf("list links: %w", err)
@@ -44,12 +52,12 @@ func showNetns(ns *Netns, known ShowKnown) (NsState, error) {
 			return slices.ContainsFunc(known.Links, func(k *Link) bool { return k.ns == ns && k.index == index })
 		}
 	}
-	peers := peerNamespaces(ns, known.Netns)
+	peers := peerNamespaces(h, ns, known.Netns)
 	for _, nl := range all {
 		if !shown(nl.Attrs().Index) {
 			continue
 		}
-		ls, err := showLink(ns, nl, names, peers)
+		ls, err := showLink(h, ns, nl, names, peers)
 		if err != nil {
 			return st, err
 		}
@@ -64,27 +72,30 @@ func showNetns(ns *Netns, known ShowKnown) (NsState, error) {
 
 // peerNamespaces maps the IDs ns gives other namespaces (IFLA_LINK_NETNSID)
 // to the lab's namespaces.
-func peerNamespaces(ns *Netns, nss []*Netns) map[int]*Netns {
+func peerNamespaces(h *netlink.Handle, ns *Netns, nss []*Netns) map[int]*Netns {
 	ids := map[int]*Netns{}
 	for _, n := range nss {
-		if n == ns || n.nl == nil {
+		if n == ns || !n.kern {
 			continue
 		}
-		if id, err := ns.Handle().GetNetNsIdByFd(n.Fd()); err == nil && id >= 0 {
-			ids[id] = n
-		}
+		n.withFd(func(fd int) error {
+			if id, err := h.GetNetNsIdByFd(fd); err == nil && id >= 0 {
+				ids[id] = n
+			}
+			return nil
+		})
 	}
 	return ids
 }
 
 // showLink describes one device and the programs on its hooks.
-func showLink(ns *Netns, nl netlink.Link, names map[int]string, peers map[int]*Netns) (LinkState, error) {
+func showLink(h *netlink.Handle, ns *Netns, nl netlink.Link, names map[int]string, peers map[int]*Netns) (LinkState, error) {
 	a := nl.Attrs()
 	ls := LinkState{Name: a.Name, Index: a.Index, Kind: nl.Type(), Up: a.Flags&net.FlagUp != 0, MTU: a.MTU, Master: names[a.MasterIndex]}
 	if a.EncapType == "loopback" {
 		ls.Kind = "loopback"
 	}
-	addrs, err := ns.Handle().AddrList(nl, netlink.FAMILY_ALL)
+	addrs, err := h.AddrList(nl, netlink.FAMILY_ALL)
 	if err != nil {
 		return ls, fmt.Errorf("addresses of %s: %w", a.Name, err)
 	}
@@ -117,7 +128,7 @@ func peerName(a *netlink.LinkAttrs, names map[int]string, peers map[int]*Netns) 
 	if !ok {
 		return ""
 	}
-	if other, err := n.Handle().LinkByIndex(a.ParentIndex); err == nil {
+	if other, err := nlQuery(n, (*netlink.Handle).LinkByIndex, a.ParentIndex); err == nil {
 		return n.name + "/" + other.Attrs().Name
 	}
 	return ""

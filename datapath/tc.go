@@ -40,7 +40,9 @@ func tcParent(hook Hook) uint32 {
 // legacyFilters lists the bpf filters on a clsact hook, by priority.
 func legacyFilters(ns *Netns, ifindex int, hook Hook) ([]*netlink.BpfFilter, error) {
 	dev := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
-	fs, err := ns.nl.FilterList(dev, tcParent(hook))
+	fs, err := nlQuery(ns, func(h *netlink.Handle, dev netlink.Link) ([]netlink.Filter, error) {
+		return h.FilterList(dev, tcParent(hook))
+	}, netlink.Link(dev))
 	if err != nil {
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, os.ErrNotExist) {
 			return nil, nil // no clsact qdisc yet
@@ -129,7 +131,7 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 		QdiscType:  "clsact",
 	}
 	addedQdisc := false
-	if err := ns.nl.QdiscAdd(qdisc); err == nil {
+	if err := nlExec(ns, (*netlink.Handle).QdiscAdd, netlink.Qdisc(qdisc)); err == nil {
 		addedQdisc = true
 		ownQdiscs.set(ns, ifindex, true)
 	} else if !errors.Is(err, os.ErrExist) {
@@ -137,7 +139,7 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 	}
 	undoQdisc := func() {
 		if addedQdisc {
-			ns.nl.QdiscDel(qdisc)
+			nlExec(ns, (*netlink.Handle).QdiscDel, netlink.Qdisc(qdisc))
 			ownQdiscs.set(ns, ifindex, false)
 		}
 	}
@@ -163,7 +165,7 @@ func attachLegacyTC(p *Program, prog *ebpf.Program, ns *Netns, ifindex int, hook
 		Name:         p.name,
 		DirectAction: true,
 	}
-	if err := ns.nl.FilterAdd(f); err != nil {
+	if err := nlExec(ns, (*netlink.Handle).FilterAdd, netlink.Filter(f)); err != nil {
 		undoQdisc()
 		return nil, fmt.Errorf("%s: add cls_bpf filter: %w", what, err)
 	}
@@ -232,14 +234,14 @@ func (t *tcFilter) detach() error {
 	}
 	i := slices.IndexFunc(fs, func(g *netlink.BpfFilter) bool { return g.Priority == t.prio && uint32(g.Id) == t.progID })
 	if i >= 0 {
-		if err := t.ns.nl.FilterDel(t.filter); err != nil && !isGone(err) {
+		if err := nlExec(t.ns, (*netlink.Handle).FilterDel, netlink.Filter(t.filter)); err != nil && !isGone(err) {
 			return err
 		}
 		fs = slices.Delete(fs, i, i+1)
 	}
 	if len(fs) == 0 && ownQdiscs.owned(t.ns, t.ifindex) {
 		if other, err := legacyFilters(t.ns, t.ifindex, otherTCHook(t.hook)); err == nil && len(other) == 0 {
-			if err := t.ns.nl.QdiscDel(t.qdisc); err != nil && !isGone(err) {
+			if err := nlExec(t.ns, (*netlink.Handle).QdiscDel, netlink.Qdisc(t.qdisc)); err != nil && !isGone(err) {
 				return err
 			}
 			ownQdiscs.set(t.ns, t.ifindex, false)

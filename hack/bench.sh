@@ -62,7 +62,7 @@ field() { sed -n "s/.*$1=\(-\?[0-9]*\).*/\1/p" <<<"$2"; }
 # time and release time, or its failure.
 run1() {
   local series=$1 status=0 line; shift
-  "$NSR" -- "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
+  "$NSR" --timeout "${NSR_TIMEOUT:-30s}" -- "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
   line=$(grep '^nsrelease: wall_us=' "$tmp/err" || true)
   if [ "$status" != 0 ] || [ -z "$(field release_us "$line")" ]; then
     fail "$series" "$(why "$status" "$tmp/out" "$tmp/err")"
@@ -184,6 +184,59 @@ section_chain() {
   done
 }
 
+# ---- Chains of 3,000 and 10,000 namespaces ----
+# nkscript and chaingo only: rows chain/N/{nk,go,rss} of the chain table,
+# the shell side recorded as not run, chain/N/fds (the most descriptors
+# nkscript had open), and bigprofile-N.txt (nkscript --profile of the last
+# run at N, beside bigprofile-100.txt made here too). BIG_SIZES overrides
+# the sizes.
+section_big() {
+  echo "== chains of 3,000 and 10,000 namespaces"
+  local n reps r
+  if "$NSR" --timeout 300s -- "$NK" --profile $LAB 100 >/dev/null 2>"$tmp/err"; then
+    grep -v '^nsrelease:' "$tmp/err" >"$R/bigprofile-100.txt"
+  else
+    fail bigprofile "$(tail_of "$tmp/err")"
+  fi
+  for n in ${BIG_SIZES:-3000 10000}; do
+    reps=$([ -n "${QUICK:-}" ] && echo 1 || { [ "$n" -ge 10000 ] && echo 2 || echo 3; })
+    echo "  N=$n, $reps runs of each"
+    rec skip "chain/$n/sh" "the shell script would take many minutes at this size"
+    for r in $(seq "$reps"); do
+      NSR_TIMEOUT=300s run1 "chain/$n/nk" "$NK" --profile $LAB "$n"
+      grep -v '^nsrelease:' "$tmp/err" >"$R/bigprofile-$n.txt" || true
+      NSR_TIMEOUT=300s run1 "chain/$n/go" "$tmp/chaingo" "$n"
+    done
+    rss_fds "chain/$n" "$NK" $LAB "$n"
+  done
+}
+
+# rss_fds SERIES CMD...: records SERIES/rss, the peak RSS (KiB) of one run
+# by GNU time, and SERIES/fds, the most descriptors CMD's process had
+# open, sampled every 0.1 s from /proc/PID/fd.
+rss_fds() {
+  local series=$1 np tp="" pid="" max=0 c status=0; shift
+  "$NSR" --timeout 300s -- /usr/bin/time -f %M -o "$tmp/gnu-time" "$@" >/dev/null 2>"$tmp/rss-err" &
+  np=$!
+  while kill -0 "$np" 2>/dev/null; do
+    [ -n "$tp" ] || tp=$(pgrep -P "$np" || true)
+    [ -z "$tp" ] || [ -n "$pid" ] || pid=$(pgrep -P "$tp" || true)
+    if [ -n "$pid" ]; then
+      c=$( (ls "/proc/$pid/fd" 2>/dev/null || true) | wc -l)
+      [ "$c" -le "$max" ] || max=$c
+    fi
+    sleep 0.1
+  done
+  wait "$np" || status=$?
+  if [ "$status" != 0 ]; then
+    fail "$series/rss" "$(why "$status" "$tmp/rss-err")"
+    fail "$series/fds" "$(why "$status" "$tmp/rss-err")"
+    return 0
+  fi
+  rec value "$series/rss" "$(tail -1 "$tmp/gnu-time")"
+  rec value "$series/fds" "$max"
+}
+
 # ---- The same lab started the moment the previous run exits ----
 # Against a start once the kernel has released the previous run's
 # namespaces: what the teardown a run leaves to the kernel costs the next.
@@ -301,7 +354,7 @@ section_cli() {
   [ "$status" = 0 ] || fail cli "go test exited $status: $(grep -E '^(--- FAIL|FAIL|#)' "$R/cli.txt" | head -3)"
 }
 
-all="compile chain b2b startup phases bpf micro cli"
+all="compile chain big b2b startup phases bpf micro cli"
 only=${BENCH_ONLY:-}
 section_meta
 for s in ${only:-$all}; do

@@ -5,6 +5,11 @@
 // namespace to the farthest one a packet can reach, then everything
 // deleted. It is the baseline nkscript's benchmark compares with.
 //
+// Like nkscript, it keeps the descriptors of the namespaces it used last
+// open (a namespace file and a netlink socket each, for at most
+// handleCacheMax namespaces) and reopens the others by name on demand,
+// so that a chain of 10,000 namespaces does not run out of descriptors.
+//
 //	chaingo N
 //
 // With $CHAINGO_PROFILE set it prints the wall time of each phase on
@@ -57,8 +62,7 @@ func run(n int) (err error) {
 	defer orig.Close()
 
 	names := make([]string, n+1)
-	nss := make([]netns.NsHandle, n+1)
-	nls := make([]*netlink.Handle, n+1)
+	c := newHandleCache(names)
 	defer func() {
 		t := time.Now()
 		defer func() {
@@ -67,13 +71,8 @@ func run(n int) (err error) {
 			}
 		}()
 		netns.Set(orig)
-		for i, name := range names {
-			if nls[i] != nil {
-				nls[i].Close()
-			}
-			if nss[i].IsOpen() {
-				nss[i].Close()
-			}
+		c.closeAll()
+		for _, name := range names {
 			if name != "" {
 				if derr := netns.DeleteNamed(name); derr != nil {
 					err = errors.Join(err, derr)
@@ -82,20 +81,24 @@ func run(n int) (err error) {
 		}
 	}()
 	mark := phaseTimer()
-	for i := range nss {
-		names[i] = fmt.Sprintf("gob%d", i)
-		if nss[i], err = netns.NewNamed(names[i]); err != nil {
-			names[i] = ""
-			return err
-		}
-		if nls[i], err = netlink.NewHandleAt(nss[i], unix.NETLINK_ROUTE); err != nil {
-			return err
-		}
-		lo, err := nls[i].LinkByName("lo")
+	for i := range names {
+		name := fmt.Sprintf("gob%d", i)
+		ns, err := netns.NewNamed(name)
 		if err != nil {
 			return err
 		}
-		if err := nls[i].LinkSetUp(lo); err != nil {
+		names[i] = name
+		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+		if err != nil {
+			ns.Close()
+			return err
+		}
+		c.put(i, ns, h)
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := h.LinkSetUp(lo); err != nil {
 			return err
 		}
 	}
@@ -103,20 +106,22 @@ func run(n int) (err error) {
 		return err
 	}
 	mark("namespaces")
+	nss := func(i int) netns.NsHandle { return c.get(i).ns }
+	nls := func(i int) *netlink.Handle { return c.get(i).nl }
 	for i := 1; i <= n; i++ {
 		veth := &netlink.Veth{
 			LinkAttrs:     netlink.LinkAttrs{Name: fmt.Sprintf("r%d", i)},
 			PeerName:      fmt.Sprintf("l%d", i),
-			PeerNamespace: netlink.NsFd(nss[i]),
+			PeerNamespace: netlink.NsFd(nss(i)),
 		}
-		if err := nls[i-1].LinkAdd(veth); err != nil {
+		if err := nls(i - 1).LinkAdd(veth); err != nil {
 			return fmt.Errorf("veth %d: %w", i, err)
 		}
 		for _, end := range []struct {
 			h    *netlink.Handle
 			name string
 			a    int
-		}{{nls[i-1], veth.Name, 4*i + 1}, {nls[i], veth.PeerName, 4*i + 2}} {
+		}{{nls(i - 1), veth.Name, 4*i + 1}, {nls(i), veth.PeerName, 4*i + 2}} {
 			l, err := end.h.LinkByName(end.name)
 			if err != nil {
 				return err
@@ -130,15 +135,15 @@ func run(n int) (err error) {
 		}
 	}
 	mark("links+addresses")
+	procs, err := startProcThread()
+	if err != nil {
+		return err
+	}
 	sysctl := func(i int, key, value string) error {
-		if err := netns.Set(nss[i]); err != nil {
-			return err
-		}
-		defer netns.Set(orig)
-		return os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0)
+		return procs.write(nss(i), orig, filepath.Join("/proc/sys", key), value)
 	}
 	route := func(i int, dst *net.IPNet, gw int) error {
-		return nls[i].RouteAdd(&netlink.Route{Dst: dst, Gw: addr(gw)})
+		return nls(i).RouteAdd(&netlink.Route{Dst: dst, Gw: addr(gw)})
 	}
 	for i := range n {
 		if i > 0 {
@@ -169,7 +174,7 @@ func run(n int) (err error) {
 		for _, end := range []struct {
 			h    *netlink.Handle
 			name string
-		}{{nls[i-1], fmt.Sprintf("r%d", i)}, {nls[i], fmt.Sprintf("l%d", i)}} {
+		}{{nls(i - 1), fmt.Sprintf("r%d", i)}, {nls(i), fmt.Sprintf("l%d", i)}} {
 			for deadline := time.Now().Add(5 * time.Second); ; {
 				l, err := end.h.LinkByName(end.name)
 				if err != nil {
@@ -187,7 +192,7 @@ func run(n int) (err error) {
 	}
 	mark("wait up")
 	defer mark("ping")
-	return ping(nss[0], orig, addr(4*far+2))
+	return ping(nss(0), orig, addr(4*far+2))
 }
 
 // ping sends one echo request with TTL 255 from inside ns and waits up to
@@ -233,4 +238,128 @@ func phaseTimer() func(string) {
 		}
 		t = time.Now()
 	}
+}
+
+// procThread writes sysctls as nkscript does (datapath/nsquick.go): on
+// one thread with a mount namespace and a procfs of its own, replaced
+// every procRemountAfter namespaces, because a lookup under /proc/sys/net
+// walks the dentries of every namespace whose /proc/sys/net that procfs
+// has looked up (proc_sys_compare), which at N=10,000 costs milliseconds.
+type procThread struct {
+	reqs chan func()
+}
+
+const procRemountAfter = 128
+
+func startProcThread() (*procThread, error) {
+	p := &procThread{reqs: make(chan func())}
+	ready := make(chan error)
+	go func() {
+		runtime.LockOSThread() // for good: the thread ends with the goroutine
+		err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS)
+		if err == nil {
+			err = unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "")
+		}
+		if err == nil {
+			unix.Unmount("/run/netns", unix.MNT_DETACH)
+			err = unix.Mount("proc", "/proc", "proc", 0, "")
+		}
+		ready <- err
+		if err != nil {
+			return
+		}
+		for f := range p.reqs {
+			f()
+		}
+	}()
+	return p, <-ready
+}
+
+var procUses int
+
+// write writes value to path inside ns, from the proc thread.
+func (p *procThread) write(ns, orig netns.NsHandle, path, value string) error {
+	done := make(chan error)
+	p.reqs <- func() {
+		if procUses++; procUses%procRemountAfter == 0 {
+			unix.Unmount("/proc", unix.MNT_DETACH)
+			if err := unix.Mount("proc", "/proc", "proc", 0, ""); err != nil {
+				done <- err
+				return
+			}
+		}
+		if err := netns.Set(ns); err != nil {
+			done <- err
+			return
+		}
+		err := os.WriteFile(path, []byte(value), 0)
+		if serr := netns.Set(orig); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		done <- err
+	}
+	return <-done
+}
+
+// handleCacheMax is how many namespaces' descriptors chaingo keeps open.
+const handleCacheMax = 64
+
+// nsHandles are the open descriptors of one namespace.
+type nsHandles struct {
+	i  int // the namespace's index
+	ns netns.NsHandle
+	nl *netlink.Handle
+}
+
+// handleCache keeps the descriptors of the namespaces used last, most
+// recent first, and opens the others' by name on demand. It errs by
+// panicking: a namespace chaingo created that cannot be opened is a bug.
+type handleCache struct {
+	names []string
+	lru   []*nsHandles
+}
+
+func newHandleCache(names []string) *handleCache { return &handleCache{names: names} }
+
+// get returns namespace i's handles, valid until the next
+// handleCacheMax-1 other namespaces are used.
+func (c *handleCache) get(i int) *nsHandles {
+	for k, h := range c.lru {
+		if h.i == i {
+			copy(c.lru[1:k+1], c.lru[:k])
+			c.lru[0] = h
+			return h
+		}
+	}
+	ns, err := netns.GetFromName(c.names[i])
+	if err != nil {
+		panic(err)
+	}
+	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		panic(err)
+	}
+	return c.put(i, ns, nl)
+}
+
+// put adds namespace i's handles, closing the least recently used ones
+// beyond the bound.
+func (c *handleCache) put(i int, ns netns.NsHandle, nl *netlink.Handle) *nsHandles {
+	h := &nsHandles{i: i, ns: ns, nl: nl}
+	c.lru = append([]*nsHandles{h}, c.lru...)
+	if len(c.lru) > handleCacheMax {
+		old := c.lru[handleCacheMax]
+		old.nl.Close()
+		old.ns.Close()
+		c.lru = c.lru[:handleCacheMax]
+	}
+	return h
+}
+
+func (c *handleCache) closeAll() {
+	for _, h := range c.lru {
+		h.nl.Close()
+		h.ns.Close()
+	}
+	c.lru = nil
 }

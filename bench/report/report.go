@@ -33,6 +33,7 @@ type section struct {
 // sections are the report's parts, in order.
 var sections = []section{
 	{"chain", chainSection},
+	{"big", bigSection},
 	{"b2b", teardownSection},
 	{"startup", startupSection},
 	{"phases", phasesSection},
