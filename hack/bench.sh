@@ -354,7 +354,21 @@ section_cli() {
   [ "$status" = 0 ] || fail cli "go test exited $status: $(grep -E '^(--- FAIL|FAIL|#)' "$R/cli.txt" | head -3)"
 }
 
-all="compile chain big b2b startup phases bpf micro cli"
+# ---- The labs on three kernels in one command (issue 16) ----
+# Series matrix/j1 and matrix/j2: `nkscript test --kernels host,6.1,6.12
+# scripts`, guests cold-booted, one job then two.
+section_matrix() {
+  echo "== nkscript test on three kernels"
+  local r j reps
+  reps=$([ -n "${QUICK:-}" ] && echo 1 || echo 3)
+  for r in $(seq "$reps"); do
+    for j in 1 2; do
+      time_run "matrix/j$j" "$NK" test --kernels host,6.1,6.12 -j "$j" --journal-dir="$tmp/journals" scripts
+    done
+  done
+}
+
+all="compile chain big b2b startup phases bpf micro cli matrix"
 only=${BENCH_ONLY:-}
 section_meta
 for s in ${only:-$all}; do

@@ -41,6 +41,7 @@ var sections = []section{
 	{"compile", compileSection},
 	{"micro", microSection},
 	{"cli", cliSection},
+	{"matrix", matrixSection},
 }
 
 // Report renders the results as BENCHMARKS.md: the sections named in only
