@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nkscript/nkscript/internal/testenv"
 )
 
 // openFds is the number of file descriptors the process has open.
@@ -124,7 +126,7 @@ func TestProcWorkerHoldsNoNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	if theProcWorker() == nil {
-		t.Skip("no proc worker on this machine")
+		testenv.Skipf(t, "no proc worker on this machine")
 	}
 	b, err := lab.Netns(uniqueName("pw"))
 	if err != nil {
