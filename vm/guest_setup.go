@@ -27,7 +27,7 @@ func mount(src, dst, fstype string, flags uintptr, data string) error {
 // the kernel's module loader, loopback up, and the host's environment and
 // working directory.
 func (g *guest) setup(req *request) error {
-	if err := mountHostRoot(); err != nil {
+	if err := mountHostRoot(req.Serve); err != nil {
 		return err
 	}
 	if err := mountSystem(); err != nil {
@@ -49,10 +49,15 @@ func (g *guest) setup(req *request) error {
 
 // mountHostRoot mounts the host's root filesystem read-only over 9p and
 // shows each of its top-level entries at the same path in the guest, but
-// for those the guest has its own of.
-func mountHostRoot() error {
+// for those the guest has its own of. A warm guest (live) does not cache
+// what it reads, so that it sees the host's files as they are now.
+func mountHostRoot(live bool) error {
+	cache := "cache=loose"
+	if live {
+		cache = "cache=mmap"
+	}
 	if err := mount(hostRootTag, guestHostRoot, "9p", unix.MS_RDONLY,
-		"trans=virtio,version=9p2000.L,msize=512000,cache=loose"); err != nil {
+		"trans=virtio,version=9p2000.L,msize=512000,"+cache); err != nil {
 		return fmt.Errorf("%w (does the kernel have 9p and virtio?)", err)
 	}
 	ents, err := os.ReadDir(guestHostRoot)

@@ -88,6 +88,7 @@ Usage:
   nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
   nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12, 6.1 and 7.3)
+  nkscript vm start|status|stop          keep a microVM guest running for fast --vm runs (see vm --help)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
   nkscript version                       print the version
 
@@ -165,6 +166,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDoc(rest[1:], stdout, stderr)
 	case "kernels":
 		return cmdKernels(rest[1:], stdout, stderr)
+	case "vm":
+		return cmdVM(&o, rest[1:], stdout, stderr)
 	case "test":
 		return cmdTest(&o, rest[1:], stdout, stderr)
 	case "graph":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,9 +42,45 @@ func decideVM(o *options, script string) (bool, string, error) {
 	return true, fmt.Sprintf("the host kernel %s has no netkit (CONFIG_NETKIT)", datapath.KernelRelease()), nil
 }
 
-// runInVM runs the same command line in a microVM with --vm=never; when
-// ctx ends, the microVM is stopped.
+// runInVM runs the same command line in a microVM with --vm=never: in the
+// warm guest for the kernel when one runs (--keep starts one), else in a
+// freshly booted one. When ctx ends, the run is stopped.
 func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr io.Writer) int {
+	guestArgs := guestArgsFor(o, allArgs)
+	cwd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(stderr, "nkscript: %v\n", err)
+		return exitFail
+	}
+	if o.keep {
+		if _, err := startWarm(o, true, stderr); err != nil {
+			fmt.Fprintf(stderr, "nkscript: --vm --keep: %v\n", err)
+			return exitFail
+		}
+		guestArgs = append([]string{"--keep"}, guestArgs...)
+	}
+	run := vm.WarmRun{Args: guestArgs, Env: guestEnv(), Dir: cwd, Stdout: stdout, Stderr: stderr, Check: true, Keep: o.keep}
+	if code, done := runWarm(ctx, o, run, stderr); done {
+		return code
+	}
+	code, err := vm.Run(ctx, vm.Options{
+		Kernel: o.kernel,
+		Args:   guestArgs,
+		Dir:    cwd,
+		Env:    run.Env,
+		Stdout: stdout,
+		Stderr: stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
+		return exitFail
+	}
+	return code
+}
+
+// guestArgsFor returns the command line a run in a guest gets for the
+// host's allArgs: --vm=never and the flags that apply in the guest.
+func guestArgsFor(o *options, allArgs []string) []string {
 	guestArgs := []string{"--vm=never"}
 	if o.timeout > 0 {
 		guestArgs = append(guestArgs, "--timeout="+o.timeout.String())
@@ -56,30 +93,25 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 			guestArgs = append(guestArgs, "--allow-path="+abs)
 		}
 	}
-	if o.profile {
-		guestArgs = append(guestArgs, "--profile")
-	}
-	if o.trace {
-		guestArgs = append(guestArgs, "--trace")
-	}
-	if o.pauseFail {
-		guestArgs = append(guestArgs, "--pause-on-fail")
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{o.profile, "--profile"}, {o.trace, "--trace"}, {o.pauseFail, "--pause-on-fail"}, {o.json, "--json"}} {
+		if f.on {
+			guestArgs = append(guestArgs, f.flag)
+		}
 	}
 	if o.prefix != "" {
 		guestArgs = append(guestArgs, "--prefix="+o.prefix)
 	}
-	if o.json {
-		guestArgs = append(guestArgs, "--json")
-	}
 	fs := newFlags(&options{}, io.Discard)
 	fs.Parse(allArgs)
-	guestArgs = append(guestArgs, fs.Args()...)
-	cwd, err := os.Getwd()
-	if err != nil {
-		fmt.Fprintf(stderr, "nkscript: %v\n", err)
-		return exitFail
-	}
-	// The guest gets the environment a script run needs, nothing more.
+	return append(guestArgs, fs.Args()...)
+}
+
+// guestEnv is the environment a run in a guest gets: what a script run
+// needs, nothing more.
+func guestEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -88,19 +120,35 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 			env = append(env, kv)
 		}
 	}
-	code, err := vm.Run(ctx, vm.Options{
-		Kernel: o.kernel,
-		Args:   guestArgs,
-		Dir:    cwd,
-		Env:    env,
-		Stdout: stdout,
-		Stderr: stderr,
-	})
+	return env
+}
+
+// runWarm runs run in the warm guest for o's kernel, if one runs and
+// runs this executable; done is false when the run is still to be done
+// (in a guest booted for it).
+func runWarm(ctx context.Context, o *options, run vm.WarmRun, stderr io.Writer) (code int, done bool) {
+	s, err := vm.FindWarm(o.kernel)
 	if err != nil {
-		fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
-		return exitFail
+		return 0, false
 	}
-	return code
+	if !s.CurrentBinary() {
+		fmt.Fprintf(stderr, "nkscript: the warm guest for %s runs another nkscript executable than this one; booting a guest (restart it: nkscript vm stop; nkscript vm start)\n", s.Release)
+		return 0, false
+	}
+	code, err = s.Run(ctx, run)
+	var dirty *vm.GuestDirtyError
+	switch {
+	case err == nil:
+		return code, true
+	case errors.As(err, &dirty):
+		fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
+		return code, true
+	case errors.Is(err, vm.ErrNoWarmGuest):
+		fmt.Fprintf(stderr, "nkscript: --vm: %v; booting a guest\n", err)
+		return 0, false
+	}
+	fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
+	return exitFail, true
 }
 
 func cmdKernels(args []string, stdout, stderr io.Writer) int {
