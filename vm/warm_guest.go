@@ -25,6 +25,8 @@ type warmServer struct {
 	runs     int
 	baseline string // guestState before the runs, and after kept ones
 	tainted  string
+	slot     chan struct{} // held by the checked run in progress
+	waiting  map[int]bool  // checked runs waiting for the slot; false once their host went away
 }
 
 // warmSession is one run in a warm guest.
@@ -40,7 +42,8 @@ type warmSession struct {
 // host tells it to power off or the control port closes.
 func (g *guest) serve() {
 	unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "ptmxmode=0666,mode=0620")
-	srv := &warmServer{g: g, sessions: map[int]*warmSession{}, baseline: guestState()}
+	srv := &warmServer{g: g, sessions: map[int]*warmSession{}, baseline: guestState(),
+		slot: make(chan struct{}, 1), waiting: map[int]bool{}}
 	if err := g.send(message{Type: "serving"}); err != nil {
 		g.logf("send serving: %v", err)
 		return
@@ -82,7 +85,11 @@ func (srv *warmServer) handle(m warmMsg) {
 	srv.mu.Unlock()
 	switch m.Type {
 	case "run":
-		srv.start(m)
+		if m.Check {
+			go srv.startChecked(m)
+		} else {
+			srv.start(m)
+		}
 	case "status":
 		srv.send(warmMsg{Type: "status", S: m.S, Status: srv.status()})
 	case "stdin":
@@ -104,6 +111,11 @@ func (srv *warmServer) handle(m warmMsg) {
 			setWinsize(ss.tty, m.Rows, m.Cols)
 		}
 	case "hangup":
+		srv.mu.Lock()
+		if srv.waiting[m.S] {
+			srv.waiting[m.S] = false
+		}
+		srv.mu.Unlock()
 		if ss != nil {
 			go srv.hangup(ss)
 		}
@@ -127,19 +139,45 @@ func (srv *warmServer) status() *WarmStatus {
 // guestJournalDir is where runs in the guest keep their journals.
 const guestJournalDir = "/run/nkscript"
 
+// startChecked starts the checked run m once no other checked run is in
+// progress, for each checks the whole guest: runs wait for each other,
+// and say so.
+func (srv *warmServer) startChecked(m warmMsg) {
+	select {
+	case srv.slot <- struct{}{}:
+	default:
+		srv.mu.Lock()
+		srv.waiting[m.S] = true
+		srv.mu.Unlock()
+		srv.send(warmMsg{Type: "out", S: m.S, FD: 2, Data: []byte("nkscript: another run is in progress in the warm guest; waiting for it to end\n")})
+		srv.slot <- struct{}{}
+		srv.mu.Lock()
+		wanted := srv.waiting[m.S]
+		delete(srv.waiting, m.S)
+		srv.mu.Unlock()
+		if !wanted {
+			<-srv.slot
+			return
+		}
+	}
+	if !srv.start(m) {
+		<-srv.slot
+	}
+}
+
 // start starts the run m asks for, or says why it cannot.
-func (srv *warmServer) start(m warmMsg) {
+func (srv *warmServer) start(m warmMsg) bool {
 	srv.mu.Lock()
 	tainted := srv.tainted
 	srv.mu.Unlock()
-	if tainted != "" {
+	if tainted != "" && m.Check {
 		srv.send(warmMsg{Type: "error", S: m.S, Error: "the guest is not clean: " + tainted})
-		return
+		return false
 	}
 	ss, outs, err := startSession(m)
 	if err != nil {
 		srv.send(warmMsg{Type: "error", S: m.S, Error: err.Error()})
-		return
+		return false
 	}
 	srv.mu.Lock()
 	srv.sessions[m.S] = ss
@@ -147,6 +185,7 @@ func (srv *warmServer) start(m warmMsg) {
 	srv.mu.Unlock()
 	srv.send(warmMsg{Type: "started", S: m.S})
 	go srv.follow(ss, m, outs)
+	return true
 }
 
 // startSession starts the child process of the run m: the guest's program
@@ -250,6 +289,7 @@ func (srv *warmServer) follow(ss *warmSession, m warmMsg, outs []*os.File) {
 	exit := warmMsg{Type: "exit", S: ss.s, Code: code}
 	if m.Check {
 		exit.Dirty = srv.check(m.Keep)
+		<-srv.slot
 	}
 	srv.mu.Lock()
 	delete(srv.sessions, ss.s)
@@ -268,11 +308,8 @@ func (srv *warmServer) check(keep bool) string {
 		srv.baseline = now
 		return ""
 	}
-	d := stateDiff(srv.baseline, now)
-	if d != "" && srv.tainted == "" {
-		srv.tainted = d
-	}
-	return d
+	srv.tainted = stateDiff(srv.baseline, now)
+	return srv.tainted
 }
 
 // hangup ends a session whose host side went away: SIGTERM, which makes a
@@ -292,6 +329,7 @@ func (srv *warmServer) hangup(ss *warmSession) {
 	if out, err := cleanup.CombinedOutput(); err != nil {
 		srv.g.logf("cleanup after hangup: %v: %s", err, out)
 	}
+	srv.check(false)
 }
 
 // stopAll ends every session, giving runs 10 seconds to clean up.

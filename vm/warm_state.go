@@ -13,8 +13,15 @@ import (
 )
 
 // WarmDir is the directory of the warm guests' sockets and state files,
-// root's only.
-var WarmDir = "/run/nkscript/vm"
+// its owner's only: $NKSCRIPT_VM_DIR, else /run/nkscript/vm.
+var WarmDir = warmDirDefault()
+
+func warmDirDefault() string {
+	if d := os.Getenv("NKSCRIPT_VM_DIR"); d != "" {
+		return d
+	}
+	return "/run/nkscript/vm"
+}
 
 // ErrNoWarmGuest means no warm guest runs for the kernel asked for.
 var ErrNoWarmGuest = errors.New("no warm guest runs for this kernel")
