@@ -136,6 +136,16 @@ func (srv *warmServer) status() *WarmStatus {
 	return st
 }
 
+// warmSessionEnv is set in the environment of a warm guest's runs.
+const warmSessionEnv = "NKSCRIPT_WARM_SESSION"
+
+// InWarmGuest reports whether the process is a run in a warm guest (or
+// one of its children), which the host reaches with nkscript enter, and
+// whose stdin is the host's terminal when the host has one.
+func InWarmGuest() bool {
+	return os.Getenv(warmSessionEnv) != "" && InGuest()
+}
+
 // guestJournalDir is where runs in the guest keep their journals.
 const guestJournalDir = "/run/nkscript"
 
@@ -194,7 +204,7 @@ func (srv *warmServer) start(m warmMsg) bool {
 func startSession(m warmMsg) (*warmSession, []*os.File, error) {
 	cmd := exec.Command("/proc/self/exe", m.Args...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = m.Env
+	cmd.Env = append(m.Env, fmt.Sprintf("%s=%d", warmSessionEnv, m.S))
 	cmd.Dir = m.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	ss := &warmSession{s: m.S, cmd: cmd, done: make(chan struct{})}

@@ -60,6 +60,9 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 		guestArgs = append([]string{"--keep"}, guestArgs...)
 	}
 	run := vm.WarmRun{Args: guestArgs, Env: guestEnv(), Dir: cwd, Stdout: stdout, Stderr: stderr, Check: true, Keep: o.keep}
+	if isTerminal(os.Stdin) {
+		run.Stdin = os.Stdin // pause() and --pause-on-fail wait for Enter
+	}
 	if code, done := runWarm(ctx, o, run, stderr); done {
 		return code
 	}

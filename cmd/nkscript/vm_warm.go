@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nkscript/nkscript/vm"
@@ -160,4 +163,43 @@ func vmStop(o *options, all bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "guest for %s stopped\n", s.Release)
 	}
 	return code
+}
+
+// cleanupGuests runs nkscript cleanup in every running warm guest, and
+// stops the guests --keep started once they keep no lab; cleaned says
+// whether there was a guest.
+func cleanupGuests(stdout, stderr io.Writer) (code int, cleaned bool) {
+	guests, err := vm.WarmGuests()
+	if err != nil {
+		fmt.Fprintf(stderr, "nkscript cleanup: microVM guests: %v\n", err)
+		return exitFail, false
+	}
+	code = exitOK
+	for _, s := range guests {
+		st, err := s.Status()
+		if err != nil || len(st.Kept) == 0 && !s.ByKeep {
+			continue
+		}
+		cleaned = true
+		fmt.Fprintf(stdout, "microVM guest %s:\n", s.Release)
+		var out bytes.Buffer
+		c, err := s.Run(context.Background(), vm.WarmRun{Args: []string{"--vm=never", "cleanup"}, Env: guestEnv(), Dir: "/",
+			Stdout: &out, Stderr: stderr, Check: true, Keep: true})
+		if err != nil || c != exitOK {
+			fmt.Fprintf(stderr, "nkscript cleanup: microVM guest %s: exit %d %v\n", s.Release, c, err)
+			code = exitFail
+			continue
+		}
+		for _, line := range strings.SplitAfter(out.String(), "\n") {
+			if line != "" {
+				fmt.Fprint(stdout, "  "+line)
+			}
+		}
+		if st, err := s.Status(); s.ByKeep && err == nil && len(st.Kept) == 0 && st.Active == 0 {
+			if err := s.Stop(); err == nil {
+				fmt.Fprintf(stdout, "  stopped the guest (--keep had started it)\n")
+			}
+		}
+	}
+	return code, cleaned
 }
