@@ -168,8 +168,11 @@ func (s *WarmState) follow(c net.Conn, r WarmRun) (int, error) {
 			}
 			w.Write(m.Data)
 		case "error":
+			if m.Dirty == "" {
+				return 0, fmt.Errorf("guest: %s", m.Error)
+			}
 			s.Stop()
-			return 0, fmt.Errorf("%w: %s", ErrNoWarmGuest, m.Error)
+			return 0, fmt.Errorf("%w: %s (it has been stopped):\n%s", ErrNoWarmGuest, m.Error, m.Dirty)
 		case "exit":
 			if m.Dirty != "" {
 				s.Stop()

@@ -41,7 +41,9 @@ type warmSession struct {
 // serve is the second stage of a warm guest: it serves runs until the
 // host tells it to power off or the control port closes.
 func (g *guest) serve() {
-	unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "ptmxmode=0666,mode=0620")
+	if err := mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "ptmxmode=0666,mode=0620"); err != nil {
+		g.logf("%v (runs on a terminal will fail)", err)
+	}
 	srv := &warmServer{g: g, sessions: map[int]*warmSession{}, baseline: guestState(),
 		slot: make(chan struct{}, 1), waiting: map[int]bool{}}
 	if err := g.send(message{Type: "serving"}); err != nil {
@@ -181,7 +183,7 @@ func (srv *warmServer) start(m warmMsg) bool {
 	tainted := srv.tainted
 	srv.mu.Unlock()
 	if tainted != "" && m.Check {
-		srv.send(warmMsg{Type: "error", S: m.S, Error: "the guest is not clean: " + tainted})
+		srv.send(warmMsg{Type: "error", S: m.S, Error: "the guest is not clean", Dirty: tainted})
 		return false
 	}
 	ss, outs, err := startSession(m)

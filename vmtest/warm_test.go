@@ -215,3 +215,47 @@ func warmGuestKilled(t *testing.T, c *warmCLI, s *vm.WarmState) {
 		t.Fatalf("the daemon of the killed guest still runs")
 	}
 }
+
+// TestWarmKeepEnterREPL keeps the tutorial's lab in a guest --keep
+// starts, runs a command in one of its namespaces from the host, runs
+// the REPL in the guest from a pipe, and removes the lab with nkscript
+// cleanup, which stops the guest.
+func TestWarmKeepEnterREPL(t *testing.T) {
+	c := newWarmCLI(t)
+	code, _, errs := c.run("--vm=always", "--keep", "scripts/tutorial.star")
+	if code != 0 || !strings.Contains(errs, "enter task_netns: nkscript enter task_netns") {
+		t.Fatalf("--keep: exit %d, stderr:\n%s", code, errs)
+	}
+	s := c.state()
+	c.guests = append(c.guests, s.Qemu)
+	code, out, errs := c.run("enter", "task_netns", "--", "ip", "-br", "link")
+	if code != 0 || !strings.Contains(out, "task_nk") {
+		t.Fatalf("enter: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if code, _, errs := c.run("enter", "no_such_ns", "--", "true"); code != 1 || !strings.Contains(errs, `no kept or paused lab has a namespace "no_such_ns"`) {
+		t.Fatalf("enter a namespace no lab has: exit %d, stderr:\n%s", code, errs)
+	}
+
+	repl := c.command("repl", "--vm=always")
+	repl.Stdin = strings.NewReader("p = netkit_pair(\"rpl0\", \"rpl1\")\nprint(p.kind)\n")
+	b, err := repl.CombinedOutput()
+	if err != nil || string(b) != "netkit\n" {
+		t.Fatalf("REPL in the guest: %v, output:\n%s", err, b)
+	}
+	repl = c.command("repl", "--vm=always")
+	repl.Stdin = strings.NewReader("x = 1 // 0\nprint(2)\n")
+	b, _ = repl.CombinedOutput()
+	if repl.ProcessState.ExitCode() != 1 || !strings.Contains(string(b), "2\n") {
+		t.Fatalf("REPL in the guest with a failing statement: exit %d, output:\n%s", repl.ProcessState.ExitCode(), b)
+	}
+
+	// cleanup must not touch the host's journals: it gets a directory of
+	// its own; NKSCRIPT_VM_DIR makes it reach into the test's guests.
+	code, out, errs = c.run("cleanup", "--journal-dir", filepath.Join(filepath.Dir(c.bin), "journals"))
+	if code != 0 || !strings.Contains(out, "deleted netns task_netns") || !strings.Contains(out, "stopped the guest") {
+		t.Fatalf("cleanup: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if s.Qemu.Alive() || s.Daemon.Alive() {
+		t.Fatalf("after cleanup: qemu alive %v, daemon alive %v", s.Qemu.Alive(), s.Daemon.Alive())
+	}
+}

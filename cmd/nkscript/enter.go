@@ -177,6 +177,9 @@ func guestSession(ctx context.Context, s *vm.WarmState, args []string, stdout, s
 		fd := int(os.Stdin.Fd())
 		run.TTY = true
 		run.Cols, run.Rows, _ = readline.GetSize(fd)
+		if run.Cols <= 0 || run.Rows <= 0 {
+			run.Cols, run.Rows = 80, 24
+		}
 		state, err := readline.MakeRaw(fd)
 		if err != nil {
 			fmt.Fprintf(stderr, "nkscript: terminal: %v\n", err)
