@@ -152,6 +152,12 @@ if [ "${BENCH_ONLY:-}" = compile ]; then
   cat "$tmp/compile.md"
   exit 0
 fi
+. hack/bench_vm.sh # vm_section: the microVM, cold, warm and host runs
+vm_section
+if [ "${BENCH_ONLY:-}" = vm ]; then
+  cat "$tmp/vm.md"
+  exit 0
+fi
 
 echo "== chain labs"
 rows=""
@@ -359,6 +365,7 @@ $GO test -run '^$' -bench . -benchtime 10x ./cmd/nkscript >"$tmp/micro-cli" 2>&1
   printf '%s' "$bpfrows"
   echo
   cat "$tmp/compile.md"
+  cat "$tmp/vm.md"
   echo "## Go microbenchmarks"
   echo
   echo "The hot paths of the profile, in [datapath/bench_test.go](datapath/bench_test.go), $count runs each, compared by"

@@ -79,8 +79,9 @@ type warmDaemon struct {
 
 // ServeWarm is the daemon of a warm guest that StartWarm starts: it boots
 // the guest, writes "ok" (or what went wrong) to ready, and relays the
-// sessions of the clients of its socket until told to stop or qemu ends.
-func ServeWarm(o Options, ready *os.File) error {
+// sessions of the clients of its socket until told to stop, ctx ends or
+// qemu ends.
+func ServeWarm(ctx context.Context, o Options, ready *os.File) error {
 	o = o.withDefaults()
 	d, lines, err := bootWarm(o)
 	if err != nil {
@@ -105,13 +106,10 @@ func ServeWarm(o Options, ready *os.File) error {
 	case err := <-d.p.exited:
 		d.p.exitedWith(err)
 		fmt.Fprintf(o.Stderr, "qemu exited: %v\n", err)
+	case <-ctx.Done():
+		d.powerOff()
 	case <-d.stop:
-		d.sendGuest(warmMsg{Type: "poweroff"})
-		select {
-		case err := <-d.p.exited:
-			d.p.exitedWith(err)
-		case <-time.After(15 * time.Second):
-		}
+		d.powerOff()
 	}
 	ln.Close()
 	d.mu.Lock()
@@ -120,6 +118,17 @@ func ServeWarm(o Options, ready *os.File) error {
 	}
 	d.mu.Unlock()
 	return nil
+}
+
+// powerOff tells the guest to end its runs and power off, and waits up
+// to 15 seconds for qemu to exit (the caller kills it after that).
+func (d *warmDaemon) powerOff() {
+	d.sendGuest(warmMsg{Type: "poweroff"})
+	select {
+	case err := <-d.p.exited:
+		d.p.exitedWith(err)
+	case <-time.After(15 * time.Second):
+	}
 }
 
 // bootWarm boots the guest and waits until it serves runs; it returns the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -325,8 +326,8 @@ func (srv *warmServer) check(keep bool) string {
 }
 
 // hangup ends a session whose host side went away: SIGTERM, which makes a
-// run clean its lab up, then, after 20 seconds, SIGKILL and nkscript
-// cleanup for what it left.
+// run clean its lab up, then, after 20 seconds, SIGKILL for the session's
+// processes and nkscript cleanup for what the run's journal still lists.
 func (srv *warmServer) hangup(ss *warmSession) {
 	ss.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -336,12 +337,35 @@ func (srv *warmServer) hangup(ss *warmSession) {
 	}
 	unix.Kill(-ss.cmd.Process.Pid, unix.SIGKILL)
 	<-ss.done
-	cleanup := exec.Command("/proc/self/exe", "--vm=never", "cleanup")
-	cleanup.Args[0] = os.Args[0]
-	if out, err := cleanup.CombinedOutput(); err != nil {
-		srv.g.logf("cleanup after hangup: %v: %s", err, out)
+	if err := cleanupJournalOf(ss.cmd.Process.Pid); err != nil {
+		srv.g.logf("cleanup after hangup: %v", err)
 	}
 	srv.check(false)
+}
+
+// cleanupJournalOf runs nkscript cleanup on the journal of the run whose
+// process was pid, alone: the guest's other journals (kept labs) stay.
+func cleanupJournalOf(pid int) error {
+	journals, _ := filepath.Glob(filepath.Join(guestJournalDir, fmt.Sprintf("%d-*.journal", pid)))
+	if len(journals) == 0 {
+		return nil
+	}
+	dir, err := os.MkdirTemp(guestJournalDir, "hangup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, j := range journals {
+		if err := os.Rename(j, filepath.Join(dir, filepath.Base(j))); err != nil {
+			return err
+		}
+	}
+	cleanup := exec.Command("/proc/self/exe", "--vm=never", "cleanup", "--journal-dir", dir)
+	cleanup.Args[0] = os.Args[0]
+	if out, err := cleanup.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
 }
 
 // stopAll ends every session, giving runs 10 seconds to clean up.

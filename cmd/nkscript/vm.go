@@ -58,6 +58,17 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 			return exitFail
 		}
 		guestArgs = append([]string{"--keep"}, guestArgs...)
+	} else if o.pauseFail && isTerminal(os.Stdin) {
+		// A paused lab is entered from the host: it needs a guest that
+		// takes the host's terminal and serves nkscript enter.
+		if _, err := vm.FindWarm(o.kernel); err != nil {
+			s, err := startWarm(o, false, stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "nkscript: --vm --pause-on-fail: %v\n", err)
+				return exitFail
+			}
+			defer s.Stop()
+		}
 	}
 	run := vm.WarmRun{Args: guestArgs, Env: guestEnv(), Dir: cwd, Stdout: stdout, Stderr: stderr, Check: true, Keep: o.keep}
 	if isTerminal(os.Stdin) {

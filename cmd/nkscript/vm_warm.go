@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nkscript/nkscript/session"
 	"github.com/nkscript/nkscript/vm"
 	"github.com/spf13/pflag"
 )
@@ -101,7 +102,7 @@ func warmOptions(o *options, stderr io.Writer) vm.Options {
 // vmServe is the daemon of a warm guest, which StartWarm starts.
 func vmServe(o *options) int {
 	ready := os.NewFile(3, "ready")
-	if err := vm.ServeWarm(warmOptions(o, os.Stderr), ready); err != nil {
+	if err := vm.ServeWarm(session.CatchSignals().Context(), warmOptions(o, os.Stderr), ready); err != nil {
 		fmt.Fprintf(os.Stderr, "nkscript vm: %v\n", err)
 		return exitFail
 	}
