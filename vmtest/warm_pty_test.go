@@ -123,7 +123,7 @@ func TestWarmREPLAndEnterOnTerminal(t *testing.T) {
 	repl.send("6 * 7\r")
 	repl.expect("42")
 	repl.send("netkit_p\t")
-	repl.expect("netkit_pair(")
+	repl.expect(">>> netkit_pair")
 	repl.send("\x03") // Ctrl-C drops the line
 	repl.expect(">>> ")
 	repl.send("n = netns(\"pty_ns\")\r")
