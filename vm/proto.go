@@ -60,6 +60,10 @@ const (
 	guestTmpDir       = guestStateDir + "/tmp"  // tmpfs holding the guest's writes to /tmp
 	guestStage2File   = guestStateDir + "/stage2.json"
 	hostRootTag       = "nkroot"
+	// A warm guest also mounts the host's root without caching, for what
+	// changes while it runs (all but liveStable), from a second 9p device.
+	guestHostLive = guestStateDir + "/live"
+	hostLiveTag   = "nklive"
 )
 
 // warmMsg is a message of a warm guest's protocol, which follows the

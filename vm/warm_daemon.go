@@ -157,7 +157,7 @@ func bootWarm(o Options) (*warmDaemon, <-chan []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("initramfs: %w", err)
 	}
-	r := &runner{o: o, ki: ki, start: time.Now(), progress: make(chan struct{}, 1)}
+	r := &runner{o: o, ki: ki, serve: true, start: time.Now(), progress: make(chan struct{}, 1)}
 	p, err := r.startQemu(qemu, initrd)
 	if err != nil {
 		return nil, nil, err
