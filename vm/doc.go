@@ -37,8 +37,10 @@
 // a guest that differs is reported, serves no more checked runs and is
 // stopped by the client (WarmState.Run). A client that goes away ends its
 // run with SIGTERM (and after 20 seconds SIGKILL and nkscript cleanup in
-// the guest). A warm guest mounts the host's root without caching, so it
-// sees the host's files as they are now; InWarmGuest tells a run it is in
+// the guest). A warm guest reads the host's installed software (/usr,
+// /etc, ...) through a caching mount and the rest through one that does
+// not cache, so that it sees scripts as they are now (but under /tmp,
+// whose overlay keeps what it has read); InWarmGuest tells a run it is in
 // one.
 //
 // # Kernels

@@ -123,6 +123,16 @@ func TestWarmGuest(t *testing.T) {
 	if st := c.status(); !strings.Contains(st, "1 runs served") {
 		t.Errorf("vm status after one run: %q", st)
 	}
+	// A script edited on the host runs as it is now.
+	edited := filepath.Join(filepath.Dir(c.bin), "edited.star")
+	for _, word := range []string{"first", "again"} {
+		if err := os.WriteFile(edited, []byte("print(\""+word+"\")\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, out, errs := c.run("--vm=always", edited); out != word+"\n" {
+			t.Fatalf("edited script: stdout %q, want %q; stderr:\n%s", out, word+"\n", errs)
+		}
+	}
 
 	t.Run("sigkill", func(t *testing.T) { warmSigkill(t, c) })
 	t.Run("guest-killed", func(t *testing.T) { warmGuestKilled(t, c, s) })
