@@ -53,7 +53,11 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 		return exitFail
 	}
 	if o.keep {
-		if _, err := startWarm(o, true, stderr); err != nil {
+		s, err := startWarm(o, true, stderr)
+		if err == nil && !s.CurrentBinary() {
+			err = fmt.Errorf("the guest for %s runs another nkscript executable than this one; restart it: nkscript vm stop; nkscript vm start", s.Release)
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "nkscript: --vm --keep: %v\n", err)
 			return exitFail
 		}
