@@ -62,13 +62,15 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 			return exitFail
 		}
 		guestArgs = append([]string{"--keep"}, guestArgs...)
-	} else if o.pauseFail && isTerminal(os.Stdin) {
-		// A paused lab is entered from the host: it needs a guest that
-		// takes the host's terminal and serves nkscript enter.
+	} else if isTerminal(os.Stdin) {
+		// A lab paused by pause() or --pause-on-fail waits for Enter on
+		// the host's terminal and is entered from the host: that needs a
+		// guest that takes the terminal and serves nkscript enter, here
+		// one for this run.
 		if _, err := vm.FindWarm(o.kernel); err != nil {
 			s, err := startWarm(o, false, stderr)
 			if err != nil {
-				fmt.Fprintf(stderr, "nkscript: --vm --pause-on-fail: %v\n", err)
+				fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
 				return exitFail
 			}
 			defer s.Stop()
