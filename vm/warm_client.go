@@ -40,6 +40,7 @@ type WarmRun struct {
 // the guest has been stopped.
 type GuestDirtyError struct{ Diff string }
 
+// Error says how the guest differed.
 func (e *GuestDirtyError) Error() string {
 	return "the warm guest was not clean after the run, so it was stopped:\n" + e.Diff
 }
