@@ -26,8 +26,9 @@ type warmServer struct {
 	runs     int
 	baseline string // guestState before the runs, and after kept ones
 	tainted  string
-	slot     chan struct{} // held by the checked run in progress
-	waiting  map[int]bool  // checked runs waiting for the slot; false once their host went away
+	slot     chan struct{}     // held by the checked run in progress
+	waiting  map[int]bool      // checked runs waiting for the slot; false once their host went away
+	queued   map[int][]warmMsg // what the host sent waiting runs
 }
 
 // warmSession is one run in a warm guest.
@@ -46,7 +47,7 @@ func (g *guest) serve() {
 		g.logf("%v (runs on a terminal will fail)", err)
 	}
 	srv := &warmServer{g: g, sessions: map[int]*warmSession{}, baseline: guestState(),
-		slot: make(chan struct{}, 1), waiting: map[int]bool{}}
+		slot: make(chan struct{}, 1), waiting: map[int]bool{}, queued: map[int][]warmMsg{}}
 	if err := g.send(message{Type: "serving"}); err != nil {
 		g.logf("send serving: %v", err)
 		return
@@ -86,12 +87,25 @@ func (srv *warmServer) handle(m warmMsg) {
 	srv.mu.Lock()
 	ss := srv.sessions[m.S]
 	srv.mu.Unlock()
+	if ss == nil && m.Type != "run" && m.Type != "status" && m.Type != "hangup" && srv.queue(m) {
+		return
+	}
 	switch m.Type {
 	case "run":
-		if m.Check {
-			go srv.startChecked(m)
-		} else {
+		if !m.Check {
 			srv.start(m)
+			break
+		}
+		select {
+		case srv.slot <- struct{}{}:
+			if !srv.start(m) {
+				<-srv.slot
+			}
+		default:
+			srv.mu.Lock()
+			srv.waiting[m.S] = true
+			srv.mu.Unlock()
+			go srv.startChecked(m)
 		}
 	case "status":
 		srv.send(warmMsg{Type: "status", S: m.S, Status: srv.status()})
@@ -154,28 +168,35 @@ const guestJournalDir = "/run/nkscript"
 
 // startChecked starts the checked run m once no other checked run is in
 // progress, for each checks the whole guest: runs wait for each other,
-// and say so.
+// and say so. What the host sends the run meanwhile waits in srv.queued.
 func (srv *warmServer) startChecked(m warmMsg) {
-	select {
-	case srv.slot <- struct{}{}:
-	default:
-		srv.mu.Lock()
-		srv.waiting[m.S] = true
-		srv.mu.Unlock()
-		srv.send(warmMsg{Type: "out", S: m.S, FD: 2, Data: []byte("nkscript: another run is in progress in the warm guest; waiting for it to end\n")})
-		srv.slot <- struct{}{}
-		srv.mu.Lock()
-		wanted := srv.waiting[m.S]
-		delete(srv.waiting, m.S)
-		srv.mu.Unlock()
-		if !wanted {
-			<-srv.slot
-			return
-		}
-	}
-	if !srv.start(m) {
+	srv.send(warmMsg{Type: "out", S: m.S, FD: 2, Data: []byte("nkscript: another run is in progress in the warm guest; waiting for it to end\n")})
+	srv.slot <- struct{}{}
+	srv.mu.Lock()
+	wanted := srv.waiting[m.S]
+	delete(srv.waiting, m.S)
+	queued := srv.queued[m.S]
+	delete(srv.queued, m.S)
+	srv.mu.Unlock()
+	if !wanted || !srv.start(m) {
 		<-srv.slot
+		return
 	}
+	for _, q := range queued {
+		srv.handle(q)
+	}
+}
+
+// queue keeps m for the run it is for if that run waits for its turn,
+// and reports whether it did.
+func (srv *warmServer) queue(m warmMsg) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if _, ok := srv.waiting[m.S]; !ok {
+		return false
+	}
+	srv.queued[m.S] = append(srv.queued[m.S], m)
+	return true
 }
 
 // start starts the run m asks for, or says why it cannot.

@@ -158,7 +158,7 @@ func enterGuests(ns string, argv []string, stdout, stderr io.Writer) (code int, 
 	}
 	for _, s := range guests {
 		args := append([]string{"--vm=never", "enter", "--here", ns, "--"}, argv...)
-		code := guestSession(session.CatchSignals().Context(), s, args, stdout, stderr)
+		code := guestSession(session.CatchSignals().Context(), s, vm.WarmRun{Args: args}, stdout, stderr)
 		if code != exitNoNamespace {
 			return code, true
 		}
@@ -166,13 +166,13 @@ func enterGuests(ns string, argv []string, stdout, stderr io.Writer) (code int, 
 	return 0, false
 }
 
-// guestSession runs args in the guest s with the host's stdin: on a
-// terminal, on one in the guest with the host's terminal raw (what the
-// user types goes to the guest, keys like Ctrl-C included), else with
-// stdin copied. It returns the exit code.
-func guestSession(ctx context.Context, s *vm.WarmState, args []string, stdout, stderr io.Writer) int {
+// guestSession runs run (its Args, Check and Keep) in the guest s with the
+// host's stdin: on a terminal, on one in the guest with the host's
+// terminal raw (what the user types goes to the guest, keys like Ctrl-C
+// included), else with stdin copied. It returns the exit code.
+func guestSession(ctx context.Context, s *vm.WarmState, run vm.WarmRun, stdout, stderr io.Writer) int {
 	cwd, _ := os.Getwd()
-	run := vm.WarmRun{Args: args, Env: guestEnv(), Dir: cwd, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}
+	run.Env, run.Dir, run.Stdin, run.Stdout, run.Stderr = guestEnv(), cwd, os.Stdin, stdout, stderr
 	if isTerminal(os.Stdin) && isTerminal(os.Stdout) {
 		fd := int(os.Stdin.Fd())
 		run.TTY = true

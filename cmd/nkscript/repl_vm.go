@@ -36,7 +36,9 @@ func runREPLInGuest(o *options, stdout, stderr io.Writer) int {
 	if o.keep {
 		args = append(args, "--keep")
 	}
-	return guestSession(session.CatchSignals().Context(), s, append(args, "repl"), stdout, stderr)
+	// The REPL's lab is checked as a script's is: other runs wait for it.
+	run := vm.WarmRun{Args: append(args, "repl"), Check: true, Keep: o.keep}
+	return guestSession(session.CatchSignals().Context(), s, run, stdout, stderr)
 }
 
 // replCommand implements `nkscript [FLAGS] repl [FLAGS]`: the flags may
