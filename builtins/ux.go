@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nkscript/nkscript/vm"
 	"go.starlark.net/starlark"
 )
 
@@ -54,6 +55,11 @@ func (r *Run) pause(thread *starlark.Thread, msg string) {
 	if nss := r.lab.Namespaces(); len(nss) > 0 {
 		b.WriteString("enter a namespace:\n")
 		for _, ns := range nss {
+			if vm.InWarmGuest() {
+				// The lab is in a microVM guest, which the host reaches.
+				fmt.Fprintf(&b, "  nkscript enter %s    (from the host)\n", ns.Name())
+				continue
+			}
 			fmt.Fprintf(&b, "  ip netns exec %s bash    (or: nsenter --net=/run/netns/%s)\n", ns.Name(), ns.Name())
 		}
 	}

@@ -368,7 +368,36 @@ section_matrix() {
   done
 }
 
-all="compile chain big b2b startup phases bpf micro cli matrix"
+# ---- The microVM: cold, warm and host runs (issue 15) ----
+# Series vm/{cold,warm,host}/{trivial,tutorial} (runs) and vm/{cold,warm}/test
+# (`nkscript test scripts`). The guests live in a directory of the
+# benchmark's own ($NKSCRIPT_VM_DIR), so no other guest is used or stopped.
+section_vm() {
+  echo "== the microVM: cold, warm and host"
+  local reps r trivial=testdata/bench/trivial.star
+  reps=$([ -n "${QUICK:-}" ] && echo 3 || echo 5)
+  export NKSCRIPT_VM_DIR=$tmp/vmdir
+  for r in $(seq "$reps"); do
+    time_run vm/cold/trivial "$NK" --vm=always "$trivial"
+    time_run vm/cold/tutorial "$NK" --vm=always scripts/tutorial.star
+    time_run vm/host/trivial "$NK" --vm=never "$trivial"
+    time_run vm/host/tutorial "$NK" --vm=never --prefix bench- scripts/veth_tutorial.star
+  done
+  time_run vm/cold/test "$NK" test --vm=always --journal-dir="$tmp/journals" scripts
+  if "$NK" vm start >/dev/null 2>"$tmp/err"; then
+    for r in $(seq "$reps"); do
+      time_run vm/warm/trivial "$NK" --vm=always "$trivial"
+      time_run vm/warm/tutorial "$NK" --vm=always scripts/tutorial.star
+    done
+    time_run vm/warm/test "$NK" test --vm=always --journal-dir="$tmp/journals" scripts
+    "$NK" vm stop >/dev/null 2>&1 || fail vm/warm/stop "nkscript vm stop failed"
+  else
+    fail vm/warm/trivial "nkscript vm start: $(tail_of "$tmp/err")"
+  fi
+  unset NKSCRIPT_VM_DIR
+}
+
+all="compile chain big b2b startup phases bpf micro cli matrix vm"
 only=${BENCH_ONLY:-}
 section_meta
 for s in ${only:-$all}; do

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nkscript/nkscript/builtins"
 	"github.com/nkscript/nkscript/datapath"
+	"github.com/nkscript/nkscript/vm"
 	"go.starlark.net/starlark"
 )
 
@@ -101,6 +102,11 @@ func End(lab *datapath.Lab, cfg Config) error {
 func writeKeep(lab *datapath.Lab, journalDir string, w io.Writer) {
 	fmt.Fprintln(w, "nkscript: --keep: the lab stays up.")
 	for _, ns := range lab.Namespaces() {
+		if vm.InWarmGuest() {
+			// The lab is in a microVM guest, which the host reaches.
+			fmt.Fprintf(w, "  enter %s: nkscript enter %s\n", ns.Name(), ns.Name())
+			continue
+		}
 		fmt.Fprintf(w, "  enter %s: ip netns exec %s bash\n", ns.Name(), ns.Name())
 	}
 	if journalDir == "" || journalDir == datapath.DefaultJournalDir {

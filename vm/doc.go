@@ -19,6 +19,30 @@
 // ...) are loaded on demand by the guest's own module loader, which is the
 // same executable.
 //
+// # Warm guests
+//
+// StartWarm boots a guest that stays up: a daemon (the executable run
+// again, calling ServeWarm) holds its qemu and listens on a unix socket
+// under WarmDir, a directory only its owner can use (mode 0700, the
+// socket 0600); a state file there records the daemon and qemu by
+// identity (ProcID: PID and start time), so that stopping a guest never
+// signals a recycled PID. FindWarm and WarmGuests find running guests. The
+// guest's PID 1 serves runs over the control port (warmMsg, after the
+// "serving" message): each client connection is a session the daemon
+// numbers, and each run a child process of the guest's program, with its
+// own arguments, environment, working directory, stdin (/dev/null, a
+// pipe or a terminal) and output, relayed as messages, and the exit code.
+// Checked runs take turns; after each the guest compares its named
+// namespaces, links, BPF links, pins and journals with how they were, and
+// a guest that differs is reported, serves no more checked runs and is
+// stopped by the client (WarmState.Run). A client that goes away ends its
+// run with SIGTERM (and after 20 seconds SIGKILL and nkscript cleanup in
+// the guest). A warm guest reads the host's installed software (/usr,
+// /etc, ...) through a caching mount and the rest through one that does
+// not cache, so that it sees scripts as they are now (but under /tmp,
+// whose overlay keeps what it has read); InWarmGuest tells a run it is in
+// one.
+//
 // # Kernels
 //
 // The kernels Run can fetch are pinned Debian packages, PinnedKernels:

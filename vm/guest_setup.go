@@ -27,7 +27,7 @@ func mount(src, dst, fstype string, flags uintptr, data string) error {
 // the kernel's module loader, loopback up, and the host's environment and
 // working directory.
 func (g *guest) setup(req *request) error {
-	if err := mountHostRoot(); err != nil {
+	if err := mountHostRoot(req.Serve); err != nil {
 		return err
 	}
 	if err := mountSystem(); err != nil {
@@ -38,7 +38,7 @@ func (g *guest) setup(req *request) error {
 			return err
 		}
 	}
-	if err := g.mountTmp(); err != nil {
+	if err := g.mountTmp(req.Serve); err != nil {
 		return err
 	}
 	if err := loopbackUp(); err != nil {
@@ -49,11 +49,20 @@ func (g *guest) setup(req *request) error {
 
 // mountHostRoot mounts the host's root filesystem read-only over 9p and
 // shows each of its top-level entries at the same path in the guest, but
-// for those the guest has its own of.
-func mountHostRoot() error {
+// for those the guest has its own of. A warm guest (live) shows the
+// entries that change while it runs (scripts, home directories: all but
+// liveStable) from a second mount that does not cache what it reads, so
+// that it sees the host's files as they are now.
+func mountHostRoot(live bool) error {
 	if err := mount(hostRootTag, guestHostRoot, "9p", unix.MS_RDONLY,
 		"trans=virtio,version=9p2000.L,msize=512000,cache=loose"); err != nil {
 		return fmt.Errorf("%w (does the kernel have 9p and virtio?)", err)
+	}
+	if live {
+		if err := mount(hostLiveTag, guestHostLive, "9p", unix.MS_RDONLY,
+			"trans=virtio,version=9p2000.L,msize=512000,cache=mmap"); err != nil {
+			return err
+		}
 	}
 	ents, err := os.ReadDir(guestHostRoot)
 	if err != nil {
@@ -64,18 +73,27 @@ func mountHostRoot() error {
 		case "proc", "sys", "dev", "run", "tmp", "init", ".nkscript":
 			continue
 		}
-		if err := showHostEntry(e); err != nil {
+		root := guestHostRoot
+		if live && !liveStable[e.Name()] {
+			root = guestHostLive
+		}
+		if err := showHostEntry(root, e); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// showHostEntry makes the entry e of the host's root appear at the same
-// path in the guest: a symbolic link is copied, a directory or a regular
-// file is bind-mounted.
-func showHostEntry(e os.DirEntry) error {
-	src := filepath.Join(guestHostRoot, e.Name())
+// liveStable are the host's top-level directories a warm guest reads
+// through the caching mount: installed software, which does not change
+// while a lab runs.
+var liveStable = map[string]bool{"usr": true, "bin": true, "sbin": true, "lib": true, "lib32": true, "lib64": true, "libx32": true, "etc": true}
+
+// showHostEntry makes the entry e of the host's root, mounted at root,
+// appear at the same path in the guest: a symbolic link is copied, a
+// directory or a regular file is bind-mounted.
+func showHostEntry(root string, e os.DirEntry) error {
+	src := filepath.Join(root, e.Name())
 	dst := "/" + e.Name()
 	switch {
 	case e.Type()&os.ModeSymlink != 0:
@@ -183,8 +201,8 @@ func enterHostEnv(req *request) error {
 // /tmp, so that the guest sees the host's files there and writes to its own
 // memory. Without overlayfs it mounts a plain tmpfs and warns on stderr.
 // The initramfs carries the overlay module when the kernel has it as one.
-func (g *guest) mountTmp() error {
-	err := mountTmpOverlay()
+func (g *guest) mountTmp(live bool) error {
+	err := mountTmpOverlay(live)
 	if err == nil {
 		return nil
 	}
@@ -194,9 +212,13 @@ func (g *guest) mountTmp() error {
 }
 
 // mountTmpOverlay mounts on /tmp an overlay whose lower layer is the
-// host's /tmp and whose upper layer is a tmpfs at guestTmpDir.
-func mountTmpOverlay() error {
+// host's /tmp (through the mount that does not cache, when live) and whose
+// upper layer is a tmpfs at guestTmpDir.
+func mountTmpOverlay(live bool) error {
 	lower := filepath.Join(guestHostRoot, "tmp")
+	if live {
+		lower = filepath.Join(guestHostLive, "tmp")
+	}
 	fi, err := os.Stat(lower)
 	if err != nil {
 		return fmt.Errorf("host /tmp: %w", err)

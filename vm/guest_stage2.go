@@ -19,6 +19,8 @@ import (
 type stage2 struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
+	// Serve makes the second stage a warm guest's server.
+	Serve bool `json:"serve,omitempty"`
 	// File descriptors of the ports, inherited across execve.
 	Ctl    int `json:"ctl"`
 	Stdout int `json:"stdout"`
@@ -31,7 +33,7 @@ type stage2 struct {
 // inits print reaches the host, and so does a crash before main. It returns
 // only if that fails.
 func (g *guest) reexec(req *request) error {
-	st := stage2{Args: req.Args, Env: os.Environ()}
+	st := stage2{Args: req.Args, Env: os.Environ(), Serve: req.Serve}
 	for _, p := range []struct {
 		f  *os.File
 		fd *int
@@ -102,6 +104,10 @@ func (g *guest) runMainStage(main func(args []string, stdout, stderr io.Writer) 
 		}
 	}
 
+	if st.Serve {
+		g.serve()
+		return
+	}
 	g.send(message{Type: "start"})
 	code, outN, errN := g.runMain(main, st.Args)
 	if err := g.send(message{Type: "exit", Code: code, Stdout: outN, Stderr: errN}); err != nil {

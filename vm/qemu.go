@@ -34,7 +34,7 @@ func (r *runner) qemuArgs(initrd string) []string {
 	if r.ki.Vmlinux != "" {
 		kernel = r.ki.Vmlinux
 	}
-	return []string{
+	args := []string{
 		"-M", "pc", "-accel", accel, "-cpu", cpu,
 		"-m", r.o.Memory, "-smp", fmt.Sprint(r.o.CPUs),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -50,6 +50,12 @@ func (r *runner) qemuArgs(initrd string) []string {
 		"-fsdev", "local,id=" + hostRootTag + ",path=/,security_model=none,readonly=on,multidevs=remap",
 		"-device", "virtio-9p-pci,fsdev=" + hostRootTag + ",mount_tag=" + hostRootTag,
 	}
+	if r.serve {
+		args = append(args,
+			"-fsdev", "local,id="+hostLiveTag+",path=/,security_model=none,readonly=on,multidevs=remap",
+			"-device", "virtio-9p-pci,fsdev="+hostLiveTag+",mount_tag="+hostLiveTag)
+	}
+	return args
 }
 
 // qemuProcess is a running qemu and the host's ends of its channels.

@@ -144,8 +144,9 @@ func bootKernel(ctx context.Context, o Options) (KernelInfo, error) {
 // runner is the host side of one Run: it drives qemu and follows the
 // guest's messages on the control port.
 type runner struct {
-	o  Options
-	ki KernelInfo
+	o     Options
+	ki    KernelInfo
+	serve bool // boot a warm guest (see ServeWarm)
 
 	start   time.Time // when qemu was started; Timing counts from it
 	console ringBuffer

@@ -42,6 +42,7 @@ var sections = []section{
 	{"micro", microSection},
 	{"cli", cliSection},
 	{"matrix", matrixSection},
+	{"vm", vmSection},
 }
 
 // Report renders the results as BENCHMARKS.md: the sections named in only

@@ -89,6 +89,8 @@ Usage:
   nkscript graph [--format F] FILE.star  draw the lab a script builds (mermaid, dot, svg)
   nkscript cleanup [--journal-dir DIR]   remove what runs killed with SIGKILL left behind
   nkscript kernels [--fetch]             list the cached microVM kernels (--fetch: download the pinned 6.12, 6.1 and 7.3)
+  nkscript vm start|status|stop          keep a microVM guest running for fast --vm runs (see vm --help)
+  nkscript enter NS [-- CMD...]          run a shell or CMD in namespace NS of a kept or paused lab (host or microVM)
   nkscript doc [NAME]                    print the builtin reference, or one builtin's entry
   nkscript completion bash|zsh|fish      print a shell completion script
   nkscript version                       print the version
@@ -168,6 +170,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDoc(rest[1:], stdout, stderr)
 	case "kernels":
 		return cmdKernels(rest[1:], stdout, stderr)
+	case "vm":
+		return cmdVM(&o, rest[1:], stdout, stderr)
+	case "enter":
+		return cmdEnter(&o, rest[1:], stdout, stderr)
 	case "test":
 		return cmdTest(&o, rest[1:], stdout, stderr)
 	case "graph":
@@ -177,7 +183,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "completion":
 		return cmdCompletion(rest[1:], stdout, stderr)
 	case "repl":
-		return runREPL(&o, stdout, stderr)
+		return replCommand(args[:len(args)-len(rest)], rest[1:], stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		fs.SetOutput(stdout)
@@ -371,16 +377,21 @@ func cmdCleanup(o *options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nkscript cleanup: takes no arguments\n")
 		return exitUsage
 	}
+	code, cleanedGuests := exitOK, false
+	if o.journalDir == datapath.DefaultJournalDir || os.Getenv("NKSCRIPT_VM_DIR") != "" {
+		code, cleanedGuests = cleanupGuests(stdout, stderr)
+	}
 	runs, err := datapath.StaleRuns(o.journalDir)
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript cleanup: %v\n", err)
 		return exitFail
 	}
 	if len(runs) == 0 {
-		fmt.Fprintln(stdout, "nothing to clean up")
-		return exitOK
+		if !cleanedGuests {
+			fmt.Fprintln(stdout, "nothing to clean up")
+		}
+		return code
 	}
-	code := exitOK
 	for _, r := range runs {
 		fmt.Fprintf(stdout, "run %d (%s):\n", r.PID, r.Script)
 		if err := datapath.Cleanup(r, stdout); err != nil {

@@ -78,6 +78,9 @@ type replSession struct {
 }
 
 func runREPL(o *options, stdout, stderr io.Writer) int {
+	if replInGuest(o) {
+		return runREPLInGuest(o, stdout, stderr)
+	}
 	cfg := session.Config{Lab: datapath.LabConfig{JournalDir: o.journalDir, Script: "<repl>"}, Keep: o.keep, Stderr: stderr, Closing: opsCounter(stderr)}
 	err, endErr := session.Run(session.CatchSignals().Context(), cfg, func(ctx context.Context, lab *datapath.Lab) error {
 		s := &replSession{ctx: ctx, stdout: stdout, stderr: stderr}

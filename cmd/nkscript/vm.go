@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,6 +45,62 @@ func decideVM(o *options, script string) (bool, string, error) {
 	return true, fmt.Sprintf("the host kernel %s has no netkit (CONFIG_NETKIT)", datapath.KernelRelease()), nil
 }
 
+// runInVM runs the same command line in a microVM with --vm=never: in the
+// warm guest for the kernel when one runs (--keep starts one), else in a
+// freshly booted one. When ctx ends, the run is stopped.
+func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr io.Writer) int {
+	guestArgs := guestArgsFor(o, allArgs)
+	cwd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(stderr, "nkscript: %v\n", err)
+		return exitFail
+	}
+	if o.keep {
+		s, err := startWarm(o, true, stderr)
+		if err == nil && !s.CurrentBinary() {
+			err = fmt.Errorf("the guest for %s runs another nkscript executable than this one; restart it: nkscript vm stop; nkscript vm start", s.Release)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "nkscript: --vm --keep: %v\n", err)
+			return exitFail
+		}
+		guestArgs = append([]string{"--keep"}, guestArgs...)
+	} else if isTerminal(os.Stdin) {
+		// A lab paused by pause() or --pause-on-fail waits for Enter on
+		// the host's terminal and is entered from the host: that needs a
+		// guest that takes the terminal and serves nkscript enter, here
+		// one for this run.
+		if _, err := vm.FindWarm(o.kernel); err != nil {
+			s, err := startWarm(o, false, stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
+				return exitFail
+			}
+			defer s.Stop()
+		}
+	}
+	run := vm.WarmRun{Args: guestArgs, Env: guestEnv(), Dir: cwd, Stdout: stdout, Stderr: stderr, Check: true, Keep: o.keep}
+	if isTerminal(os.Stdin) {
+		run.Stdin = os.Stdin // pause() and --pause-on-fail wait for Enter
+	}
+	if code, done := runWarm(ctx, o, run, stderr); done {
+		return code
+	}
+	code, err := vm.Run(ctx, vm.Options{
+		Kernel: o.kernel,
+		Args:   guestArgs,
+		Dir:    cwd,
+		Env:    run.Env,
+		Stdout: stdout,
+		Stderr: stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
+		return exitFail
+	}
+	return code
+}
+
 // childFlags are the global flags of o a run of nkscript on o's behalf,
 // in a microVM or in a process of its own, takes: --vm=never and those
 // that shape a run.
@@ -81,19 +138,18 @@ func childFlags(o *options) []string {
 	return guestArgs
 }
 
-// runInVM runs the same command line in a microVM with --vm=never; when
-// ctx ends, the microVM is stopped.
-func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr io.Writer) int {
+// guestArgsFor returns the command line a run in a guest gets for the
+// host's allArgs: --vm=never and the flags that apply in the guest.
+func guestArgsFor(o *options, allArgs []string) []string {
 	guestArgs := childFlags(o)
 	fs := newFlags(&options{}, io.Discard)
 	fs.Parse(allArgs)
-	guestArgs = append(guestArgs, fs.Args()...)
-	cwd, err := os.Getwd()
-	if err != nil {
-		fmt.Fprintf(stderr, "nkscript: %v\n", err)
-		return exitFail
-	}
-	// The guest gets the environment a script run needs, nothing more.
+	return append(guestArgs, fs.Args()...)
+}
+
+// guestEnv is the environment a run in a guest gets: what a script run
+// needs, nothing more.
+func guestEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -102,19 +158,35 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 			env = append(env, kv)
 		}
 	}
-	code, err := vm.Run(ctx, vm.Options{
-		Kernel: o.kernel,
-		Args:   guestArgs,
-		Dir:    cwd,
-		Env:    env,
-		Stdout: stdout,
-		Stderr: stderr,
-	})
+	return env
+}
+
+// runWarm runs run in the warm guest for o's kernel, if one runs and
+// runs this executable; done is false when the run is still to be done
+// (in a guest booted for it).
+func runWarm(ctx context.Context, o *options, run vm.WarmRun, stderr io.Writer) (code int, done bool) {
+	s, err := vm.FindWarm(o.kernel)
 	if err != nil {
-		fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
-		return exitFail
+		return 0, false
 	}
-	return code
+	if !s.CurrentBinary() {
+		fmt.Fprintf(stderr, "nkscript: the warm guest for %s runs another nkscript executable than this one; booting a guest (restart it: nkscript vm stop; nkscript vm start)\n", s.Release)
+		return 0, false
+	}
+	code, err = s.Run(ctx, run)
+	var dirty *vm.GuestDirtyError
+	switch {
+	case err == nil:
+		return code, true
+	case errors.As(err, &dirty):
+		fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
+		return code, true
+	case errors.Is(err, vm.ErrNoWarmGuest):
+		fmt.Fprintf(stderr, "nkscript: --vm: %v; booting a guest\n", err)
+		return 0, false
+	}
+	fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
+	return exitFail, true
 }
 
 func cmdKernels(args []string, stdout, stderr io.Writer) int {
