@@ -11,8 +11,8 @@ import (
 // TestLegacySuitesInGuest boots Debian bookworm's own 6.1 kernel — BPF
 // and BTF, but neither tcx (6.6) nor netkit (6.7) — and runs there the
 // labs that fall back: every CNF lab of scripts/ on veth with legacy tc
-// (clsact + cls_bpf), the attach/topology/service CLI tests, and the
-// legacy tc and attach-choice tests with tc's own view. Output must equal
+// (clsact + cls_bpf), every CLI test of testdata/script, and the legacy
+// tc and attach-choice tests with tc's own view. Output must equal
 // the golden files of veth runs: NAME.veth.golden where a lab names the
 // kind of pair it made, NAME.golden (shared with the netkit runs)
 // elsewhere.
@@ -30,7 +30,7 @@ func TestLegacySuitesInGuest(t *testing.T) {
 	}
 	script := guestScript(repo, fmt.Sprintf(`
 run datapath %[2]s -test.run 'TestLegacyTC|TestAttach|TestHaveTCX|TestNetkitUnsupported|TestVxlan|TestVlan' -test.count=1 -test.v
-run cmd/nkscript %[3]s -test.run 'TestScripts/(attach|attach_choices|topology|services|drop_flow|tutorials)$' -test.count=1 -test.v
+run cmd/nkscript %[3]s -test.run 'TestScripts' -test.count=1 -test.v
 run . %[4]s test --vm=never %[5]s
 echo "=== guest: netkit on 6.1"
 %[4]s --vm=never %[1]s/scripts/tutorial.star; echo "exit $?"
