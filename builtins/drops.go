@@ -120,10 +120,19 @@ func (f *flowDrops) explain(r *Run, proto string, dst netip.Addr, port int) []da
 // check had given up on it, such as a SYN retransmitted as it timed out.
 var socketTeardown = []string{"QUEUE_PURGE", "SOCKET_CLOSE", "TCP_CLOSE", "NO_SOCKET"}
 
+// tcpReceive are the functions where TCP's own state machine discards a
+// segment it has no use for (NOT_SPECIFIED): a SYN retransmitted to a
+// connection the check already abandoned, say. Whether one comes within
+// a check depends on timing, and it is not why the flow failed.
+var tcpReceive = []string{"tcp_v4_rcv", "tcp_v6_rcv"}
+
 // flowMatches reports whether d is a packet of the flow: of its protocol,
 // to or from dst, and to or from port for tcp and udp.
 func flowMatches(d datapath.Drop, proto string, dst netip.Addr, port int) bool {
 	if (d.Src != dst && d.Dst != dst) || slices.Contains(socketTeardown, d.Reason) {
+		return false
+	}
+	if d.Reason == "NOT_SPECIFIED" && slices.Contains(tcpReceive, d.Func) {
 		return false
 	}
 	switch p := d.Proto(); proto {
