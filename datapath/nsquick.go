@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -105,16 +106,19 @@ func (w *procWorker) run(ready chan<- error) {
 		ready <- err
 		return
 	}
-	// A slave receives the host's mounts and unmounts (a namespace
-	// unmounted there must not live on in the copy) and sends none.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+	// The worker's copy of the mounts is private: it receives none of
+	// the host's later mounts, so it never holds a namespace that any
+	// process mounts under NetnsDir, and it sends none back. The copies
+	// of the namespaces mounted now are dropped, so that none of them
+	// lives on here once the host unmounts it.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		ready <- err
 		return
 	}
-	// Nor does it need the copies of the namespaces' mounts: without
-	// them the host's mounts and unmounts there cost the kernel nothing
-	// in the worker's namespace.
-	unix.Unmount(NetnsDir, unix.MNT_DETACH)
+	if err := dropNetnsMounts(); err != nil {
+		ready <- err
+		return
+	}
 	if err := w.remount(); err != nil {
 		ready <- err
 		return
@@ -227,6 +231,28 @@ func procWrite(path string, data []byte) error {
 	}
 	if err != nil {
 		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	return nil
+}
+
+// dropNetnsMounts detaches, in the calling thread's mount namespace,
+// every mount at or under NetnsDir, deepest first.
+func dropNetnsMounts() error {
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == NetnsDir || strings.HasPrefix(f[4], NetnsDir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := unix.Unmount(points[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("detach %s: %w", points[i], err)
+		}
 	}
 	return nil
 }
