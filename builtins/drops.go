@@ -110,7 +110,10 @@ func (f *flowDrops) explain(r *Run, proto string, dst netip.Addr, port int) []da
 			ds = append(ds, d)
 		}
 	}
-	return r.lab.ExplainDrops(ds, &f.mark)
+	reps := r.lab.ExplainDrops(ds, &f.mark)
+	return slices.DeleteFunc(reps, func(rep datapath.DropReport) bool {
+		return rep.Reason == "NOT_SPECIFIED" && slices.Contains(tcpReceive, rep.Where)
+	})
 }
 
 // socketTeardown are the reasons of packets freed with a socket that
@@ -130,9 +133,6 @@ var tcpReceive = []string{"tcp_v4_rcv", "tcp_v6_rcv"}
 // to or from dst, and to or from port for tcp and udp.
 func flowMatches(d datapath.Drop, proto string, dst netip.Addr, port int) bool {
 	if (d.Src != dst && d.Dst != dst) || slices.Contains(socketTeardown, d.Reason) {
-		return false
-	}
-	if d.Reason == "NOT_SPECIFIED" && slices.Contains(tcpReceive, d.Func) {
 		return false
 	}
 	switch p := d.Proto(); proto {
