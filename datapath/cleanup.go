@@ -71,7 +71,8 @@ func Cleanup(r StaleRun, log io.Writer) error {
 		return err
 	}
 	defer host.Close()
-	u := newUndoer(host, map[NsID]*Netns{host.id: host}, log)
+	said := &countingWriter{w: log}
+	u := newUndoer(host, map[NsID]*Netns{host.id: host}, said)
 	var errs []error
 	for i := len(r.Records) - 1; i >= 0; i-- {
 		if err := r.Records[i].undo(u); err != nil {
@@ -84,7 +85,21 @@ func Cleanup(r StaleRun, log io.Writer) error {
 	if err := os.Remove(r.Journal); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	if said.n == 0 {
+		fmt.Fprintf(log, "  nothing was left of it (removed by hand, or by the run before it was killed); journal removed\n")
+	}
 	return nil
+}
+
+// countingWriter counts what is written through it.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	c.n += len(b)
+	return c.w.Write(b)
 }
 
 // headerless reports whether a journal with no header is to be passed
