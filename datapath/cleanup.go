@@ -73,6 +73,7 @@ func Cleanup(r StaleRun, log io.Writer) error {
 	defer host.Close()
 	said := &countingWriter{w: log}
 	u := newUndoer(host, map[NsID]*Netns{host.id: host}, said)
+	u.crashed = true
 	var errs []error
 	for i := len(r.Records) - 1; i >= 0; i-- {
 		if err := r.Records[i].undo(u); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,6 +271,43 @@ func TestLabFaultInjection(t *testing.T) {
 	}
 	if names := linkNames(ipJSON(t, host, "link", "show")); len(names) != 1 {
 		t.Errorf("the faulted operation created links %v", names)
+	}
+}
+
+// TestCleanupKilledBeforeLinkRecord: a run killed between creating a pair
+// from the host into its namespace and journaling the host end left only
+// the namespace's record. Cleanup deletes that end before it returns,
+// rather than leaving it to the kernel's asynchronous namespace teardown.
+func TestCleanupKilledBeforeLinkRecord(t *testing.T) {
+	host := testNetns(t)
+	name := uniqueName("nkt-kl")
+	ns, err := createNamedNetns(name, func(*NetnsRecord) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmountNetns(NetnsDir + "/" + name) })
+	k := &kernel{}
+	if _, _, err := k.CreatePair(PairOptions{Kind: Veth, Primary: "out0", Peer: "in0", PrimaryNs: host, PeerNs: ns}); err != nil {
+		t.Fatal(err)
+	}
+	// A pair between two outside namespaces is not the run's to delete.
+	if _, _, err := k.CreatePair(PairOptions{Kind: Veth, Primary: "keep0", Peer: "keep1", PrimaryNs: host, PeerNs: host}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &NetnsRecord{Name: name, Path: NetnsDir + "/" + name, NS: ns.ID()}
+	ns.Close()
+	var log strings.Builder
+	u := newUndoer(host, map[NsID]*Netns{host.id: host}, &log)
+	u.crashed = true
+	if err := rec.undo(u); err != nil {
+		t.Fatal(err)
+	}
+	names := linkNames(ipJSON(t, host, "link", "show"))
+	if slices.Contains(names, "out0") {
+		t.Errorf("the host end of the pair into the run's namespace survived cleanup: links %v\n%s", names, log.String())
+	}
+	if !slices.Contains(names, "keep0") {
+		t.Errorf("cleanup deleted a pair outside the run's namespaces: links %v", names)
 	}
 }
 

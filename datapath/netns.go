@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -432,3 +433,51 @@ func (n *Netns) setLoopbackUp() error {
 
 // loopbackIfindex is the kernel's LOOPBACK_IFINDEX.
 const loopbackIfindex = 1
+
+// deleteOutwardLinks deletes the devices in the namespace at path (which
+// must still be id) whose other end is in one of the namespaces outside:
+// veth and netkit pairs that reach out of it. Unmounting the namespace
+// takes them too, but only when the kernel frees it, later and
+// asynchronously: a run killed between creating a pair and journaling its
+// outer end would leave that end visible for a while after `nkscript
+// cleanup`. Every device in a namespace the run created is the run's.
+func deleteOutwardLinks(path string, id NsID, outside map[NsID]*Netns) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	if got, err := statNs(f); err != nil || got != id {
+		return fmt.Errorf("%s is no longer the recorded namespace", path)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(int(f.Fd())))
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", path, err)
+	}
+	defer h.Close()
+	// Listing the links first makes the kernel number the namespaces
+	// their other ends are in, so the ids asked for next exist.
+	links, err := h.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links in %s: %w", path, err)
+	}
+	ids := map[int]bool{}
+	for _, ns := range outside {
+		ns.withFd(func(fd int) error {
+			if nsid, err := h.GetNetNsIdByFd(fd); err == nil && nsid >= 0 {
+				ids[nsid] = true
+			}
+			return nil
+		})
+	}
+	var errs []error
+	for _, k := range links {
+		if nsid := k.Attrs().NetNsID; nsid < 0 || !ids[nsid] {
+			continue
+		}
+		if err := h.LinkDel(k); err != nil && !isNoSuchObject(err) {
+			errs = append(errs, fmt.Errorf("delete link %s: %w", k.Attrs().Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -32,6 +32,9 @@ type undoer struct {
 	nss  map[NsID]*Netns
 	here NsID // the namespace the undo runs in, for messages
 	log  io.Writer
+	// crashed is set by `nkscript cleanup`: the run may have created
+	// objects it was killed before journaling.
+	crashed bool
 }
 
 // newUndoer returns an undoer that reaches the namespaces nss and runs
@@ -82,6 +85,11 @@ func (r *NetnsRecord) undo(u *undoer) error {
 	}
 	if id != r.NS {
 		return r.undoClaim(u)
+	}
+	if u.crashed {
+		if err := deleteOutwardLinks(r.Path, r.NS, u.nss); err != nil {
+			u.logf("netns %s: %v (they go when the kernel frees the namespace)", r.Name, err)
+		}
 	}
 	if err := unmountNetns(r.Path); err != nil {
 		return err
