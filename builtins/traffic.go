@@ -20,10 +20,17 @@ type PingResult struct {
 	dst netip.Addr
 	src *Netns
 	res datapath.PingResult
+	// why says where the lost echoes died (see lostSaid), "" if none
+	// was lost or nothing explains it.
+	why string
 }
 
 func (p *PingResult) String() string {
-	return fmt.Sprintf("ping(%s from %s: %d sent, %d received, %s loss)", p.dst, p.src, p.res.Sent, p.res.Received, p.lossString())
+	s := fmt.Sprintf("ping(%s from %s: %d sent, %d received, %s loss", p.dst, p.src, p.res.Sent, p.res.Received, p.lossString())
+	if p.why != "" {
+		s += "; " + p.why
+	}
+	return s + ")"
 }
 
 func (p *PingResult) lossString() string {
@@ -72,11 +79,19 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return nil, fmt.Errorf("count=%d is out of range 1..100000", count)
 	}
 	addr, src := dst.a, srcArg.or(r.host)
+	watch, err := watchDrops(r)
+	if err != nil {
+		return nil, err
+	}
 	res, err := r.lab.Ping(r.ctxOf(thread), src.ns, addr, datapath.PingOptions{Count: count, Timeout: time.Duration(timeout), TTL: ttl}, r.ready)
 	if err != nil {
 		return nil, err
 	}
-	return &PingResult{dst: addr, src: src, res: res}, nil
+	p := &PingResult{dst: addr, src: src, res: res}
+	if res.Received < res.Sent {
+		p.why = lostSaid(r, watch.explain(r, "icmp", addr, 0), src.ns, addr)
+	}
+	return p, nil
 }
 
 func expectPass(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -112,6 +127,9 @@ type flowCheck struct {
 	timeout  time.Duration
 	by       *Program // expect_drop's by=, or nil
 	wantPass bool
+	// routeBack says the route a lost flow lacks where the monitor saw
+	// none of its packets dropped (see datapath.Lab.RouteBack).
+	routeBack string
 }
 
 func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (starlark.Value, error) {
@@ -136,6 +154,9 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	}
 	if !res.Delivered {
 		rec.drops = watch.explain(r, c.proto, c.dst, c.port)
+		if len(rec.drops) == 0 {
+			c.routeBack = r.lab.RouteBack(c.src.ns, c.dstNs, c.dst)
+		}
 	}
 	return starlark.None, c.judge(r, rec, res, before)
 }
@@ -226,7 +247,7 @@ func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeRes
 	if c.wantPass {
 		rec.outcome(res.Delivered, res.Delivered, reasonOr(res.Reason, "delivered"))
 		if !res.Delivered {
-			return fmt.Errorf("%s was not delivered: %s", c, withDrops(res.Reason, rec.drops))
+			return fmt.Errorf("%s was not delivered: %s", c, withDrops(res.Reason, rec.drops, c.routeBack))
 		}
 		r.printf("ok: %s passed", c)
 		return nil
@@ -238,6 +259,10 @@ func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeRes
 	if c.by == nil {
 		if said := dropsSaid(rec.drops); said != "" {
 			r.printf("ok: %s dropped %s", c, said)
+			return nil
+		}
+		if c.routeBack != "" {
+			r.printf("ok: %s dropped: no reply, as %s", c, c.routeBack)
 			return nil
 		}
 		r.printf("ok: %s dropped", c)

@@ -77,6 +77,9 @@ type Backend interface {
 	Show(nss []*Netns, known ShowKnown) (Snapshot, error)
 	// Chain lists the programs on a hook of target, in order.
 	Chain(target *Link, hook Hook, lab []*Attachment) ([]string, error)
+	// RouteLookup asks ns's routing for dst (`ip route get`); a route it
+	// does not have is ErrNoRoute.
+	RouteLookup(ns *Netns, dst netip.Addr) (RouteFound, error)
 	// Pin keeps attachments alive after the process exits, journaling
 	// each pin with record (--keep).
 	Pin(as []*Attachment, name string, record func(Record) error) error

@@ -43,6 +43,12 @@ func (m *DropMonitor) add(d Drop) {
 		// discovery and MLD on every new link): not a lost packet.
 		return
 	}
+	if d.Func == "" && d.Location != 0 {
+		d.Func = kernelSymbols().name(d.Location)
+	}
+	if routeQuery(d) {
+		return
+	}
 	m.mu.Lock()
 	if len(m.drops) >= maxDrops {
 		m.missed++

@@ -119,6 +119,13 @@ var dropFuncWords = map[string]string{
 	"dev_qdisc_enqueue": "qdisc drop",
 }
 
+// routeQuery reports whether d is the packet the kernel builds to answer
+// a route lookup (`ip route get`, Lab.RouteBack) and frees unsent: not
+// a packet of the lab's traffic.
+func routeQuery(d Drop) bool {
+	return d.Func == "inet_rtm_getroute" || d.Func == "inet6_rtm_getroute"
+}
+
 // DropMark is where the drops of a flow begin: how many drops the monitor
 // had seen, and the drop counters of the lab's bundled programs, with
 // which a drop on a hook of several programs is put down to those whose
