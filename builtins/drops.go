@@ -187,7 +187,8 @@ func lostSaid(r *Run, reps []datapath.DropReport, src *datapath.Netns, dst netip
 	if err != nil {
 		return ""
 	}
-	return r.lab.RouteBack(src, dstNs, dst)
+	said, _ := r.lab.RouteBack(src, dstNs, dst)
+	return said
 }
 
 // dropJSON is a drop report in --json.

@@ -128,8 +128,10 @@ type flowCheck struct {
 	by       *Program // expect_drop's by=, or nil
 	wantPass bool
 	// routeBack says the route a lost flow lacks where the monitor saw
-	// none of its packets dropped (see datapath.Lab.RouteBack).
+	// none of its packets dropped, and sent whether the flow's packets
+	// left (see datapath.Lab.RouteBack).
 	routeBack string
+	sent      bool
 }
 
 func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, wantPass bool) (starlark.Value, error) {
@@ -155,7 +157,7 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if !res.Delivered {
 		rec.drops = watch.explain(r, c.proto, c.dst, c.port)
 		if len(rec.drops) == 0 {
-			c.routeBack = r.lab.RouteBack(c.src.ns, c.dstNs, c.dst)
+			c.routeBack, c.sent = r.lab.RouteBack(c.src.ns, c.dstNs, c.dst)
 		}
 	}
 	return starlark.None, c.judge(r, rec, res, before)
@@ -261,8 +263,12 @@ func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeRes
 			r.printf("ok: %s dropped %s", c, said)
 			return nil
 		}
-		if c.routeBack != "" {
+		if c.routeBack != "" && c.sent {
 			r.printf("ok: %s dropped: no reply, as %s", c, c.routeBack)
+			return nil
+		}
+		if c.routeBack != "" {
+			r.printf("ok: %s dropped: never sent, as %s", c, c.routeBack)
 			return nil
 		}
 		r.printf("ok: %s dropped", c)

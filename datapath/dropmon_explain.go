@@ -70,8 +70,8 @@ func (r DropReport) String() string {
 // dropReasonWords says the kernel's drop reasons a lab meets in words.
 var dropReasonWords = map[string]string{
 	"NO_SOCKET":           "no socket listening",
-	"IP_RPFILTER":         "rp_filter",
-	"NEIGH_FAILED":        "neighbour failed",
+	"IP_RPFILTER":         "rp_filter rejected the source address",
+	"NEIGH_FAILED":        "no answer to ARP or neighbour solicitation",
 	"NEIGH_QUEUEFULL":     "neighbour queue full",
 	"NEIGH_CREATEFAIL":    "neighbour could not be created",
 	"NEIGH_DEAD":          "neighbour dead",

@@ -41,23 +41,25 @@ func (r *recorder) RouteLookup(ns *Netns, dst netip.Addr) (RouteFound, error) {
 }
 
 // RouteBack says why a flow from src to dst, in dstNs, was lost where no
-// packet of it was dropped: "netns "b" has no route back to 10.0.1.2",
-// when the lookup of src's address in dstNs finds no route (the kernel
-// does not build a reply it cannot route); "" if routing does not explain
-// it or cannot be asked.
-func (l *Lab) RouteBack(src, dstNs *Netns, dst netip.Addr) string {
+// packet of it was dropped: `netns "a" has no route to 10.0.2.2` when
+// src has none (the socket's error, ENETUNREACH: nothing was sent), or
+// `netns "b" has no route back to 10.0.1.2` when the lookup of src's
+// address in dstNs finds none (the kernel does not build a reply it
+// cannot route; sent is true); "" if routing does not explain it or
+// cannot be asked.
+func (l *Lab) RouteBack(src, dstNs *Netns, dst netip.Addr) (said string, sent bool) {
 	if src == nil || dstNs == nil || src == dstNs {
-		return ""
+		return "", false
 	}
 	out, err := l.b.RouteLookup(src, dst)
 	if errors.Is(err, ErrNoRoute) {
-		return fmt.Sprintf("netns %q has no route to %s", src.name, dst)
+		return fmt.Sprintf("netns %q has no route to %s", src.name, dst), false
 	}
 	if err != nil || !out.Src.IsValid() {
-		return ""
+		return "", false
 	}
 	if _, err := l.b.RouteLookup(dstNs, out.Src); errors.Is(err, ErrNoRoute) {
-		return fmt.Sprintf("netns %q has no route back to %s", dstNs.name, out.Src)
+		return fmt.Sprintf("netns %q has no route back to %s", dstNs.name, out.Src), true
 	}
-	return ""
+	return "", false
 }

@@ -1,0 +1,102 @@
+package datapath
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestDropMonitorRPFilter checks a drop by strict rp_filter: r reaches a
+// through b (a /32 route), so a's packets arriving on dm_ra fail the
+// check. A first ping lets a learn r's MAC: r would ignore a's ARP
+// requests too.
+func TestDropMonitorRPFilter(t *testing.T) {
+	d := newDropLab(t, true)
+	if res, err := d.lab.Ping(context.Background(), d.a, netip.MustParseAddr("10.213.2.2"), PingOptions{Count: 1, Timeout: time.Second}, time.Second); err != nil || res.Received != 1 {
+		t.Fatalf("ping before rp_filter: %+v, %v", res, err)
+	}
+	for key, v := range map[string]string{"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.conf.dm_ra.rp_filter": "1"} {
+		if err := d.lab.Sysctl(d.r, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.lab.AddRoute(d.r, RouteSpec{Dst: netip.MustParsePrefix("10.213.1.2/32"), Via: netip.MustParseAddr("10.213.2.2")}); err != nil {
+		t.Fatal(err)
+	}
+	reps := d.dropsOf(t, "icmp", "10.213.2.2", func() {
+		d.lab.Ping(context.Background(), d.a, netip.MustParseAddr("10.213.2.2"), PingOptions{Count: 1, Timeout: 200 * time.Millisecond}, time.Second)
+	})
+	r := findDrop(t, reps, "IP_RPFILTER")
+	want := `in netns "` + d.r.Name() + `" on dm_ra: rp_filter rejected the source address (IP_RPFILTER)`
+	if r.String() != want {
+		t.Errorf("said %q, want %q", r.String(), want)
+	}
+}
+
+// TestDropMonitorNeighbourFailed checks a drop for want of a neighbour: a
+// route through a gateway nobody answers ARP for, asked once.
+func TestDropMonitorNeighbourFailed(t *testing.T) {
+	d := newDropLab(t, true)
+	for key, v := range map[string]string{"net.ipv4.neigh.dm_a.retrans_time_ms": "100", "net.ipv4.neigh.dm_a.mcast_solicit": "1"} {
+		if err := d.lab.Sysctl(d.a, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.lab.AddRoute(d.a, RouteSpec{Dst: netip.MustParsePrefix("10.213.9.0/24"), Via: netip.MustParseAddr("10.213.1.99")}); err != nil {
+		t.Fatal(err)
+	}
+	reps := d.dropsOf(t, "icmp", "10.213.9.1", func() {
+		d.lab.Ping(context.Background(), d.a, netip.MustParseAddr("10.213.9.1"), PingOptions{Count: 1, Timeout: 500 * time.Millisecond}, time.Second)
+	})
+	r := findDrop(t, reps, "NEIGH_FAILED")
+	want := `in netns "` + d.a.Name() + `" on dm_a: no answer to ARP or neighbour solicitation (NEIGH_FAILED)`
+	if r.String() != want {
+		t.Errorf("said %q, want %q", r.String(), want)
+	}
+}
+
+// TestRouteBack checks what is said of a flow lost without a drop: b
+// without a route to a, and a without a route to b.
+func TestRouteBack(t *testing.T) {
+	d := newDropLab(t, true)
+	m, err := d.lab.DropMonitor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParseAddr("10.213.2.2")
+	if said, _ := d.lab.RouteBack(d.a, d.b, dst); said != "" {
+		t.Errorf("with routes both ways: %q", said)
+	}
+	dflt := netip.MustParsePrefix("0.0.0.0/0")
+	if err := d.lab.RemoveRoute(d.b, RouteSpec{Dst: dflt, Via: netip.MustParseAddr("10.213.2.1")}); err != nil {
+		t.Fatal(err)
+	}
+	if said, sent := d.lab.RouteBack(d.a, d.b, dst); said != `netns "`+d.b.Name()+`" has no route back to 10.213.1.2` || !sent {
+		t.Errorf("b without a route back: %q, sent %v", said, sent)
+	}
+	if err := d.lab.RemoveRoute(d.a, RouteSpec{Dst: dflt, Via: netip.MustParseAddr("10.213.1.1")}); err != nil {
+		t.Fatal(err)
+	}
+	if said, sent := d.lab.RouteBack(d.a, d.b, dst); said != `netns "`+d.a.Name()+`" has no route to 10.213.2.2` || sent {
+		t.Errorf("a without a route: %q, sent %v", said, sent)
+	}
+	m.Sync()
+	for _, x := range m.Since(0) {
+		if routeQuery(x) {
+			t.Errorf("the monitor kept the packet of a route lookup: %+v", x)
+		}
+	}
+}
+
+// TestDropMonitorNoRoute checks a router without a route to where a
+// packet goes.
+func TestDropMonitorNoRoute(t *testing.T) {
+	d := newDropLab(t, true)
+	reps := d.dropsOf(t, "icmp", "10.213.77.1", func() {
+		d.lab.Ping(context.Background(), d.a, netip.MustParseAddr("10.213.77.1"), PingOptions{Count: 1, Timeout: 200 * time.Millisecond}, time.Second)
+	})
+	if len(reps) != 1 || reps[0].Ns != d.r.Name() || reps[0].Dev != "dm_ra" || reps[0].Why != "no route" {
+		t.Errorf("drops at a router without the route: %v", reps)
+	}
+}
