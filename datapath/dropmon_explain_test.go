@@ -7,6 +7,23 @@ import (
 	"time"
 )
 
+// pingFault sets sysctls and adds a route to dst via gateway in ns, then
+// pings target from a once and returns what is said of its drops.
+func (d *dropLab) pingFault(t *testing.T, ns *Netns, sysctls map[string]string, dst, via, target string) []DropReport {
+	t.Helper()
+	for key, v := range sysctls {
+		if err := d.lab.Sysctl(ns, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.lab.AddRoute(ns, RouteSpec{Dst: netip.MustParsePrefix(dst), Via: netip.MustParseAddr(via)}); err != nil {
+		t.Fatal(err)
+	}
+	return d.dropsOf(t, "icmp", target, func() {
+		d.lab.Ping(context.Background(), d.a, netip.MustParseAddr(target), PingOptions{Count: 1, Timeout: 500 * time.Millisecond}, time.Second)
+	})
+}
+
 // TestDropMonitorRPFilter checks a drop by strict rp_filter: r reaches a
 // through b (a /32 route), so a's packets arriving on dm_ra fail the
 // check. A first ping lets a learn r's MAC: r would ignore a's ARP
@@ -16,17 +33,8 @@ func TestDropMonitorRPFilter(t *testing.T) {
 	if res, err := d.lab.Ping(context.Background(), d.a, netip.MustParseAddr("10.213.2.2"), PingOptions{Count: 1, Timeout: time.Second}, time.Second); err != nil || res.Received != 1 {
 		t.Fatalf("ping before rp_filter: %+v, %v", res, err)
 	}
-	for key, v := range map[string]string{"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.conf.dm_ra.rp_filter": "1"} {
-		if err := d.lab.Sysctl(d.r, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := d.lab.AddRoute(d.r, RouteSpec{Dst: netip.MustParsePrefix("10.213.1.2/32"), Via: netip.MustParseAddr("10.213.2.2")}); err != nil {
-		t.Fatal(err)
-	}
-	reps := d.dropsOf(t, "icmp", "10.213.2.2", func() {
-		d.lab.Ping(context.Background(), d.a, netip.MustParseAddr("10.213.2.2"), PingOptions{Count: 1, Timeout: 200 * time.Millisecond}, time.Second)
-	})
+	reps := d.pingFault(t, d.r, map[string]string{"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.conf.dm_ra.rp_filter": "1"},
+		"10.213.1.2/32", "10.213.2.2", "10.213.2.2")
 	r := findDrop(t, reps, "IP_RPFILTER")
 	want := `in netns "` + d.r.Name() + `" on dm_ra: rp_filter rejected the source address (IP_RPFILTER)`
 	if r.String() != want {
@@ -38,17 +46,8 @@ func TestDropMonitorRPFilter(t *testing.T) {
 // route through a gateway nobody answers ARP for, asked once.
 func TestDropMonitorNeighbourFailed(t *testing.T) {
 	d := newDropLab(t, true)
-	for key, v := range map[string]string{"net.ipv4.neigh.dm_a.retrans_time_ms": "100", "net.ipv4.neigh.dm_a.mcast_solicit": "1"} {
-		if err := d.lab.Sysctl(d.a, key, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := d.lab.AddRoute(d.a, RouteSpec{Dst: netip.MustParsePrefix("10.213.9.0/24"), Via: netip.MustParseAddr("10.213.1.99")}); err != nil {
-		t.Fatal(err)
-	}
-	reps := d.dropsOf(t, "icmp", "10.213.9.1", func() {
-		d.lab.Ping(context.Background(), d.a, netip.MustParseAddr("10.213.9.1"), PingOptions{Count: 1, Timeout: 500 * time.Millisecond}, time.Second)
-	})
+	reps := d.pingFault(t, d.a, map[string]string{"net.ipv4.neigh.dm_a.retrans_time_ms": "100", "net.ipv4.neigh.dm_a.mcast_solicit": "1"},
+		"10.213.9.0/24", "10.213.1.99", "10.213.9.1")
 	r := findDrop(t, reps, "NEIGH_FAILED")
 	want := `in netns "` + d.a.Name() + `" on dm_a: no answer to ARP or neighbour solicitation (NEIGH_FAILED)`
 	if r.String() != want {
