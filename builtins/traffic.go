@@ -247,14 +247,14 @@ func (c *flowCheck) probe(r *Run, runCtx context.Context) (datapath.ProbeResult,
 // drop counter was before).
 func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeResult, before uint64) error {
 	if c.wantPass {
-		rec.outcome(res.Delivered, res.Delivered, reasonOr(res.Reason, "delivered"))
+		rec.outcome(res.Delivered, res.Delivered, reasonOr(c.lostReason(res), "delivered"))
 		if !res.Delivered {
 			return fmt.Errorf("%s was not delivered: %s", c, withDrops(res.Reason, rec.drops, c.routeBack))
 		}
 		r.printf("ok: %s passed", c)
 		return nil
 	}
-	rec.outcome(res.Delivered, !res.Delivered, reasonOr(res.Reason, "delivered, but it should have been dropped"))
+	rec.outcome(res.Delivered, !res.Delivered, reasonOr(c.lostReason(res), "delivered, but it should have been dropped"))
 	if res.Delivered {
 		return fmt.Errorf("%s was delivered, but it should have been dropped", c)
 	}
@@ -284,6 +284,15 @@ func (c *flowCheck) judge(r *Run, rec *pendingExpectation, res datapath.ProbeRes
 	}
 	r.printf("ok: %s dropped by %s", c, c.by.p.Name())
 	return nil
+}
+
+// lostReason is the probe's reason, with the route the flow lacks (for
+// --json; the drops are reported beside it).
+func (c *flowCheck) lostReason(res datapath.ProbeResult) string {
+	if c.routeBack == "" || res.Reason == "" {
+		return res.Reason
+	}
+	return res.Reason + "; " + c.routeBack
 }
 
 func flowString(proto string, src *Netns, dst netip.Addr, port int) string {
