@@ -361,7 +361,8 @@ print(att.hook, att.program.name)`,
 		Doc: "Sends `count` ICMP echo requests from inside `src` to the address `dst`, natively (no " +
 			"ping binary), waiting up to `timeout` for each reply (a duration like `\"250ms\"` or " +
 			"seconds); `ttl` (1..255) is the IPv4 TTL or IPv6 hop limit, for paths longer than 64 hops. Returns a ping_result, which is true when any reply came; it prints " +
-			"without round-trip times, so output stays deterministic.",
+			"without round-trip times, so output stays deterministic, and where replies were lost it says " +
+			"where the kernel dropped the requests or the route a namespace lacks (see drops()).",
 		Example: `print(ping("10.0.0.2", count = 6))
 if not ping("10.0.0.2", src = task).ok:
     fail("no route back")`,

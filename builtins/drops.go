@@ -163,8 +163,8 @@ func dropsSaid(reps []datapath.DropReport) string {
 // withDrops appends to a verdict's reason where the packets died, or
 // else the route the flow lacks (routeBack, "" if none).
 func withDrops(reason string, reps []datapath.DropReport, routeBack string) string {
-	if said := lostSaid(nil, reps, nil, netip.Addr{}); said != "" {
-		return reason + "; " + said
+	if said := dropsSaid(reps); said != "" {
+		return reason + "; dropped " + said
 	}
 	if routeBack != "" {
 		return reason + "; " + routeBack
@@ -173,15 +173,11 @@ func withDrops(reason string, reps []datapath.DropReport, routeBack string) stri
 }
 
 // lostSaid says where lost packets died ("dropped in netns ..."), or,
-// where the monitor saw none dropped and r is given, the route src lacks
-// to dst or the namespace owning dst lacks back; "" if nothing explains
-// the loss.
+// where the monitor saw none dropped, the route src lacks to dst or the
+// namespace owning dst lacks back; "" if nothing explains the loss.
 func lostSaid(r *Run, reps []datapath.DropReport, src *datapath.Netns, dst netip.Addr) string {
 	if said := dropsSaid(reps); said != "" {
 		return "dropped " + said
-	}
-	if r == nil {
-		return ""
 	}
 	dstNs, err := r.lab.NetnsOwning(dst)
 	if err != nil {
