@@ -64,3 +64,26 @@ print(drops(), drops(since = 3))
 		t.Errorf("since=-1: %v", err)
 	}
 }
+
+// TestLossExplainedByRoutes checks the verdicts of flows lost with no
+// packet dropped, b having no routes but to its own subnet: a lossy ping
+// and a check from a (b never builds the reply), and a check from b
+// (nothing is sent).
+func TestLossExplainedByRoutes(t *testing.T) {
+	lab := strings.Replace(noForwardLab, `route("default", via = "10.215.2.1", ns = b)`, "forwarding(ns = r)", 1)
+	out, err := runScript(t, lab+`
+print(ping("10.215.2.2", src = a, count = 1, timeout = "300ms"))
+expect_drop("10.215.2.2", proto = "icmp", src = a, timeout = "300ms")
+expect_drop("10.215.1.2", port = 80, src = b, timeout = "300ms")
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOut := `ping(10.215.2.2 from netns("$P-a"): 1 sent, 0 received, 100% loss; netns "$P-b" has no route back to 10.215.1.2)
+ok: icmp netns("$P-a") -> 10.215.2.2 dropped: no reply, as netns "$P-b" has no route back to 10.215.1.2
+ok: tcp netns("$P-b") -> 10.215.1.2:80 dropped: never sent, as netns "$P-b" has no route to 10.215.1.2
+`
+	if out != wantOut {
+		t.Errorf("output:\n%s\nwant:\n%s", out, wantOut)
+	}
+}
