@@ -3,8 +3,10 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +22,7 @@ type RouteFound struct {
 
 // RouteLookup asks the kernel's routing of ns for dst.
 func (k *kernel) RouteLookup(ns *Netns, dst netip.Addr) (RouteFound, error) {
-	routes, err := ns.nl.RouteGet(dst.AsSlice())
+	routes, err := nlQuery(ns, (*netlink.Handle).RouteGet, net.IP(dst.AsSlice()))
 	switch {
 	case errors.Is(err, unix.ENETUNREACH), errors.Is(err, unix.EHOSTUNREACH), err == nil && len(routes) == 0:
 		return RouteFound{}, ErrNoRoute

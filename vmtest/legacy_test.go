@@ -25,7 +25,7 @@ func TestLegacySuitesInGuest(t *testing.T) {
 	nkscript := build(t, dir, "nkscript", "build", "./cmd/nkscript")
 
 	var labs []string
-	for _, s := range []string{"veth_tutorial", "cnf_chain", "policy_routing", "sidecar", "cnf_pipeline", "mirror", "load_balancer", "overlay", "l2"} {
+	for _, s := range []string{"veth_tutorial", "cnf_chain", "policy_routing", "sidecar", "cnf_pipeline", "mirror", "load_balancer", "overlay", "l2", "debugging"} {
 		labs = append(labs, "scripts/"+s+".star")
 	}
 	script := guestScript(repo, fmt.Sprintf(`

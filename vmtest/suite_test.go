@@ -138,7 +138,7 @@ func TestNetkitSuitesInGuest(t *testing.T) {
 	// the tests of building and installing (make install, the GitHub
 	// Action's steps), which need the Go toolchain, and those of a user
 	// without root, who is sent to a microVM: they run on the host.
-	dpRun, bRun, cliRun := "Netkit|Program|Lab", ".", "."
+	dpRun, bRun, cliRun := "Netkit|Program|Lab|DropMonitor|RouteBack", ".", "."
 	if only != "" {
 		dpRun, bRun, cliRun = only, only, only
 	}
