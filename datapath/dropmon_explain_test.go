@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // pingFault sets sysctls and adds a route to dst via gateway in ns, then
@@ -97,5 +100,35 @@ func TestDropMonitorNoRoute(t *testing.T) {
 	})
 	if len(reps) != 1 || reps[0].Ns != d.r.Name() || reps[0].Dev != "dm_ra" || reps[0].Why != "no route" {
 		t.Errorf("drops at a router without the route: %v", reps)
+	}
+}
+
+// TestRouteBackRefusingRoutes checks what is said of a flow a route that
+// carries nothing refused: in the source (nothing was sent) and back.
+func TestRouteBackRefusingRoutes(t *testing.T) {
+	d := newDropLab(t, true)
+	dst := netip.MustParseAddr("10.213.2.2")
+	for _, c := range []struct {
+		typ  int
+		name string
+	}{{unix.RTN_BLACKHOLE, "a blackhole"}, {unix.RTN_UNREACHABLE, "an unreachable"}, {unix.RTN_PROHIBIT, "a prohibit"}} {
+		addRoute(t, d.b, netip.MustParseAddr("10.213.1.2"), c.typ)
+		want := `netns "` + d.b.Name() + `" has ` + c.name + ` route back to 10.213.1.2`
+		if said, sent := d.lab.RouteBack(d.a, d.b, dst); said != want || !sent {
+			t.Errorf("b with %s route back: %q, sent %v; want %q", c.name, said, sent, want)
+		}
+		addRoute(t, d.a, dst, c.typ)
+		want = `netns "` + d.a.Name() + `" has ` + c.name + ` route to 10.213.2.2`
+		if said, sent := d.lab.RouteBack(d.a, d.b, dst); said != want || sent {
+			t.Errorf("a with %s route: %q, sent %v; want %q", c.name, said, sent, want)
+		}
+		for _, r := range []struct {
+			ns   *Netns
+			addr string
+		}{{d.a, "10.213.2.2/32"}, {d.b, "10.213.1.2/32"}} {
+			if err := r.ns.Handle().RouteDel(&netlink.Route{Dst: prefixToIPNet(netip.MustParsePrefix(r.addr)), Type: c.typ}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

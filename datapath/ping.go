@@ -284,7 +284,7 @@ func (p *pinger) send(seq uint16) (time.Time, error) {
 		if !errors.As(err, &errno) {
 			return now, fmt.Errorf("ping %s: %w", p.dst, err)
 		}
-		p.note = pingNote(sendErrorReason(p.dst.String(), errno))
+		p.note = pingNote(socketErrorReason("send to", p.dst.String(), errno))
 	}
 	return now, nil
 }
@@ -313,7 +313,7 @@ func (p *pinger) await(ctx context.Context, seq uint16, sent time.Time) error {
 			if errors.As(err, &errno) {
 				// An error queued on the socket, such as a
 				// delayed unreachable: the request is lost.
-				p.note = pingNote(sendErrorReason(p.dst.String(), errno))
+				p.note = pingNote(socketErrorReason("send to", p.dst.String(), errno))
 				return nil
 			}
 			return fmt.Errorf("ping: read reply: %w", err)
@@ -440,16 +440,22 @@ func icmpErrorText(m *icmp.Message) string {
 	return fmt.Sprintf("destination unreachable (code %d)", m.Code)
 }
 
-// sendErrorReason puts an error the kernel gave for a send to dst in words.
-func sendErrorReason(dst string, errno syscall.Errno) string {
+// socketErrorReason puts an error the kernel gave a socket's op ("send
+// to", "connect to") for dst in words. The errors of a local sender's
+// route lookup name the type of route; Lab.RouteBack says which
+// namespace's route it was.
+func socketErrorReason(op, dst string, errno syscall.Errno) string {
 	switch errno {
 	case unix.EINVAL:
 		// What a blackhole route gives local senders.
-		return fmt.Sprintf("send to %s: dropped by a blackhole route", dst)
-	case unix.EACCES, unix.EPERM:
-		return fmt.Sprintf("send to %s: prohibited (%v)", dst, errno)
+		return fmt.Sprintf("%s %s: dropped by a blackhole route", op, dst)
+	case unix.EACCES:
+		return fmt.Sprintf("%s %s: prohibited (%v)", op, dst, errno)
+	case unix.EPERM:
+		// A netfilter rule or a cgroup program refused the packet.
+		return fmt.Sprintf("%s %s: not permitted by a filter (%v)", op, dst, errno)
 	}
-	return fmt.Sprintf("send to %s: %v", dst, errno)
+	return fmt.Sprintf("%s %s: %v", op, dst, errno)
 }
 
 func ipAddrOf(a net.Addr) (netip.Addr, bool) {

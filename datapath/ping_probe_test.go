@@ -429,7 +429,7 @@ func TestProbeRoutes(t *testing.T) {
 			"icmp": "send to 10.0.0.2: no route to host",
 		}},
 		{unix.RTN_PROHIBIT, map[string]string{
-			"tcp":  "connect to 10.0.0.2:9000: permission denied",
+			"tcp":  "connect to 10.0.0.2:9000: prohibited (permission denied)",
 			"udp":  "send to 10.0.0.2:9000: prohibited (permission denied)",
 			"icmp": "send to 10.0.0.2: prohibited (permission denied)",
 		}},

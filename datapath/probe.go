@@ -283,10 +283,7 @@ func probeTCP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 		}
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
-			if errno == unix.EINVAL {
-				return ProbeResult{Reason: fmt.Sprintf("connect to %s: dropped by a blackhole route", to)}, nil
-			}
-			return ProbeResult{Reason: fmt.Sprintf("connect to %s: %v", to, errno)}, nil
+			return ProbeResult{Reason: socketErrorReason("connect to", to.String(), errno)}, nil
 		}
 		return ProbeResult{}, fmt.Errorf("probe tcp: connect from namespace %s: %w", o.Src.Name(), err)
 	}
@@ -343,7 +340,7 @@ func probeUDP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
 			// Connecting a UDP socket only looks up the route.
-			return ProbeResult{Reason: sendErrorReason(to.String(), errno)}, nil
+			return ProbeResult{Reason: socketErrorReason("send to", to.String(), errno)}, nil
 		}
 		return ProbeResult{}, fmt.Errorf("probe udp: socket in namespace %s: %w", o.Src.Name(), err)
 	}
@@ -383,7 +380,7 @@ func echoResult(ctx context.Context, o ProbeOptions, to netip.AddrPort, c net.Co
 		}
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
-			return fail("%s", sendErrorReason(to.String(), errno))
+			return fail("%s", socketErrorReason("send to", to.String(), errno))
 		}
 		return fail("send to %s: %v", to, err)
 	}
