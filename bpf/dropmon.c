@@ -68,6 +68,7 @@ struct drop {
 	__u16 sport;
 	__u16 dport;
 	__u32 pad2;
+	char func[64];  // the function at location (%ps), NUL-terminated
 };
 
 struct {
@@ -185,6 +186,12 @@ int kfree_skb(struct bpf_raw_tracepoint_args *ctx)
 	d->ifindex = ifindex;
 	d->location = ctx->args[1];
 	d->reason = (__u32)ctx->args[2];
+	// The kernel names the function that freed the packet: user space
+	// need not read /proc/kallsyms (5 MB) to say where it died.
+	// The argument is on the stack: the verifier refuses the record as
+	// both the output and the data.
+	__u64 loc = ctx->args[1];
+	bpf_snprintf(d->func, sizeof(d->func), "%ps", &loc, sizeof(loc));
 	d->proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	headers(skb, d);
 	bpf_ringbuf_submit(d, 0);

@@ -16,7 +16,7 @@ const (
 	// DropMonRing is the ring buffer the drop records go to.
 	DropMonRing = "drops"
 	// DropMonRecordSize is the size of one drop record.
-	DropMonRecordSize = 64
+	DropMonRecordSize = 128
 )
 
 // LoadDropMonitor returns the drop monitor's collection spec.

@@ -184,7 +184,7 @@ func (r *Run) ExecFile(thread *starlark.Thread, path string, src any) (starlark.
 	if err != nil {
 		return nil, err
 	}
-	if mentions(f, dropWatchers) {
+	if mentions(f, dropWatchers) && !r.lab.DropMonitorOff() {
 		datapath.PrepareDropMonitor()
 	}
 	g, err := prog.Init(thread, predeclared)
@@ -193,7 +193,7 @@ func (r *Run) ExecFile(thread *starlark.Thread, path string, src any) (starlark.
 }
 
 // dropWatchers are the builtins that start the drop monitor.
-var dropWatchers = map[string]bool{"expect_pass": true, "expect_drop": true, "drops": true}
+var dropWatchers = map[string]bool{"expect_pass": true, "expect_drop": true, "drops": true, "ping": true}
 
 // mentions reports whether the file f uses any of the names.
 func mentions(f *syntax.File, names map[string]bool) bool {

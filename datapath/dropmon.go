@@ -55,6 +55,11 @@ func (m *DropMonitor) add(d Drop) {
 		m.mu.Unlock()
 		return
 	}
+	if len(m.drops) == 0 {
+		// Explaining drops needs the reason names: read them while the
+		// check that saw this one waits out its grace time.
+		go kernelDropReasons()
+	}
 	d.Seq = len(m.drops) + 1
 	m.drops = append(m.drops, d)
 	subs := m.subs
@@ -153,6 +158,10 @@ func (m *DropMonitor) Close() error {
 	return nil
 }
 
+// DropMonitorOff reports whether the lab was made without the drop
+// monitor (LabConfig.NoDropMonitor).
+func (l *Lab) DropMonitorOff() bool { return l.noDropMon }
+
 // DropMonitor starts the lab's drop monitor, once; later calls return the
 // same one. It watches the namespaces the lab created and those it
 // creates later. Where the kernel cannot run it (no BTF), the lab says so
@@ -164,6 +173,10 @@ func (l *Lab) DropMonitor() (*DropMonitor, error) {
 		return nil, err
 	}
 	if l.dropmon != nil {
+		return l.dropmon, nil
+	}
+	if l.noDropMon {
+		l.dropmon = &DropMonitor{}
 		return l.dropmon, nil
 	}
 	m, err := l.b.DropMonitor()

@@ -2,8 +2,11 @@ package datapath
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -32,18 +35,58 @@ type dropKernel struct {
 
 var prepareDrops sync.Once
 
-// PrepareDropMonitor reads, in the background and once per process, what
-// starting the drop monitor spends most of its time on: the running
-// kernel's BTF, which CO-RE and the reason names need (cilium/ebpf keeps
-// it once read). It loads nothing into the kernel. A run that will check
-// traffic calls it early, so that its first check does not wait for it.
+// PrepareDropMonitor loads the drop monitor's program and maps, in the
+// background and once per process, without attaching anything. A run
+// that will check traffic calls it as it starts, so that its first check
+// does not wait for the kernel's BTF and the verifier; the first monitor
+// to start takes what it loaded. Loaded but not attached, the program
+// runs nowhere, and it goes with the process.
 func PrepareDropMonitor() {
-	prepareDrops.Do(func() { go btf.LoadKernelSpec() })
+	prepareDrops.Do(func() {
+		done := make(chan struct{})
+		prepared.Lock()
+		prepared.done = done
+		prepared.Unlock()
+		go func() {
+			coll, err := loadDropMonitor()
+			prepared.Lock()
+			prepared.coll, prepared.err = coll, err
+			prepared.Unlock()
+			close(done)
+		}()
+	})
 }
 
-// startDropKernel loads the drop monitor and attaches it. A kernel
+// prepared is what PrepareDropMonitor loaded, until a monitor takes it.
+var prepared struct {
+	sync.Mutex
+	done chan struct{} // closed when the load has ended
+	coll *ebpf.Collection
+	err  error
+}
+
+// takePrepared waits for PrepareDropMonitor's load and hands its
+// collection to the first caller; later ones load their own.
+func takePrepared() (*ebpf.Collection, error) {
+	prepared.Lock()
+	done := prepared.done
+	prepared.Unlock()
+	if done != nil {
+		<-done
+	}
+	prepared.Lock()
+	defer prepared.Unlock()
+	coll, err := prepared.coll, prepared.err
+	prepared.coll, prepared.err = nil, nil
+	if coll == nil && err == nil {
+		return loadDropMonitor()
+	}
+	return coll, err
+}
+
+// loadDropMonitor loads the drop monitor's program and maps. A kernel
 // without BTF, which CO-RE and the reason names need, is ErrNotSupported.
-func startDropKernel() (_ *dropKernel, err error) {
+func loadDropMonitor() (*ebpf.Collection, error) {
 	// CO-RE needs the kernel's BTF (cilium/ebpf keeps it once read).
 	if _, err := btf.LoadKernelSpec(); err != nil {
 		return nil, fmt.Errorf("drop monitor: the kernel's BTF: %w (%w)", err, ErrNotSupported)
@@ -52,15 +95,28 @@ func startDropKernel() (_ *dropKernel, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("drop monitor: %w", err)
 	}
+	if err := removeMemlock(); err != nil {
+		return nil, fmt.Errorf("drop monitor: %w", err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, fmt.Errorf("drop monitor: load: %w", err)
+	}
+	return coll, nil
+}
+
+// startDropKernel attaches the drop monitor PrepareDropMonitor loaded.
+func startDropKernel() (_ *dropKernel, err error) {
+	PrepareDropMonitor()
 	k := &dropKernel{flushed: make(chan struct{}, 1)}
+	if k.coll, err = takePrepared(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			k.close()
 		}
 	}()
-	if k.coll, err = ebpf.NewCollection(spec); err != nil {
-		return nil, fmt.Errorf("drop monitor: load: %w", err)
-	}
 	k.netns = k.coll.Maps[bpf.DropMonNetns]
 	if k.tp, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "kfree_skb", Program: k.coll.Programs[bpf.DropMonProgram]}); err != nil {
 		return nil, fmt.Errorf("drop monitor: attach to the kfree_skb tracepoint: %w", err)
@@ -149,55 +205,124 @@ func dropReasonNames() (map[uint32]string, error) {
 	return names, nil
 }
 
-// symbols are the kernel's text symbols, sorted by address.
+// symbols are the kernel's text symbols, sorted by address; the names
+// are kept in one block (a run reads some 100,000 of them to name a few
+// drop locations: one string each would cost more than reading the file).
 type symbols struct {
 	addrs []uint64
-	names []string
+	ends  []uint32 // the end of each name in names
+	names []byte
 }
 
-// kernelSymbols reads /proc/kallsyms once.
+// kernelSymbols reads /proc/kallsyms once, for a drop whose record does
+// not name its function (see recordFunc).
 var kernelSymbols = sync.OnceValue(func() *symbols {
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
 		return &symbols{}
 	}
 	defer f.Close()
-	return parseKallsyms(bufio.NewScanner(f))
+	return parseKallsyms(f)
 })
 
 // parseKallsyms reads "ADDRESS TYPE NAME [MODULE]" lines, keeping the
 // text symbols.
-func parseKallsyms(sc *bufio.Scanner) *symbols {
-	type sym struct {
-		addr uint64
-		name string
+func parseKallsyms(r io.Reader) *symbols {
+	br := bufio.NewReaderSize(r, 1<<16)
+	// Room for a typical kernel's text symbols, so that the slices do
+	// not grow while the file is read.
+	s := &symbols{addrs: make([]uint64, 0, 1<<17), ends: make([]uint32, 0, 1<<17), names: make([]byte, 0, 4<<20)}
+	sorted := true
+	for {
+		line, err := br.ReadSlice('\n')
+		if addr, name, ok := kallsymsText(line); ok {
+			if n := len(s.addrs); n > 0 {
+				sorted = sorted && s.compare(n-1, addr, name) <= 0
+			}
+			s.addrs = append(s.addrs, addr)
+			s.names = append(s.names, name...)
+			s.ends = append(s.ends, uint32(len(s.names)))
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: skip the rest of it.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
 	}
-	var all []sym
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 || (f[1] != "t" && f[1] != "T") {
-			continue
-		}
-		a, err := strconv.ParseUint(f[0], 16, 64)
-		if err != nil || a == 0 {
-			continue
-		}
-		all = append(all, sym{a, f[2]})
-	}
-	slices.SortFunc(all, func(x, y sym) int {
-		if x.addr < y.addr {
-			return -1
-		}
-		if x.addr > y.addr {
-			return 1
-		}
-		return strings.Compare(x.name, y.name)
-	})
-	s := &symbols{addrs: make([]uint64, len(all)), names: make([]string, len(all))}
-	for i, x := range all {
-		s.addrs[i], s.names[i] = x.addr, x.name
+	if !sorted {
+		s.sort()
 	}
 	return s
+}
+
+// kallsymsText parses one line of /proc/kallsyms: the address and name of
+// a text symbol (type t or T) at a non-zero address.
+func kallsymsText(line []byte) (uint64, []byte, bool) {
+	var addr uint64
+	i := 0
+	for ; i < len(line) && line[i] != ' '; i++ {
+		c := line[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, nil, false
+		}
+		addr = addr<<4 | uint64(c)
+	}
+	if i == 0 || i > 16 || addr == 0 || i+3 >= len(line) || (line[i+1] != 't' && line[i+1] != 'T') || line[i+2] != ' ' {
+		return 0, nil, false
+	}
+	name := line[i+3:]
+	for e, c := range name {
+		if c == ' ' || c == '\t' || c == '\n' {
+			name = name[:e]
+			break
+		}
+	}
+	return addr, name, len(name) > 0
+}
+
+// compare orders the i-th symbol and one at addr named name: by address,
+// then name.
+func (s *symbols) compare(i int, addr uint64, name []byte) int {
+	if c := cmp.Compare(s.addrs[i], addr); c != 0 {
+		return c
+	}
+	return bytes.Compare(s.nameBytes(i), name)
+}
+
+// sort orders the symbols by address, then name.
+func (s *symbols) sort() {
+	idx := make([]int, len(s.addrs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(x, y int) int { return s.compare(x, s.addrs[y], s.nameBytes(y)) })
+	out := &symbols{addrs: make([]uint64, 0, len(idx)), ends: make([]uint32, 0, len(idx)), names: make([]byte, 0, len(s.names))}
+	for _, i := range idx {
+		out.addrs = append(out.addrs, s.addrs[i])
+		out.names = append(out.names, s.nameBytes(i)...)
+		out.ends = append(out.ends, uint32(len(out.names)))
+	}
+	*s = *out
+}
+
+// nameBytes is the name of the i-th symbol.
+func (s *symbols) nameBytes(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = s.ends[i-1]
+	}
+	return s.names[start:s.ends[i]]
 }
 
 // name returns the symbol that contains addr: the last one at or below
@@ -210,5 +335,5 @@ func (s *symbols) name(addr uint64) string {
 	if i < 0 || addr == 0 {
 		return ""
 	}
-	return s.names[i]
+	return string(s.nameBytes(i))
 }

@@ -1,9 +1,11 @@
 package datapath
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"unicode/utf8"
 
 	"github.com/nkscript/nkscript/bpf"
 )
@@ -91,5 +93,22 @@ func decodeDrop(b []byte) (Drop, error) {
 	if d.L4 != 6 && d.L4 != 17 {
 		d.Sport, d.Dport = 0, 0
 	}
+	d.Func = recordFunc(b[64:bpf.DropMonRecordSize])
 	return d, nil
+}
+
+// recordFunc reads the function name the kernel printed into a record
+// ("%ps": "name" or "name [module]"); "" if it printed none or an address
+// (then the name is looked up in /proc/kallsyms).
+func recordFunc(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) == 0 || bytes.HasPrefix(b, []byte("0x")) || !utf8.Valid(b) {
+		return ""
+	}
+	return string(b)
 }

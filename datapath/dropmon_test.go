@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -257,6 +258,7 @@ func encodeDrop(d Drop) []byte {
 	}
 	le.PutUint16(b[56:], d.Sport)
 	le.PutUint16(b[58:], d.Dport)
+	copy(b[64:], d.Func)
 	return b
 }
 
@@ -268,6 +270,9 @@ func FuzzDecodeDrop(f *testing.F) {
 	tcp := Drop{Netns: 4026532000, Ifindex: 3, Location: 0xffffffff81000000, reason: 2, Ethertype: 0x0800, L4: 6,
 		Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Sport: 40000, Dport: 80}
 	f.Add(encodeDrop(tcp))
+	named := tcp
+	named.Func = "tcp_v4_rcv"
+	f.Add(encodeDrop(named))
 	v6 := tcp
 	v6.Ethertype, v6.L4, v6.Src, v6.Dst = 0x86dd, 58, netip.MustParseAddr("fd00::1"), netip.MustParseAddr("ff02::1")
 	v6.Sport, v6.Dport = 0, 0
@@ -362,5 +367,78 @@ func TestNetkitDropMonitor(t *testing.T) {
 	r = findDrop(t, reps, "NOT_SPECIFIED")
 	if r.Ns != b.Name() || r.Dev != "dm_nkd" || r.Hook != "netkit peer" || strings.Join(r.Programs, ",") != "drop_port" {
 		t.Errorf("drop by the peer's program: %+v", r)
+	}
+}
+
+// TestNoDropMonitor checks LabConfig.NoDropMonitor: a stand-in that sees
+// nothing, and the kernel backend never asked to load the monitor.
+func TestNoDropMonitor(t *testing.T) {
+	b := &countingDropMon{Backend: NewKernel(nil)}
+	lab, err := NewLab(LabConfig{Backend: b, JournalDir: t.TempDir(), Script: t.Name(), Host: testNetns(t), NoDropMonitor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	m, err := lab.DropMonitor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Active() || !lab.DropMonitorOff() || b.calls != 0 {
+		t.Errorf("with NoDropMonitor: monitor active %v, DropMonitorOff %v, backend asked %d times", m.Active(), lab.DropMonitorOff(), b.calls)
+	}
+}
+
+// countingDropMon counts the drop monitors its backend is asked for.
+type countingDropMon struct {
+	Backend
+	calls int
+}
+
+func (c *countingDropMon) DropMonitor() (*DropMonitor, error) {
+	c.calls++
+	return c.Backend.DropMonitor()
+}
+
+// TestDropMonitorNamesFunction checks that the monitor's records name the
+// kernel function that dropped the packet (the program prints it with
+// %ps), so that no drop needs /proc/kallsyms: a UDP datagram to a closed
+// port, freed by UDP's receive path.
+func TestDropMonitorNamesFunction(t *testing.T) {
+	lab, src, dst := dropBenchLab(t)
+	k, err := startDropKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	for _, ns := range lab.nslist {
+		if err := k.watch(ns.id.Ino); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var conn net.PacketConn
+	if err := src.Do(func() (err error) { conn, err = net.ListenPacket("udp4", "10.214.0.1:0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))); err != nil {
+		t.Fatal(err)
+	}
+	k.rd.SetDeadline(time.Now().Add(5 * time.Second))
+	for {
+		rec, err := k.rd.Read()
+		if err != nil {
+			t.Fatalf("no drop of the datagram recorded: %v", err)
+		}
+		d, err := decodeDrop(rec.RawSample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.L4 != 17 || d.Dport != 9 {
+			continue
+		}
+		if !strings.HasPrefix(d.Func, "__udp") || d.Func != kernelSymbols().name(d.Location) {
+			t.Errorf("the record names %q; /proc/kallsyms names %q", d.Func, kernelSymbols().name(d.Location))
+		}
+		return
 	}
 }

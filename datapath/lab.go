@@ -15,29 +15,30 @@ import (
 // its Backend makes the changes. Close undoes all of them in reverse
 // order. A Lab never modifies or removes anything it did not create.
 type Lab struct {
-	mu       sync.Mutex
-	b        Backend
-	host     *Netns
-	ownHost  bool
-	journal  journal
-	owned    map[NsID]*Netns // namespaces this lab created, by identity
-	byName   map[string]*Netns
-	undo     []undoStep
-	links    []*Link
-	pendUp   map[*Link]linkWait // links set up (or given IPv6 addresses) since the last WaitReady
-	closed   bool
-	nslist   []*Netns
-	progs    []*Program
-	attached []*Attachment
-	prefix   string
-	notice   func(string)
-	noticed  bool
-	tracer   *Tracer
-	dropmon  *DropMonitor // started by the first traffic check
-	prof     *Profile
-	faults   *FaultPlan
-	closers  []io.Closer      // servers, captures and the tracer, closed first
-	lo       map[*Netns]*Link // loopback devices handed out
+	mu        sync.Mutex
+	b         Backend
+	host      *Netns
+	ownHost   bool
+	journal   journal
+	owned     map[NsID]*Netns // namespaces this lab created, by identity
+	byName    map[string]*Netns
+	undo      []undoStep
+	links     []*Link
+	pendUp    map[*Link]linkWait // links set up (or given IPv6 addresses) since the last WaitReady
+	closed    bool
+	nslist    []*Netns
+	progs     []*Program
+	attached  []*Attachment
+	prefix    string
+	notice    func(string)
+	noticed   bool
+	tracer    *Tracer
+	dropmon   *DropMonitor // started by the first traffic check
+	noDropMon bool         // LabConfig.NoDropMonitor
+	prof      *Profile
+	faults    *FaultPlan
+	closers   []io.Closer      // servers, captures and the tracer, closed first
+	lo        map[*Netns]*Link // loopback devices handed out
 }
 
 // undoStep is a record to undo at Close and its journal sequence number.
@@ -75,6 +76,11 @@ type LabConfig struct {
 	// Faults, if set, makes the lab's backend fail or panic in one
 	// operation (tests and `make reliability`).
 	Faults *FaultPlan
+	// NoDropMonitor leaves the drop monitor out: nothing is loaded for
+	// it, drops() sees none and verdicts do not say where packets died
+	// (`NKSCRIPT_DROP_MONITOR=off`, which `make bench` uses to measure
+	// what the monitor costs).
+	NoDropMonitor bool
 }
 
 // NewLab starts an empty lab in the calling process's namespace and
@@ -84,7 +90,7 @@ func NewLab(cfg LabConfig) (*Lab, error) {
 	if b == nil {
 		b = NewKernel(cfg.Prefetch)
 	}
-	l := &Lab{prefix: cfg.Prefix, notice: cfg.Notice, owned: map[NsID]*Netns{}, byName: map[string]*Netns{}, pendUp: map[*Link]linkWait{}}
+	l := &Lab{prefix: cfg.Prefix, notice: cfg.Notice, noDropMon: cfg.NoDropMonitor, owned: map[NsID]*Netns{}, byName: map[string]*Netns{}, pendUp: map[*Link]linkWait{}}
 	if cfg.Faults != nil {
 		b = WithFaults(b, cfg.Faults)
 		l.faults = cfg.Faults

@@ -260,7 +260,8 @@ func runScript(o *options, script string, scriptArgs, allArgs []string, stdout, 
 	defer testDone()
 	cfg := session.Config{
 		Lab: datapath.LabConfig{JournalDir: o.journalDir, Script: abs, Prefix: o.prefix, Prefetch: prefetch, Faults: plan,
-			Notice: func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }},
+			NoDropMonitor: os.Getenv("NKSCRIPT_DROP_MONITOR") == "off",
+			Notice:        func(msg string) { fmt.Fprintf(stderr, "nkscript: %s\n", msg) }},
 		Timeout: o.timeout, Keep: o.keep, Profile: o.profile, Stderr: stderr, Closing: closing,
 	}
 	var r *builtins.Run
