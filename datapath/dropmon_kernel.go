@@ -87,8 +87,9 @@ func takePrepared() (*ebpf.Collection, error) {
 // loadDropMonitor loads the drop monitor's program and maps. A kernel
 // without BTF, which CO-RE and the reason names need, is ErrNotSupported.
 func loadDropMonitor() (*ebpf.Collection, error) {
-	// CO-RE needs the kernel's BTF (cilium/ebpf keeps it once read).
-	if _, err := btf.LoadKernelSpec(); err != nil {
+	// CO-RE needs the kernel's BTF.
+	types, err := kernelTypes()
+	if err != nil {
 		return nil, fmt.Errorf("drop monitor: the kernel's BTF: %w (%w)", err, ErrNotSupported)
 	}
 	spec, err := bpf.LoadDropMonitor()
@@ -98,7 +99,7 @@ func loadDropMonitor() (*ebpf.Collection, error) {
 	if err := removeMemlock(); err != nil {
 		return nil, fmt.Errorf("drop monitor: %w", err)
 	}
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: types}})
 	if err != nil {
 		return nil, fmt.Errorf("drop monitor: load: %w", err)
 	}
@@ -172,6 +173,28 @@ func reasonName(n uint32) string {
 	return strconv.FormatUint(uint64(n), 10)
 }
 
+// kernelTypes returns the running kernel's BTF, read once per process:
+// cilium/ebpf reads all of /sys/kernel/btf/vmlinux (about 20 ms) each
+// time it is asked for it, and the monitor's CO-RE relocations and reason
+// names both need it. A failure is not kept: the next call tries again.
+func kernelTypes() (*btf.Spec, error) {
+	kernelBTF.Lock()
+	defer kernelBTF.Unlock()
+	if kernelBTF.spec == nil {
+		spec, err := btf.LoadKernelSpec()
+		if err != nil {
+			return nil, err
+		}
+		kernelBTF.spec = spec
+	}
+	return kernelBTF.spec, nil
+}
+
+var kernelBTF struct {
+	sync.Mutex
+	spec *btf.Spec
+}
+
 // kernelDropReasons reads the kernel's drop reasons once.
 var kernelDropReasons = sync.OnceValues(dropReasonNames)
 
@@ -190,7 +213,7 @@ func (k *dropKernel) close() {
 // dropReasonNames reads enum skb_drop_reason from the running kernel's
 // BTF: its numbers differ between kernel versions.
 func dropReasonNames() (map[uint32]string, error) {
-	spec, err := btf.LoadKernelSpec()
+	spec, err := kernelTypes()
 	if err != nil {
 		return nil, fmt.Errorf("drop monitor: the kernel's BTF: %w (%w)", err, ErrNotSupported)
 	}
