@@ -313,6 +313,26 @@ section_bpf() {
   [ "$status" = 0 ] || fail bpf "go test exited $status: $(grep -E '^(--- FAIL|FAIL|#)' "$R/bpf.txt" | head -3)"
 }
 
+# ---- What the drop monitor costs ----
+# The chain lab at N=100 (its ping loads the monitor) and veth_tutorial.star
+# (whose expect_* checks load it and explain its drops), each run with the
+# monitor and with NKSCRIPT_DROP_MONITOR=off, interleaved; and the
+# monitor's program per call and per recorded drop, from the kernel's BPF
+# run-time statistics (datapath's BenchmarkDropMonitorCost).
+section_dropmon() {
+  echo "== the drop monitor's cost"
+  local r reps status=0
+  reps=$([ -n "${QUICK:-}" ] && echo 3 || echo 11)
+  for r in $(seq "$reps"); do
+    run1 dropmon/chain/on "$NK" $LAB 100
+    run1 dropmon/chain/off env NKSCRIPT_DROP_MONITOR=off "$NK" $LAB 100
+    run1 dropmon/tutorial/on "$NK" scripts/veth_tutorial.star
+    run1 dropmon/tutorial/off env NKSCRIPT_DROP_MONITOR=off "$NK" scripts/veth_tutorial.star
+  done
+  $GO test -run '^$' -bench DropMonitorCost -benchtime 20000x -count 5 -v ./datapath >"$R/dropmon.txt" 2>&1 || status=$?
+  [ "$status" = 0 ] || fail dropmon/prog "go test exited $status: $(grep -E '^(--- FAIL|FAIL|#)' "$R/dropmon.txt" | head -3)"
+}
+
 # ---- Go microbenchmarks against $BASE, by benchstat ----
 section_micro() {
   echo "== Go microbenchmarks, against $BASE (benchstat)"
@@ -397,7 +417,7 @@ section_vm() {
   unset NKSCRIPT_VM_DIR
 }
 
-all="compile chain big b2b startup phases bpf micro cli matrix vm"
+all="compile chain big b2b startup phases bpf dropmon micro cli matrix vm"
 only=${BENCH_ONLY:-}
 section_meta
 for s in ${only:-$all}; do

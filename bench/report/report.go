@@ -38,6 +38,7 @@ var sections = []section{
 	{"startup", startupSection},
 	{"phases", phasesSection},
 	{"bpf", bpfSection},
+	{"dropmon", dropmonSection},
 	{"compile", compileSection},
 	{"micro", microSection},
 	{"cli", cliSection},
