@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	dropmonMapDrops     = "drops"
+	dropmonMapNamed     = "named"
 	dropmonMapNetns     = "netns"
 	dropmonProgKfreeSkb = "kfree_skb"
 )
@@ -71,6 +72,7 @@ type dropmonProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropmonMapSpecs struct {
 	Drops *ebpf.MapSpec `ebpf:"drops"`
+	Named *ebpf.MapSpec `ebpf:"named"`
 	Netns *ebpf.MapSpec `ebpf:"netns"`
 }
 
@@ -101,12 +103,14 @@ func (o *dropmonObjects) Close() error {
 // It can be passed to loadDropmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropmonMaps struct {
 	Drops *ebpf.Map `ebpf:"drops"`
+	Named *ebpf.Map `ebpf:"named"`
 	Netns *ebpf.Map `ebpf:"netns"`
 }
 
 func (m *dropmonMaps) Close() error {
 	return _DropmonClose(
 		m.Drops,
+		m.Named,
 		m.Netns,
 	)
 }

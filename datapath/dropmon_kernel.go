@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -137,14 +138,25 @@ func (k *dropKernel) watch(ino uint64) error {
 	return nil
 }
 
+// dropReadEvery is how often the reader looks at the ring buffer: the
+// program wakes it only when the ring fills up (see bpf/dropmon.c), and
+// Sync wakes it when a check wants its drops.
+const dropReadEvery = 10 * time.Millisecond
+
 // read passes every record of the ring buffer to got until the reader is
 // closed; it signals flushed whenever it has read what was there when
 // flush was called.
 func (k *dropKernel) read(got func(Drop)) {
 	var rec ringbuf.Record
+	// The program names a location's function in its first record only.
+	names := map[uint64]string{}
+	k.rd.SetDeadline(time.Now().Add(dropReadEvery))
 	for {
 		err := k.rd.ReadInto(&rec)
 		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			k.rd.SetDeadline(time.Now().Add(dropReadEvery))
+			continue
 		case errors.Is(err, ringbuf.ErrFlushed):
 			select {
 			case k.flushed <- struct{}{}:
@@ -157,6 +169,11 @@ func (k *dropKernel) read(got func(Drop)) {
 		d, err := decodeDrop(rec.RawSample)
 		if err != nil {
 			continue
+		}
+		if d.Func != "" {
+			names[d.Location] = d.Func
+		} else {
+			d.Func = names[d.Location]
 		}
 		got(d)
 	}

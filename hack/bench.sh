@@ -318,7 +318,7 @@ section_bpf() {
 # (whose expect_* checks load it and explain its drops), each run with the
 # monitor and with NKSCRIPT_DROP_MONITOR=off, interleaved; and the
 # monitor's program per call and per recorded drop, from the kernel's BPF
-# run-time statistics (datapath's BenchmarkDropMonitorCost).
+# run-time statistics (datapath's BenchmarkDropMonitorProgram).
 section_dropmon() {
   echo "== the drop monitor's cost"
   local r reps status=0
@@ -329,7 +329,7 @@ section_dropmon() {
     run1 dropmon/tutorial/on "$NK" scripts/veth_tutorial.star
     run1 dropmon/tutorial/off env NKSCRIPT_DROP_MONITOR=off "$NK" scripts/veth_tutorial.star
   done
-  $GO test -run '^$' -bench DropMonitorCost -benchtime 20000x -count 5 -v ./datapath >"$R/dropmon.txt" 2>&1 || status=$?
+  $GO test -run '^$' -bench DropMonitorProgram -benchtime 20000x -count 5 -v ./datapath >"$R/dropmon.txt" 2>&1 || status=$?
   [ "$status" = 0 ] || fail dropmon/prog "go test exited $status: $(grep -E '^(--- FAIL|FAIL|#)' "$R/dropmon.txt" | head -3)"
 }
 

@@ -44,41 +44,41 @@ func dropmonSection(w *writer, r *Results) {
 	dropmonProgram(w, r)
 }
 
-// dropmonProgram renders BenchmarkDropMonitorCost: the monitor's program
-// per call and per recorded drop.
+// dropmonProgram renders BenchmarkDropMonitorProgram: the monitor's
+// program per call and per recorded drop, for drops in the lab and
+// outside it.
 func dropmonProgram(w *writer, r *Results) {
 	w.line("The monitor's program itself ([datapath/dropmon_bench_test.go](datapath/dropmon_bench_test.go)): UDP datagrams to a")
-	w.line("closed port in a lab namespace, each dropped there (NO_SOCKET), with the kernel's BPF run-time statistics on;")
-	w.line("the program runs for every packet the machine frees with kfree_skb, and records those of the lab's namespaces.")
+	w.line("closed port, each dropped (NO_SOCKET) in a namespace of the lab (recorded) or in one outside it (looked up and")
+	w.line("left), with the kernel's BPF run-time statistics on. The program runs for every packet the machine frees with")
+	w.line("kfree_skb.")
 	w.line("")
 	out, have := r.Text("dropmon.txt")
-	var b *goBench
+	rows := map[string]*goBench{}
 	for _, x := range parseGoBench(out) {
-		if x.Name == "BenchmarkDropMonitorCost" {
-			b = x
+		rows[x.Name] = x
+	}
+	w.line("| drop | runs | ns per call | ns per recorded drop |")
+	w.line("|---|---|---|---|")
+	for _, row := range []struct{ key, label string }{{"lab", "in the lab"}, {"outside", "outside the lab"}} {
+		b := rows["BenchmarkDropMonitorProgram/"+row.key]
+		call, okCall := stat(nil)
+		drop, okDrop := stat(nil)
+		if b != nil {
+			call, okCall = stat(b.Metrics["ns/call"])
+			drop, okDrop = stat(b.Metrics["ns/drop"])
+		}
+		switch {
+		case b != nil && b.Status != "":
+			w.f("| %s | — | %s | — |", row.label, benchStatusText(b))
+		case !have || !okCall || len(r.failed("dropmon/prog")) > 0:
+			w.f("| %s | — | %s | — |", row.label, cell(r, "dropmon/prog", false, ""))
+		default:
+			w.f("| %s | %d | %.0f | %s |", row.label, call.N, call.Median, orDash(okDrop, fmt.Sprintf("%.0f", drop.Median)))
 		}
 	}
-	if !have || b == nil || b.Status != "" || len(r.failed("dropmon/prog")) > 0 {
-		msg := cell(r, "dropmon/prog", have && b != nil, "")
-		if b != nil && b.Status != "" {
-			msg = benchStatusText(b)
-		}
-		w.line(msg)
-		w.line("")
-		return
-	}
-	call, okCall := stat(b.Metrics["prog-ns/call"])
-	drop, okDrop := stat(b.Metrics["prog-ns/drop"])
-	if !okCall || !okDrop {
-		w.line("failed: the benchmark reported no run-time statistics")
-		w.line("")
-		return
-	}
-	w.f("Median of %d runs: **%.0f ns per call** of the program, **%.0f ns per drop** it recorded (min %.0f, max %.0f).",
-		drop.N, call.Median, drop.Median, drop.Min, drop.Max)
 	w.line("")
 }
-
 // orDash is s if have, else a dash.
 func orDash(have bool, s string) string {
 	if have {
