@@ -79,6 +79,7 @@ func dropmonProgram(w *writer, r *Results) {
 	}
 	w.line("")
 }
+
 // orDash is s if have, else a dash.
 func orDash(have bool, s string) string {
 	if have {
