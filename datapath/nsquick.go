@@ -102,6 +102,17 @@ func startProcWorker() *procWorker {
 // goroutine ends and takes the thread with it.
 func (w *procWorker) run(ready chan<- error) {
 	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread: /proc/self shows its namespaces, so it must
+		// stay in the host's. Holding it locked, start the worker again:
+		// its goroutine cannot run here, so it gets another thread.
+		inner := make(chan error)
+		go w.run(inner)
+		err := <-inner
+		runtime.UnlockOSThread()
+		ready <- err
+		return
+	}
 	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
 		ready <- err
 		return
