@@ -18,6 +18,7 @@ import (
 const (
 	dropmonMapDrops     = "drops"
 	dropmonMapNetns     = "netns"
+	dropmonMapVerdicts  = "verdicts"
 	dropmonProgKfreeSkb = "kfree_skb"
 )
 
@@ -70,8 +71,9 @@ type dropmonProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropmonMapSpecs struct {
-	Drops *ebpf.MapSpec `ebpf:"drops"`
-	Netns *ebpf.MapSpec `ebpf:"netns"`
+	Drops    *ebpf.MapSpec `ebpf:"drops"`
+	Netns    *ebpf.MapSpec `ebpf:"netns"`
+	Verdicts *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // dropmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -100,14 +102,16 @@ func (o *dropmonObjects) Close() error {
 //
 // It can be passed to loadDropmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropmonMaps struct {
-	Drops *ebpf.Map `ebpf:"drops"`
-	Netns *ebpf.Map `ebpf:"netns"`
+	Drops    *ebpf.Map `ebpf:"drops"`
+	Netns    *ebpf.Map `ebpf:"netns"`
+	Verdicts *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *dropmonMaps) Close() error {
 	return _DropmonClose(
 		m.Drops,
 		m.Netns,
+		m.Verdicts,
 	)
 }
 

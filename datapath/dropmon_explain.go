@@ -3,6 +3,7 @@ package datapath
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -279,7 +280,10 @@ func (l *Lab) dropHook(r *DropReport, d Drop, dev *Link, rose map[uint32]bool) {
 	}
 	names, ids := l.hookPrograms(target, hook)
 	r.Programs = names
-	if len(names) > 1 {
+	if i := slices.Index(ids, d.progID); d.progID != 0 && i >= 0 {
+		// An fexit program saw this one return the drop verdict.
+		r.Programs = names[i : i+1]
+	} else if len(names) > 1 {
 		var dropped []string
 		for i, id := range ids {
 			if rose[id] {

@@ -257,6 +257,7 @@ func encodeDrop(d Drop) []byte {
 	}
 	le.PutUint16(b[56:], d.Sport)
 	le.PutUint16(b[58:], d.Dport)
+	le.PutUint32(b[60:], d.progID)
 	return b
 }
 
@@ -268,6 +269,9 @@ func FuzzDecodeDrop(f *testing.F) {
 	tcp := Drop{Netns: 4026532000, Ifindex: 3, Location: 0xffffffff81000000, reason: 2, Ethertype: 0x0800, L4: 6,
 		Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Sport: 40000, Dport: 80}
 	f.Add(encodeDrop(tcp))
+	byProg := tcp
+	byProg.progID = 1234
+	f.Add(encodeDrop(byProg))
 	v6 := tcp
 	v6.Ethertype, v6.L4, v6.Src, v6.Dst = 0x86dd, 58, netip.MustParseAddr("fd00::1"), netip.MustParseAddr("ff02::1")
 	v6.Sport, v6.Dport = 0, 0
