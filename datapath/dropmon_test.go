@@ -200,24 +200,28 @@ func TestDropMonitorLoadedOnDemandAndLeavesNothing(t *testing.T) {
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gone := func(what string, open func() (io.Closer, error)) {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			c, err := open()
-			if c != nil {
-				c.Close()
-			}
-			if errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the monitor's %s is still in the kernel after Close: %v", what, err)
-			}
-			time.Sleep(20 * time.Millisecond)
+	waitGone(t, "the monitor's program", func() (io.Closer, error) { return ebpf.NewProgramFromID(progID) })
+	waitGone(t, "the monitor's link", func() (io.Closer, error) { return link.NewFromID(linkInfo.ID) })
+}
+
+// waitGone waits until open finds what (a program, a link) no longer in
+// the kernel, which frees it soon after its last reference is closed.
+func waitGone(t *testing.T, what string, open func() (io.Closer, error)) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := open()
+		if c != nil {
+			c.Close()
 		}
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still in the kernel: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	gone("program", func() (io.Closer, error) { return ebpf.NewProgramFromID(progID) })
-	gone("link", func() (io.Closer, error) { return link.NewFromID(linkInfo.ID) })
 }
 
 func TestDropMonitorStandIns(t *testing.T) {
