@@ -140,27 +140,8 @@ func TestDropMonitorFexitNamesTheDroppingProgram(t *testing.T) {
 func TestNetkitDropMonitorFexit(t *testing.T) {
 	requireNetkit(t)
 	requireFexit(t)
-	lab, _ := testLab(t)
-	a, err := lab.Netns(uniqueName("dm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := lab.Netns(uniqueName("dm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nk, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: "dm_nkf", Peer: "dm_nkg", PrimaryNs: a, PeerNs: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, addr := range map[*Link]string{nk.Primary: "10.214.2.1/24", nk.Peer: "10.214.2.2/24"} {
-		if err := lab.AddAddr(k, netip.MustParsePrefix(addr)); err != nil {
-			t.Fatal(err)
-		}
-		if err := lab.SetUp(k, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	lab, a, b := netkitDropLab(t)
+	nk := netkitDropPair(t, lab, a, b, "dm_nkf", "dm_nkg", "", "10.214.2.")
 	if err := lab.WaitReadyFor(context.Background(), 10*time.Second, false); err != nil {
 		t.Fatal(err)
 	}

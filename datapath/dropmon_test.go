@@ -265,6 +265,41 @@ func encodeDrop(d Drop) []byte {
 	return b
 }
 
+// netkitDropLab is a lab of two namespaces a and b, for netkit pairs
+// between them.
+func netkitDropLab(t *testing.T) (*Lab, *Netns, *Netns) {
+	t.Helper()
+	lab, _ := testLab(t)
+	a, err := lab.Netns(uniqueName("dm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.Netns(uniqueName("dm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lab, a, b
+}
+
+// netkitDropPair makes a netkit pair prim (in a, prefix+"1/24") -- peer
+// (in b, prefix+"2/24") with the primary's policy, up.
+func netkitDropPair(t *testing.T, lab *Lab, a, b *Netns, prim, peer, policy, prefix string) *Pair {
+	t.Helper()
+	p, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: prim, Peer: peer, PrimaryNs: a, PeerNs: b, Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, addr := range map[*Link]string{p.Primary: prefix + "1/24", p.Peer: prefix + "2/24"} {
+		if err := lab.AddAddr(k, netip.MustParsePrefix(addr)); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.SetUp(k, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
 // FuzzDecodeDrop checks the decoder of the monitor's ring buffer records:
 // it never panics, refuses short records, keeps addresses only for IP and
 // ports only for TCP and UDP, and what it decodes encodes back to a
@@ -315,33 +350,10 @@ func FuzzDecodeDrop(f *testing.F) {
 // among two, put down to the one whose drop counter rose.
 func TestNetkitDropMonitor(t *testing.T) {
 	requireNetkit(t)
-	lab, _ := testLab(t)
-	a, err := lab.Netns(uniqueName("dm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := lab.Netns(uniqueName("dm"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, a, b := netkitDropLab(t)
 	d := &dropLab{lab: lab}
-	pair := func(prim, peer, policy, prefix string) *Pair {
-		p, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: prim, Peer: peer, PrimaryNs: a, PeerNs: b, Policy: policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, addr := range map[*Link]string{p.Primary: prefix + "1/24", p.Peer: prefix + "2/24"} {
-			if err := lab.AddAddr(k, netip.MustParsePrefix(addr)); err != nil {
-				t.Fatal(err)
-			}
-			if err := lab.SetUp(k, true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return p
-	}
-	pair("dm_nka", "dm_nkb", "blackhole", "10.214.0.")
-	nk := pair("dm_nkc", "dm_nkd", "", "10.214.1.")
+	netkitDropPair(t, lab, a, b, "dm_nka", "dm_nkb", "blackhole", "10.214.0.")
+	nk := netkitDropPair(t, lab, a, b, "dm_nkc", "dm_nkd", "", "10.214.1.")
 	if err := lab.WaitReadyFor(context.Background(), 10*time.Second, false); err != nil {
 		t.Fatal(err)
 	}
