@@ -14,6 +14,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
+#include "drop_verdict.h"
+
 char __license[] SEC("license") = "GPL";
 
 // The few kernel fields dropmon reads, named as in the kernel; CO-RE finds
@@ -67,7 +69,7 @@ struct drop {
 	__u8 dst[16];
 	__u16 sport;
 	__u16 dport;
-	__u32 pad2;
+	__u32 prog;     // ID of the program that dropped it, 0 if unknown
 	char func[64];  // the function at location (%ps), NUL-terminated
 };
 
@@ -177,6 +179,20 @@ static __always_inline void headers(struct sk_buff *skb, struct drop *d)
 	d->dport = bpf_ntohs(ports[1]);
 }
 
+// verdict fills in the program that returned the drop verdict for skb,
+// if an fexit program recorded one, and forgets it: the address is
+// reused by later packets.
+static __always_inline void verdict(struct sk_buff *skb, struct drop *d)
+{
+	__u64 key = (__u64)skb;
+	__u32 *id = bpf_map_lookup_elem(&verdicts, &key);
+
+	if (!id)
+		return;
+	d->prog = *id;
+	bpf_map_delete_elem(&verdicts, &key);
+}
+
 // kfree_skb(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)
 SEC("raw_tracepoint/kfree_skb")
 int kfree_skb(struct bpf_raw_tracepoint_args *ctx)
@@ -209,6 +225,7 @@ int kfree_skb(struct bpf_raw_tracepoint_args *ctx)
 	}
 	d->proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	headers(skb, d);
+	verdict(skb, d);
 	// Waking the reader costs more than the rest of the program (a
 	// self-IPI, ~5 us in a VM): it reads every few milliseconds anyway,
 	// and is woken only when the ring fills up.

@@ -19,6 +19,7 @@ const (
 	dropmonMapDrops     = "drops"
 	dropmonMapNamed     = "named"
 	dropmonMapNetns     = "netns"
+	dropmonMapVerdicts  = "verdicts"
 	dropmonProgKfreeSkb = "kfree_skb"
 )
 
@@ -71,9 +72,10 @@ type dropmonProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropmonMapSpecs struct {
-	Drops *ebpf.MapSpec `ebpf:"drops"`
-	Named *ebpf.MapSpec `ebpf:"named"`
-	Netns *ebpf.MapSpec `ebpf:"netns"`
+	Drops    *ebpf.MapSpec `ebpf:"drops"`
+	Named    *ebpf.MapSpec `ebpf:"named"`
+	Netns    *ebpf.MapSpec `ebpf:"netns"`
+	Verdicts *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // dropmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -102,9 +104,10 @@ func (o *dropmonObjects) Close() error {
 //
 // It can be passed to loadDropmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropmonMaps struct {
-	Drops *ebpf.Map `ebpf:"drops"`
-	Named *ebpf.Map `ebpf:"named"`
-	Netns *ebpf.Map `ebpf:"netns"`
+	Drops    *ebpf.Map `ebpf:"drops"`
+	Named    *ebpf.Map `ebpf:"named"`
+	Netns    *ebpf.Map `ebpf:"netns"`
+	Verdicts *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *dropmonMaps) Close() error {
@@ -112,6 +115,7 @@ func (m *dropmonMaps) Close() error {
 		m.Drops,
 		m.Named,
 		m.Netns,
+		m.Verdicts,
 	)
 }
 

@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -23,9 +24,10 @@ type Attachment struct {
 	how     Mechanism
 	mode    XDPMode // for XDP: where the program runs, if known
 
-	mu   sync.Mutex
-	mech mechanism // nil once detached
-	gone bool      // Detach was called
+	mu     sync.Mutex
+	mech   mechanism // nil once detached
+	gone   bool      // Detach was called
+	tracer io.Closer // the drop monitor's fexit link on the program, if any
 }
 
 // mechanism is one way of attaching a program.
@@ -84,6 +86,10 @@ func (a *Attachment) end(how func(mechanism) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gone = true
+	if a.tracer != nil {
+		a.tracer.Close()
+		a.tracer = nil
+	}
 	m := a.mech
 	a.mech = nil
 	if m == nil {

@@ -195,6 +195,7 @@ func (l *Lab) DropMonitor() (*DropMonitor, error) {
 			return nil, err
 		}
 	}
+	m.traceAttached(l)
 	l.dropmon = m
 	l.closers = append(l.closers, m)
 	return m, nil

@@ -3,6 +3,7 @@ package datapath
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -151,9 +152,10 @@ func (l *Lab) MarkDrops(m *DropMonitor) DropMark {
 
 // ExplainDrops turns drops into reports in the lab's terms, identical
 // ones (the same place, reason and packet) counted in one report, in the
-// order of their first drop. Given a mark from before the drops, a hook
-// with several programs is put down to those whose drop counter rose
-// since, if any did.
+// order of their first drop. A drop on a hook of several programs is
+// put down to the program that returned the drop verdict where the
+// kernel could trace it (dropmon_fexit.go); else, given a mark from
+// before the drops, to those whose drop counter rose since, if any did.
 func (l *Lab) ExplainDrops(ds []Drop, mark *DropMark) []DropReport {
 	var rose map[uint32]bool
 	if mark != nil {
@@ -255,8 +257,9 @@ func (l *Lab) dropPlace(d Drop) (*Netns, *Link) {
 }
 
 // dropHook fills in the hook of a drop by a tc or netkit program, and the
-// programs the lab attached there; a netkit drop with none is the
-// device's blackhole policy.
+// programs the lab attached there: the one that returned the drop verdict
+// if fexit saw it, else those whose counter rose, else all of them. A
+// netkit drop with none is the device's blackhole policy.
 func (l *Lab) dropHook(r *DropReport, d Drop, dev *Link, rose map[uint32]bool) {
 	var hook Hook
 	switch {
@@ -279,7 +282,10 @@ func (l *Lab) dropHook(r *DropReport, d Drop, dev *Link, rose map[uint32]bool) {
 	}
 	names, ids := l.hookPrograms(target, hook)
 	r.Programs = names
-	if len(names) > 1 {
+	if i := slices.Index(ids, d.progID); d.progID != 0 && i >= 0 {
+		// An fexit program saw this one return the drop verdict.
+		r.Programs = names[i : i+1]
+	} else if len(names) > 1 {
 		var dropped []string
 		for i, id := range ids {
 			if rose[id] {

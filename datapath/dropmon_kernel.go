@@ -27,11 +27,13 @@ import (
 // process: closing them, or the process ending, removes them from the
 // kernel, so nothing of it is journaled.
 type dropKernel struct {
-	coll    *ebpf.Collection
-	tp      link.Link
-	rd      *ringbuf.Reader
-	netns   *ebpf.Map
-	flushed chan struct{}
+	coll  *ebpf.Collection
+	tp    link.Link
+	rd    *ringbuf.Reader
+	netns *ebpf.Map
+	// verdicts is shared with the fexit programs (dropmon_fexit.go).
+	verdicts *ebpf.Map
+	flushed  chan struct{}
 }
 
 var prepareDrops sync.Once
@@ -120,6 +122,7 @@ func startDropKernel() (_ *dropKernel, err error) {
 		}
 	}()
 	k.netns = k.coll.Maps[bpf.DropMonNetns]
+	k.verdicts = k.coll.Maps[bpf.DropVerdicts]
 	if k.tp, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "kfree_skb", Program: k.coll.Programs[bpf.DropMonProgram]}); err != nil {
 		return nil, fmt.Errorf("drop monitor: attach to the kfree_skb tracepoint: %w", err)
 	}

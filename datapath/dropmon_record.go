@@ -39,6 +39,9 @@ type Drop struct {
 	Sport, Dport uint16
 	// reason is the kernel's number for Reason.
 	reason uint32
+	// progID is the ID of the program that returned the drop verdict,
+	// where fexit tells (dropmon_fexit.go); 0 if unknown.
+	progID uint32
 }
 
 // Proto names the packet's protocol: "tcp", "udp", "icmp", "icmpv6",
@@ -79,6 +82,7 @@ func decodeDrop(b []byte) (Drop, error) {
 		L4:        b[22],
 		Sport:     le.Uint16(b[56:]),
 		Dport:     le.Uint16(b[58:]),
+		progID:    le.Uint32(b[60:]),
 	}
 	switch d.Ethertype {
 	case 0x0800:

@@ -201,24 +201,28 @@ func TestDropMonitorLoadedOnDemandAndLeavesNothing(t *testing.T) {
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gone := func(what string, open func() (io.Closer, error)) {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			c, err := open()
-			if c != nil {
-				c.Close()
-			}
-			if errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the monitor's %s is still in the kernel after Close: %v", what, err)
-			}
-			time.Sleep(20 * time.Millisecond)
+	waitGone(t, "the monitor's program", func() (io.Closer, error) { return ebpf.NewProgramFromID(progID) })
+	waitGone(t, "the monitor's link", func() (io.Closer, error) { return link.NewFromID(linkInfo.ID) })
+}
+
+// waitGone waits until open finds what (a program, a link) no longer in
+// the kernel, which frees it soon after its last reference is closed.
+func waitGone(t *testing.T, what string, open func() (io.Closer, error)) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := open()
+		if c != nil {
+			c.Close()
 		}
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still in the kernel: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	gone("program", func() (io.Closer, error) { return ebpf.NewProgramFromID(progID) })
-	gone("link", func() (io.Closer, error) { return link.NewFromID(linkInfo.ID) })
 }
 
 func TestDropMonitorStandIns(t *testing.T) {
@@ -258,8 +262,44 @@ func encodeDrop(d Drop) []byte {
 	}
 	le.PutUint16(b[56:], d.Sport)
 	le.PutUint16(b[58:], d.Dport)
+	le.PutUint32(b[60:], d.progID)
 	copy(b[64:], d.Func)
 	return b
+}
+
+// netkitDropLab is a lab of two namespaces a and b, for netkit pairs
+// between them.
+func netkitDropLab(t *testing.T) (*Lab, *Netns, *Netns) {
+	t.Helper()
+	lab, _ := testLab(t)
+	a, err := lab.Netns(uniqueName("dm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.Netns(uniqueName("dm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lab, a, b
+}
+
+// netkitDropPair makes a netkit pair prim (in a, prefix+"1/24") -- peer
+// (in b, prefix+"2/24") with the primary's policy, up.
+func netkitDropPair(t *testing.T, lab *Lab, a, b *Netns, prim, peer, policy, prefix string) *Pair {
+	t.Helper()
+	p, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: prim, Peer: peer, PrimaryNs: a, PeerNs: b, Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, addr := range map[*Link]string{p.Primary: prefix + "1/24", p.Peer: prefix + "2/24"} {
+		if err := lab.AddAddr(k, netip.MustParsePrefix(addr)); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.SetUp(k, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
 }
 
 // FuzzDecodeDrop checks the decoder of the monitor's ring buffer records:
@@ -273,6 +313,9 @@ func FuzzDecodeDrop(f *testing.F) {
 	named := tcp
 	named.Func = "tcp_v4_rcv"
 	f.Add(encodeDrop(named))
+	byProg := tcp
+	byProg.progID = 1234
+	f.Add(encodeDrop(byProg))
 	v6 := tcp
 	v6.Ethertype, v6.L4, v6.Src, v6.Dst = 0x86dd, 58, netip.MustParseAddr("fd00::1"), netip.MustParseAddr("ff02::1")
 	v6.Sport, v6.Dport = 0, 0
@@ -312,33 +355,10 @@ func FuzzDecodeDrop(f *testing.F) {
 // among two, put down to the one whose drop counter rose.
 func TestNetkitDropMonitor(t *testing.T) {
 	requireNetkit(t)
-	lab, _ := testLab(t)
-	a, err := lab.Netns(uniqueName("dm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := lab.Netns(uniqueName("dm"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, a, b := netkitDropLab(t)
 	d := &dropLab{lab: lab}
-	pair := func(prim, peer, policy, prefix string) *Pair {
-		p, err := lab.NewPair(PairOptions{Kind: Netkit, Primary: prim, Peer: peer, PrimaryNs: a, PeerNs: b, Policy: policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, addr := range map[*Link]string{p.Primary: prefix + "1/24", p.Peer: prefix + "2/24"} {
-			if err := lab.AddAddr(k, netip.MustParsePrefix(addr)); err != nil {
-				t.Fatal(err)
-			}
-			if err := lab.SetUp(k, true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return p
-	}
-	pair("dm_nka", "dm_nkb", "blackhole", "10.214.0.")
-	nk := pair("dm_nkc", "dm_nkd", "", "10.214.1.")
+	netkitDropPair(t, lab, a, b, "dm_nka", "dm_nkb", "blackhole", "10.214.0.")
+	nk := netkitDropPair(t, lab, a, b, "dm_nkc", "dm_nkd", "", "10.214.1.")
 	if err := lab.WaitReadyFor(context.Background(), 10*time.Second, false); err != nil {
 		t.Fatal(err)
 	}

@@ -67,15 +67,7 @@ func probeTCX() error {
 	if err := removeMemlock(); err != nil {
 		return fmt.Errorf("probe tcx: %w", err)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:    "nkscript_probe",
-		Type:    ebpf.SchedCLS,
-		License: "GPL",
-		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R0, 0),
-			asm.Return(),
-		},
-	})
+	prog, err := probeProgram(ebpf.SchedCLS)
 	if err != nil {
 		return fmt.Errorf("probe tcx: load program: %w", err)
 	}
@@ -94,4 +86,17 @@ func probeTCX() error {
 	default:
 		return fmt.Errorf("probe tcx: %w", err)
 	}
+}
+
+// probeProgram loads a program of type typ that returns 0, for a probe.
+func probeProgram(typ ebpf.ProgramType) (*ebpf.Program, error) {
+	return ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:    "nkscript_probe",
+		Type:    typ,
+		License: "GPL",
+		Instructions: asm.Instructions{
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+		},
+	})
 }

@@ -65,6 +65,7 @@ func (l *Lab) Attach(p *Program, k *Link, hook Hook, opts AttachOptions) (*Attac
 		l.notice(fmt.Sprintf("kernel %s has no tcx (Linux ≥ 6.6): attaching ingress/egress programs as legacy tc filters (clsact + cls_bpf, direct-action) instead", KernelRelease()))
 	}
 	l.attached = append(l.attached, a)
+	l.dropmon.traceVerdicts(p, a)
 	return a, nil
 }
 

@@ -31,12 +31,15 @@ const (
 	HasTCX Reason = "the legacy tc path runs on kernels before 6.6 (the 6.1 microVM)"
 	// NoTCX: the tcx tests run in the 6.12 microVM suite.
 	NoTCX Reason = "the running kernel has no tcx (Linux < 6.6); the 6.12 microVM suite (vmtest) runs it"
+	// NoFexit: the drop monitor's fexit attribution runs in the 6.12
+	// microVM suite.
+	NoFexit Reason = "the running kernel has no fexit trampolines for BPF programs; the 6.12 microVM suite (vmtest) runs it"
 	// KernelFetch: tests that download a kernel run in `make reliability`.
 	KernelFetch Reason = "it downloads a kernel (NKSCRIPT_TEST_KERNEL_FETCH=1); make reliability runs it"
 )
 
 // Allowed is the allow list, in the order the summary explains it.
-var Allowed = []Reason{NoNetkit, HasNetkit, HasTCX, NoTCX, KernelFetch}
+var Allowed = []Reason{NoNetkit, HasNetkit, HasTCX, NoTCX, NoFexit, KernelFetch}
 
 // CI reports whether the tests run under CI: NKSCRIPT_REQUIRE_VM=1 (set
 // by `make test`) or CI=true.
