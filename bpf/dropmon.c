@@ -73,9 +73,12 @@ struct drop {
 	char func[64];  // the function at location (%ps), NUL-terminated
 };
 
+// The lab's namespaces: room for labs of 100,000 namespaces, allocated
+// as they are added (a lab of 10,000 filled 4,096 preallocated slots).
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1 << 17);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, __u8);
 } netns SEC(".maps");

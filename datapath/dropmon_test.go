@@ -466,3 +466,19 @@ func TestDropMonitorNamesFunction(t *testing.T) {
 		return
 	}
 }
+
+// TestDropMonitorWatchesManyNamespaces checks that the monitor can watch
+// the namespaces of a lab of 10,000 and more (scripts/bench/chain.star
+// 10000 pings across 10,001).
+func TestDropMonitorWatchesManyNamespaces(t *testing.T) {
+	k, err := startDropKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	for ino := uint64(1); ino <= 20000; ino++ {
+		if err := k.watch(ino); err != nil {
+			t.Fatalf("watching namespace %d: %v", ino, err)
+		}
+	}
+}
