@@ -112,7 +112,7 @@ func (f *flowDrops) explain(r *Run, proto string, dst netip.Addr, port int) []da
 	}
 	reps := r.lab.ExplainDrops(ds, &f.mark)
 	return slices.DeleteFunc(reps, func(rep datapath.DropReport) bool {
-		return rep.Reason == "NOT_SPECIFIED" && slices.Contains(tcpReceive, rep.Where)
+		return rep.Reason == "NOT_SPECIFIED" && (slices.Contains(tcpReceive, rep.Where) || slices.Contains(socketDestroy, rep.Where))
 	})
 }
 
@@ -128,6 +128,12 @@ var socketTeardown = []string{"QUEUE_PURGE", "SOCKET_CLOSE", "TCP_CLOSE", "NO_SO
 // connection the check already abandoned, say. Whether one comes within
 // a check depends on timing, and it is not why the flow failed.
 var tcpReceive = []string{"tcp_v4_rcv", "tcp_v6_rcv"}
+
+// socketDestroy are the functions that free what a closing socket still
+// queues: the check's own sockets closing as it ends. Linux 6.1 gives
+// them no reason (NOT_SPECIFIED); later kernels say SOCKET_CLOSE, which
+// socketTeardown leaves out.
+var socketDestroy = []string{"sk_stream_kill_queues"}
 
 // flowMatches reports whether d is a packet of the flow: of its protocol,
 // to or from dst, and to or from port for tcp and udp.
