@@ -1,11 +1,8 @@
 package datapath
 
 import (
-	"context"
 	"errors"
-	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/nkscript/nkscript/bpf"
@@ -121,41 +118,4 @@ func sendToClosedPort(ns *Netns, n int) error {
 		}
 		return nil
 	})
-}
-
-// dropBenchLab is two namespaces joined by a veth pair, 10.214.0.1/24 in
-// the first and 10.214.0.2/24 in the second.
-func dropBenchLab(tb testing.TB) (*Lab, *Netns, netip.Addr) {
-	tb.Helper()
-	lab, err := NewLab(LabConfig{JournalDir: tb.TempDir(), Script: tb.Name(), Host: testNetns(tb)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	var ns [2]*Netns
-	for i := range ns {
-		if ns[i], err = lab.Netns(uniqueName("dmb")); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	p, err := lab.NewPair(PairOptions{Kind: Veth, Primary: "dmb0", Peer: "dmb1", PrimaryNs: ns[0], PeerNs: ns[1]})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for k, a := range map[*Link]string{p.Primary: "10.214.0.1/24", p.Peer: "10.214.0.2/24"} {
-		if err := lab.AddAddr(k, netip.MustParsePrefix(a)); err != nil {
-			tb.Fatal(err)
-		}
-		if err := lab.SetUp(k, true); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if err := lab.WaitReadyFor(context.Background(), 10*time.Second, false); err != nil {
-		tb.Fatal(err)
-	}
-	return lab, ns[0], netip.MustParseAddr("10.214.0.2")
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -424,23 +423,20 @@ func (c *countingDropMon) DropMonitor() (*DropMonitor, error) {
 // %ps), so that no drop needs /proc/kallsyms: a UDP datagram to a closed
 // port, freed by UDP's receive path.
 func TestDropMonitorNamesFunction(t *testing.T) {
-	lab, src, dst := dropBenchLab(t)
+	lab, _ := testLab(t)
+	ns, err := lab.Netns(uniqueName("dmn"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	k, err := startDropKernel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.close()
-	for _, ns := range lab.nslist {
-		if err := k.watch(ns.id.Ino); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var conn net.PacketConn
-	if err := src.Do(func() (err error) { conn, err = net.ListenPacket("udp4", "10.214.0.1:0"); return err }); err != nil {
+	if err := k.watch(ns.id.Ino); err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := conn.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))); err != nil {
+	if err := sendToClosedPort(ns, 1); err != nil {
 		t.Fatal(err)
 	}
 	// The program does not wake the reader: poll.
