@@ -90,14 +90,14 @@ func takePrepared() (*ebpf.Collection, error) {
 // loadDropMonitor loads the drop monitor's program and maps. A kernel
 // without BTF, which CO-RE and the reason names need, is ErrNotSupported.
 func loadDropMonitor() (*ebpf.Collection, error) {
-	// CO-RE needs the kernel's BTF.
-	types, err := kernelTypes()
-	if err != nil {
-		return nil, fmt.Errorf("drop monitor: the kernel's BTF: %w (%w)", err, ErrNotSupported)
-	}
 	spec, err := bpf.LoadDropMonitor()
 	if err != nil {
 		return nil, fmt.Errorf("drop monitor: %w", err)
+	}
+	// CO-RE needs the kernel's types.
+	types, err := monitorTypes(spec.Types)
+	if err != nil {
+		return nil, fmt.Errorf("drop monitor: the kernel's BTF: %w (%w)", err, ErrNotSupported)
 	}
 	if err := removeMemlock(); err != nil {
 		return nil, fmt.Errorf("drop monitor: %w", err)
@@ -193,26 +193,20 @@ func reasonName(n uint32) string {
 	return strconv.FormatUint(uint64(n), 10)
 }
 
-// kernelTypes returns the running kernel's BTF, read once per process:
-// cilium/ebpf reads all of /sys/kernel/btf/vmlinux (about 20 ms) each
-// time it is asked for it, and the monitor's CO-RE relocations and reason
-// names both need it. A failure is not kept: the next call tries again.
+// kernelTypes returns the kernel types the drop monitor needs, its
+// reason names among them (see monitorTypes).
 func kernelTypes() (*btf.Spec, error) {
-	kernelBTF.Lock()
-	defer kernelBTF.Unlock()
-	if kernelBTF.spec == nil {
-		spec, err := btf.LoadKernelSpec()
-		if err != nil {
-			return nil, err
-		}
-		kernelBTF.spec = spec
+	monitorKernel.Lock()
+	spec := monitorKernel.spec
+	monitorKernel.Unlock()
+	if spec != nil {
+		return spec, nil
 	}
-	return kernelBTF.spec, nil
-}
-
-var kernelBTF struct {
-	sync.Mutex
-	spec *btf.Spec
+	local, err := bpf.LoadDropMonitor()
+	if err != nil {
+		return nil, err
+	}
+	return monitorTypes(local.Types)
 }
 
 // kernelDropReasons reads the kernel's drop reasons once.

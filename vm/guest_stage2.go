@@ -21,6 +21,8 @@ type stage2 struct {
 	Env  []string `json:"env"`
 	// Serve makes the second stage a warm guest's server.
 	Serve bool `json:"serve,omitempty"`
+	// RunEnv is added to the environment of each run a warm guest serves.
+	RunEnv []string `json:"run_env,omitempty"`
 	// File descriptors of the ports, inherited across execve.
 	Ctl    int `json:"ctl"`
 	Stdout int `json:"stdout"`
@@ -33,7 +35,7 @@ type stage2 struct {
 // inits print reaches the host, and so does a crash before main. It returns
 // only if that fails.
 func (g *guest) reexec(req *request) error {
-	st := stage2{Args: req.Args, Env: os.Environ(), Serve: req.Serve}
+	st := stage2{Args: req.Args, Env: os.Environ(), Serve: req.Serve, RunEnv: req.RunEnv}
 	for _, p := range []struct {
 		f  *os.File
 		fd *int
@@ -105,7 +107,7 @@ func (g *guest) runMainStage(main func(args []string, stdout, stderr io.Writer) 
 	}
 
 	if st.Serve {
-		g.serve()
+		g.serve(st.RunEnv)
 		return
 	}
 	g.send(message{Type: "start"})

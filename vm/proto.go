@@ -12,6 +12,9 @@ type request struct {
 	// Serve makes the guest a warm guest: instead of running Args once,
 	// it serves runs (warmMsg) on the control port until told to power off.
 	Serve bool `json:"serve,omitempty"`
+	// RunEnv is added to the environment of each run of a warm guest
+	// (Options.Prepare).
+	RunEnv []string `json:"run_env,omitempty"`
 }
 
 // message is what the guest sends the host, and the host's ack.

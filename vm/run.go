@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,10 @@ type Options struct {
 	// Timing, if not nil, is filled with how long the phases of the run
 	// took.
 	Timing *Timing
+	// Prepare, if not nil, is called with the kernel before it boots; it
+	// returns environment variables (KEY=VALUE) that every guest program
+	// of the boot gets: the run's, and each run of a warm guest.
+	Prepare func(KernelInfo) []string
 }
 
 // Timing tells how long the phases of a Run took, measured on the host from
@@ -93,6 +98,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	ki, err := bootKernel(ctx, o)
 	if err != nil {
 		return 0, fmt.Errorf("vm: kernel: %w", err)
+	}
+	if o.Prepare != nil {
+		o.Env = append(slices.Clip(o.Env), o.Prepare(ki)...)
 	}
 	initrd, err := initramfs(bin, ki)
 	if err != nil {

@@ -153,6 +153,10 @@ func bootWarm(o Options) (*warmDaemon, <-chan []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("kernel: %w", err)
 	}
+	var runEnv []string
+	if o.Prepare != nil {
+		runEnv = o.Prepare(ki)
+	}
 	initrd, err := initramfs(bin, ki)
 	if err != nil {
 		return nil, nil, fmt.Errorf("initramfs: %w", err)
@@ -163,7 +167,7 @@ func bootWarm(o Options) (*warmDaemon, <-chan []byte, error) {
 		return nil, nil, err
 	}
 	r.copyOutput(p)
-	req := request{Args: []string{}, Env: o.Env, Dir: "/", Modules: ki.Modules, Serve: true}
+	req := request{Args: []string{}, Env: o.Env, Dir: "/", Modules: ki.Modules, Serve: true, RunEnv: runEnv}
 	b, _ := json.Marshal(req)
 	lines := readLines(p.ctl)
 	if _, err := p.ctl.Write(append(b, '\n')); err != nil {

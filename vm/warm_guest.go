@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +20,8 @@ import (
 // child process of its own, a session, and checks after each run that the
 // guest is as it was before.
 type warmServer struct {
-	g *guest
+	g      *guest
+	runEnv []string // added to each run's environment
 
 	mu       sync.Mutex
 	sessions map[int]*warmSession
@@ -42,11 +44,11 @@ type warmSession struct {
 
 // serve is the second stage of a warm guest: it serves runs until the
 // host tells it to power off or the control port closes.
-func (g *guest) serve() {
+func (g *guest) serve(runEnv []string) {
 	if err := mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "ptmxmode=0666,mode=0620"); err != nil {
 		g.logf("%v (runs on a terminal will fail)", err)
 	}
-	srv := &warmServer{g: g, sessions: map[int]*warmSession{}, baseline: guestState(),
+	srv := &warmServer{g: g, runEnv: runEnv, sessions: map[int]*warmSession{}, baseline: guestState(),
 		slot: make(chan struct{}, 1), waiting: map[int]bool{}, queued: map[int][]warmMsg{}}
 	if err := g.send(message{Type: "serving"}); err != nil {
 		g.logf("send serving: %v", err)
@@ -208,7 +210,7 @@ func (srv *warmServer) start(m warmMsg) bool {
 		srv.send(warmMsg{Type: "error", S: m.S, Error: "the guest is not clean", Dirty: tainted})
 		return false
 	}
-	ss, outs, err := startSession(m)
+	ss, outs, err := startSession(m, srv.runEnv)
 	if err != nil {
 		srv.send(warmMsg{Type: "error", S: m.S, Error: err.Error()})
 		return false
@@ -223,12 +225,13 @@ func (srv *warmServer) start(m warmMsg) bool {
 }
 
 // startSession starts the child process of the run m: the guest's program
-// with m's arguments, environment and working directory, in a session of
-// its own, its output on pipes (outs, for fds 1 and 2) or on a terminal.
-func startSession(m warmMsg) (*warmSession, []*os.File, error) {
+// with m's arguments, environment (and runEnv) and working directory, in
+// a session of its own, its output on pipes (outs, for fds 1 and 2) or on
+// a terminal.
+func startSession(m warmMsg, runEnv []string) (*warmSession, []*os.File, error) {
 	cmd := exec.Command("/proc/self/exe", m.Args...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(m.Env, fmt.Sprintf("%s=%d", warmSessionEnv, m.S))
+	cmd.Env = append(append(slices.Clip(m.Env), runEnv...), fmt.Sprintf("%s=%d", warmSessionEnv, m.S))
 	cmd.Dir = m.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	ss := &warmSession{s: m.S, cmd: cmd, done: make(chan struct{})}

@@ -134,6 +134,14 @@ func TestWarmGuest(t *testing.T) {
 		}
 	}
 
+	// Runs in the guest, warm and cold, read the drop monitor's types the
+	// host kept of the image, not their kernel's whole BTF.
+	for _, warm := range []bool{true, false} {
+		if got := guestKernelTypes(t, c, warm); got != "readable\n\n" {
+			t.Errorf("warm %v: the run's kernel types: %q, want the host's blob readable", warm, got)
+		}
+	}
+
 	t.Run("sigkill", func(t *testing.T) { warmSigkill(t, c) })
 	t.Run("guest-killed", func(t *testing.T) { warmGuestKilled(t, c, s) })
 
@@ -144,6 +152,26 @@ func TestWarmGuest(t *testing.T) {
 	if s.Qemu.Alive() || s.Daemon.Alive() {
 		t.Fatalf("after vm stop: qemu alive %v, daemon alive %v", s.Qemu.Alive(), s.Daemon.Alive())
 	}
+}
+
+// guestKernelTypes says whether a run in the guest (a warm one, or one
+// that boots a guest for itself) has the types the host kept of its
+// kernel image.
+func guestKernelTypes(t *testing.T, c *warmCLI, warm bool) string {
+	path := filepath.Join(filepath.Dir(c.bin), "types.star")
+	lab := "print(exec(netns(\"types_ns\"), [\"sh\", \"-c\", \"test -r \\\"$NKSCRIPT_KERNEL_TYPES\\\" && echo readable\"]))\n"
+	if err := os.WriteFile(path, []byte(lab), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := c.command("--vm=always", path)
+	if !warm {
+		cmd.Env = append(cmd.Env, "NKSCRIPT_VM_DIR="+t.TempDir())
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return string(out)
 }
 
 // longScript writes a lab that sleeps in its namespace, and returns its

@@ -87,12 +87,13 @@ func runInVM(ctx context.Context, o *options, allArgs []string, stdout, stderr i
 		return code
 	}
 	code, err := vm.Run(ctx, vm.Options{
-		Kernel: o.kernel,
-		Args:   guestArgs,
-		Dir:    cwd,
-		Env:    run.Env,
-		Stdout: stdout,
-		Stderr: stderr,
+		Kernel:  o.kernel,
+		Args:    guestArgs,
+		Dir:     cwd,
+		Env:     run.Env,
+		Stdout:  stdout,
+		Stderr:  stderr,
+		Prepare: guestTypes,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "nkscript: --vm: %v\n", err)
@@ -228,4 +229,19 @@ func cmdKernels(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s\t%s\t%s\n", k.Version, nk, k.Path)
 	}
 	return exitOK
+}
+
+// guestTypes keeps the drop monitor's types of the kernel a guest boots
+// and hands the guest their path, so that its runs need not read their
+// kernel's whole BTF (most of a second under TCG). Without them the guest
+// reads its BTF itself.
+func guestTypes(ki vm.KernelInfo) []string {
+	if ki.Vmlinux == "" {
+		return nil
+	}
+	path, err := datapath.PrepareImageTypes(ki.Vmlinux, ki.Version)
+	if err != nil {
+		return nil
+	}
+	return []string{datapath.KernelTypesEnv + "=" + path}
 }

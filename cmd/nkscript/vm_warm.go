@@ -96,7 +96,7 @@ func startWarm(o *options, byKeep bool, stderr io.Writer) (*vm.WarmState, error)
 
 // warmOptions are the Options a warm guest boots with.
 func warmOptions(o *options, stderr io.Writer) vm.Options {
-	return vm.Options{Kernel: o.kernel, Env: guestEnv(), Stdout: stderr, Stderr: stderr}
+	return vm.Options{Kernel: o.kernel, Env: guestEnv(), Stdout: stderr, Stderr: stderr, Prepare: guestTypes}
 }
 
 // vmServe is the daemon of a warm guest, which StartWarm starts.
