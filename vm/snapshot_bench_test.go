@@ -1,0 +1,185 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snapshotRecordsEnv names a file BenchmarkSnapshotRestore writes its
+// measurements to as records of hack/bench.sh's results.tsv (see
+// bench/report), replacing what an earlier round wrote.
+const snapshotRecordsEnv = "NKSCRIPT_SNAPSHOT_RECORDS"
+
+// BenchmarkSnapshotRestore compares a cold boot with restoring a saved
+// guest (see snapshotRig), alternating, one of each per iteration: both
+// run snapshotProbe, and the times count from qemu's start to the probe's
+// first output (first-ms) and to qemu's exit (total-ms), medians. It then
+// checks the runs are the same: the probe's line and the kernel must be,
+// and it logs what differs (the wall clock, the boot ID, random bytes). Run
+// it with -benchtime=11x.
+func BenchmarkSnapshotRestore(b *testing.B) {
+	rig := newSnapshotRig(b)
+	ctx := context.Background()
+	state := filepath.Join(rig.dir, "guest.state")
+	saveTime, err := rig.save(ctx, state)
+	if err != nil {
+		b.Fatalf("save: %v", err)
+	}
+	fi, err := os.Stat(state)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cold, restored []probeRun
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := rig.cold(ctx)
+		if err != nil {
+			b.Fatalf("cold boot: %v", err)
+		}
+		r, err := rig.restore(ctx, state)
+		if err != nil {
+			b.Fatalf("restore: %v", err)
+		}
+		cold, restored = append(cold, c), append(restored, r)
+		b.Logf("cold: ready %v, first output %v, exit %v; restored: loaded %v, first output %v, exit %v",
+			c.timing.Ready.Round(time.Millisecond), c.first.Round(time.Millisecond), c.total.Round(time.Millisecond),
+			r.loaded.Round(time.Millisecond), r.first.Round(time.Millisecond), r.total.Round(time.Millisecond))
+	}
+	b.StopTimer()
+	cmp := compareProbes(cold, restored)
+	for _, s := range []struct {
+		name string
+		runs []probeRun
+	}{{"cold", cold}, {"restore", restored}} {
+		b.ReportMetric(ms(median(firsts(s.runs))), s.name+"-first-ms")
+		b.ReportMetric(ms(median(totals(s.runs))), s.name+"-total-ms")
+	}
+	b.Logf("state %d MiB, saved in %v; %s", fi.Size()>>20, saveTime.Round(time.Millisecond), cmp)
+	if cmp.sameOutput != len(restored) {
+		b.Errorf("%d of %d restored runs printed what the cold boots did", cmp.sameOutput, len(restored))
+	}
+	if path := os.Getenv(snapshotRecordsEnv); path != "" {
+		recs := snapshotRecords(cold, restored, cmp, saveTime, fi.Size())
+		if err := os.WriteFile(path, []byte(recs), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// probeComparison is how the restored guests' probes differ from the cold
+// boots'.
+type probeComparison struct {
+	sameOutput   int           // restored runs whose probe line, kernel and exit code are the cold boots'
+	sharedBootID int           // restored runs with the first restored run's boot ID
+	sharedRandom int           // restored runs whose random bytes are the first restored run's
+	coldRandom   int           // cold boots whose random bytes are the first cold boot's
+	coldBehind   time.Duration // median of how far each guest's clock was behind the host's
+	restBehind   time.Duration
+}
+
+func (c probeComparison) String() string {
+	return fmt.Sprintf("same output %d; restored runs sharing the boot ID %d, the random bytes %d (cold %d); clock behind: cold %v, restored %v",
+		c.sameOutput, c.sharedBootID, c.sharedRandom, c.coldRandom, c.coldBehind.Round(time.Millisecond), c.restBehind.Round(time.Millisecond))
+}
+
+func compareProbes(cold, restored []probeRun) probeComparison {
+	var c probeComparison
+	if len(cold) == 0 || len(restored) == 0 {
+		return c
+	}
+	want := cold[0].lines()
+	for _, r := range restored {
+		l := r.lines()
+		if r.code == cold[0].code && l[0] == want[0] && l[2] == want[2] && r.stderr == cold[0].stderr {
+			c.sameOutput++
+		}
+		if l[1] == restored[0].lines()[1] {
+			c.sharedRandom++
+		}
+		if l[3] == restored[0].lines()[3] {
+			c.sharedBootID++
+		}
+	}
+	for _, r := range cold {
+		if r.lines()[1] == want[1] {
+			c.coldRandom++
+		}
+	}
+	c.coldBehind = median(behinds(cold))
+	c.restBehind = median(behinds(restored))
+	return c
+}
+
+// snapshotRecords renders the measurements as results.tsv records: runs
+// vm/snapshot/{cold,restore}/{first,total}, vm/snapshot/cold/ready (the
+// guest reported in), vm/snapshot/restore/loaded (qemu loaded the state),
+// the param snapshot_memory and values
+// vm/snapshot/{runs,save_ms,state_mib,same_output,shared_boot_id,
+// shared_random,cold_random,cold_clock_behind_ms,restore_clock_behind_ms}.
+func snapshotRecords(cold, restored []probeRun, c probeComparison, save time.Duration, stateBytes int64) string {
+	var sb strings.Builder
+	mem := os.Getenv(snapshotMemoryEnv)
+	if mem == "" {
+		mem = Options{}.withDefaults().Memory
+	}
+	fmt.Fprintf(&sb, "param\tsnapshot_memory\t%s\n", mem)
+	for i := range cold {
+		for _, r := range []struct {
+			name string
+			p    probeRun
+		}{{"cold", cold[i]}, {"restore", restored[i]}} {
+			fmt.Fprintf(&sb, "run\tvm/snapshot/%s/first\t%d\t0\n", r.name, r.p.first.Microseconds())
+			fmt.Fprintf(&sb, "run\tvm/snapshot/%s/total\t%d\t0\n", r.name, r.p.total.Microseconds())
+		}
+		fmt.Fprintf(&sb, "run\tvm/snapshot/cold/ready\t%d\t0\n", cold[i].timing.Ready.Microseconds())
+		fmt.Fprintf(&sb, "run\tvm/snapshot/restore/loaded\t%d\t0\n", restored[i].loaded.Microseconds())
+	}
+	for _, v := range []struct {
+		name  string
+		value float64
+	}{
+		{"runs", float64(len(cold))},
+		{"save_ms", ms(save)},
+		{"state_mib", float64(stateBytes) / (1 << 20)},
+		{"same_output", float64(c.sameOutput)},
+		{"shared_boot_id", float64(c.sharedBootID)},
+		{"shared_random", float64(c.sharedRandom)},
+		{"cold_random", float64(c.coldRandom)},
+		{"cold_clock_behind_ms", ms(c.coldBehind)},
+		{"restore_clock_behind_ms", ms(c.restBehind)},
+	} {
+		fmt.Fprintf(&sb, "value\tvm/snapshot/%s\t%.1f\n", v.name, v.value)
+	}
+	return sb.String()
+}
+
+func ms(d time.Duration) float64 { return d.Seconds() * 1000 }
+
+func firsts(runs []probeRun) []time.Duration {
+	var d []time.Duration
+	for _, r := range runs {
+		d = append(d, r.first)
+	}
+	return d
+}
+
+func totals(runs []probeRun) []time.Duration {
+	var d []time.Duration
+	for _, r := range runs {
+		d = append(d, r.total)
+	}
+	return d
+}
+
+func behinds(runs []probeRun) []time.Duration {
+	var d []time.Duration
+	for _, r := range runs {
+		d = append(d, r.clockBehind())
+	}
+	return d
+}
