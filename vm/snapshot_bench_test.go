@@ -74,17 +74,16 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 // probeComparison is how the restored guests' probes differ from the cold
 // boots'.
 type probeComparison struct {
-	sameOutput   int           // restored runs whose probe line, kernel and exit code are the cold boots'
-	sharedBootID int           // restored runs with the first restored run's boot ID
-	sharedRandom int           // restored runs whose random bytes are the first restored run's
-	coldRandom   int           // cold boots whose random bytes are the first cold boot's
-	coldBehind   time.Duration // median of how far each guest's clock was behind the host's
-	restBehind   time.Duration
+	sameOutput       int           // restored runs whose probe line, kernel and exit code are the cold boots'
+	bootIDs, randoms int           // distinct boot IDs and random bytes among the restored runs
+	coldRandoms      int           // distinct random bytes among the cold boots
+	coldBehind       time.Duration // median of how far each guest's clock was behind the host's
+	restBehind       time.Duration
 }
 
 func (c probeComparison) String() string {
-	return fmt.Sprintf("same output %d; restored runs sharing the boot ID %d, the random bytes %d (cold %d); clock behind: cold %v, restored %v",
-		c.sameOutput, c.sharedBootID, c.sharedRandom, c.coldRandom, c.coldBehind.Round(time.Millisecond), c.restBehind.Round(time.Millisecond))
+	return fmt.Sprintf("same output %d; distinct boot IDs %d, random bytes %d (cold %d); clock behind: cold %v, restored %v",
+		c.sameOutput, c.bootIDs, c.randoms, c.coldRandoms, c.coldBehind.Round(time.Millisecond), c.restBehind.Round(time.Millisecond))
 }
 
 func compareProbes(cold, restored []probeRun) probeComparison {
@@ -98,29 +97,31 @@ func compareProbes(cold, restored []probeRun) probeComparison {
 		if r.code == cold[0].code && l[0] == want[0] && l[2] == want[2] && r.stderr == cold[0].stderr {
 			c.sameOutput++
 		}
-		if l[1] == restored[0].lines()[1] {
-			c.sharedRandom++
-		}
-		if l[3] == restored[0].lines()[3] {
-			c.sharedBootID++
-		}
 	}
-	for _, r := range cold {
-		if r.lines()[1] == want[1] {
-			c.coldRandom++
-		}
-	}
+	c.randoms = distinct(restored, 1)
+	c.bootIDs = distinct(restored, 3)
+	c.coldRandoms = distinct(cold, 1)
 	c.coldBehind = median(behinds(cold))
 	c.restBehind = median(behinds(restored))
 	return c
+}
+
+// distinct counts the different values of the probe's output line i.
+func distinct(runs []probeRun, i int) int {
+	seen := map[string]bool{}
+	for _, r := range runs {
+		seen[r.lines()[i]] = true
+	}
+	return len(seen)
 }
 
 // snapshotRecords renders the measurements as results.tsv records: runs
 // vm/snapshot/{cold,restore}/{first,total}, vm/snapshot/cold/ready (the
 // guest reported in), vm/snapshot/restore/loaded (qemu loaded the state),
 // the param snapshot_memory and values
-// vm/snapshot/{runs,save_ms,state_mib,same_output,shared_boot_id,
-// shared_random,cold_random,cold_clock_behind_ms,restore_clock_behind_ms}.
+// vm/snapshot/{runs,save_ms,state_mib,same_output,distinct_boot_ids,
+// distinct_random,cold_distinct_random,cold_clock_behind_ms,
+// restore_clock_behind_ms}.
 func snapshotRecords(cold, restored []probeRun, c probeComparison, save time.Duration, stateBytes int64) string {
 	var sb strings.Builder
 	mem := os.Getenv(snapshotMemoryEnv)
@@ -147,9 +148,9 @@ func snapshotRecords(cold, restored []probeRun, c probeComparison, save time.Dur
 		{"save_ms", ms(save)},
 		{"state_mib", float64(stateBytes) / (1 << 20)},
 		{"same_output", float64(c.sameOutput)},
-		{"shared_boot_id", float64(c.sharedBootID)},
-		{"shared_random", float64(c.sharedRandom)},
-		{"cold_random", float64(c.coldRandom)},
+		{"distinct_boot_ids", float64(c.bootIDs)},
+		{"distinct_random", float64(c.randoms)},
+		{"cold_distinct_random", float64(c.coldRandoms)},
 		{"cold_clock_behind_ms", ms(c.coldBehind)},
 		{"restore_clock_behind_ms", ms(c.restBehind)},
 	} {

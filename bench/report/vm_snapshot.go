@@ -9,8 +9,9 @@ import (
 // (BenchmarkSnapshotRestore in vm/snapshot_bench_test.go): runs
 // vm/snapshot/{cold,restore}/{first,total}, vm/snapshot/cold/ready,
 // vm/snapshot/restore/loaded, the param snapshot_memory and values
-// vm/snapshot/{runs,save_ms,state_mib,same_output,shared_boot_id,
-// shared_random,cold_random,cold_clock_behind_ms,restore_clock_behind_ms}.
+// vm/snapshot/{runs,save_ms,state_mib,same_output,distinct_boot_ids,
+// distinct_random,cold_distinct_random,cold_clock_behind_ms,
+// restore_clock_behind_ms}.
 
 // snapshotSection reports the comparison and whether the restored runs
 // were faster and the same as the cold boots.
@@ -23,8 +24,8 @@ func snapshotSection(w *writer, r *Results) {
 	w.line("Each pair boots the test guest (vm/testdata/guest) cold and restores it from qemu's state, saved once (QMP")
 	w.line("`stop`, `migrate` to a file) where the guest had reported in and waited for its request: before it mounts")
 	w.line("the host's root over 9p, which blocks migration while mounted. The restored guest gets the request and goes")
-	w.line("on as after a boot: mount, run, power off. Both run the same probe (a shell printing a line, the kernel, the")
-	w.line("boot ID, 16 random bytes, the wall clock and the uptime); pairs alternate. Seconds from qemu's start, median")
+	w.line("on as after a boot: mount, run, power off. Both run the same probe (a shell printing a line, 16 random bytes,")
+	w.line("the kernel, the boot ID, the wall clock and the uptime); pairs alternate. Seconds from qemu's start, median")
 	w.f("(min–max); guest memory %s.", orUnknown(r.Params["snapshot_memory"]))
 	w.line("")
 	w.line("| to | cold boot | restored | cold ÷ restored |")
@@ -43,6 +44,10 @@ func snapshotSection(w *writer, r *Results) {
 		w.f("| %s | %s | %s | %s |", row.what, cell(r, "vm/snapshot/cold/"+row.cold, haveC, spread(c)),
 			cell(r, "vm/snapshot/restore/"+row.restore, haveS, spread(s)), ratio)
 	}
+	w.line("")
+	w.line("A saved state holds the guest's memory, the initramfs and the guest's binary in it included: it serves only")
+	w.line("the binary, kernel, qemu and command line it was saved with, so each new build would pay a cold boot and a save")
+	w.line("once.")
 	w.line("")
 	w.line(snapshotVerdict(r))
 	w.line("")
@@ -74,17 +79,17 @@ func snapshotVerdict(r *Results) string {
 	fmt.Fprintf(&b, "; the state took %.0f MiB and %.1f s to save. ", v("state_mib"), v("save_ms")/1000)
 	same := int(v("same_output"))
 	fmt.Fprintf(&b, "%d of %d restored runs printed what the cold boots did (the probe's line, the kernel, the exit code). ", same, n)
-	fmt.Fprintf(&b, "What differed: the restored guests' wall clocks were %.1f s behind the host's (cold boots: %.1f s), as a restored clock resumes where it was saved and lags by the snapshot's age; ",
+	fmt.Fprintf(&b, "What differed: the restored guests' wall clocks were %.1f s behind the host's (cold boots: %.1f s), as a restored clock resumes where it was saved and lags by the snapshot's age. ",
 		v("restore_clock_behind_ms")/1000, v("cold_clock_behind_ms")/1000)
-	shared := int(v("shared_random"))
-	fmt.Fprintf(&b, "%d of %d restored guests had the first one's boot ID and %d of %d its random bytes (cold boots: %d of %d the first one's random bytes): ",
-		int(v("shared_boot_id")), n, shared, n, int(v("cold_random")), n)
-	if shared > 1 {
-		b.WriteString("restored guests are clones of one saved kernel random state and hand out the same random numbers, a security and identity caveat. ")
+	randoms := int(v("distinct_random"))
+	fmt.Fprintf(&b, "The %d restored guests had %d distinct boot IDs and %d distinct random bytes (the cold boots %d): ",
+		n, int(v("distinct_boot_ids")), randoms, int(v("cold_distinct_random")))
+	if randoms < n {
+		b.WriteString("some restored guests handed out the same random numbers, clones of one saved kernel random state, a security and identity caveat. ")
 	} else {
-		b.WriteString("the kernel mixed fresh entropy in before the probe read, but every restored guest starts from one saved kernel random state, a security and identity caveat. ")
+		b.WriteString("the kernel reseeds from fresh entropy before long (every second or so in its first minutes, when the guest was saved), but every restored guest starts from one saved kernel random state, a security and identity caveat. ")
 	}
-	identical := same == n && v("restore_clock_behind_ms")-v("cold_clock_behind_ms") < 1000 && shared <= 1
+	identical := same == n && v("restore_clock_behind_ms")-v("cold_clock_behind_ms") < 1000 && randoms == n
 	switch {
 	case faster && identical:
 		b.WriteString("Faster and identical: worth building into nkscript (the prototype is vm/snapshot_test.go).")
