@@ -184,3 +184,38 @@ func behinds(runs []probeRun) []time.Duration {
 	}
 	return d
 }
+
+// TestSnapshotRecords checks, without a VM, the records the benchmark
+// writes for bench/report: what it compares and how it names the series.
+func TestSnapshotRecords(t *testing.T) {
+	host := time.Unix(1000, 0)
+	probe := func(random, bootID, clock string, first time.Duration) probeRun {
+		return probeRun{first: first, total: 2 * first, hostClock: host,
+			stdout: "snapshot-probe\n" + random + "\n6.12.0\n" + bootID + "\n" + clock + "\n1.5\n"}
+	}
+	cold := []probeRun{probe("aa", "b1", "999.5", 3*time.Second), probe("ab", "b2", "999.6", 3*time.Second)}
+	restored := []probeRun{probe("ac", "b3", "990.0", time.Second), probe("ac", "b3", "990.0", time.Second)}
+	restored[1].stdout = strings.Replace(restored[1].stdout, "6.12.0", "6.1.0", 1)
+	c := compareProbes(cold, restored)
+	// The median of two is the later one.
+	want := probeComparison{sameOutput: 1, bootIDs: 1, randoms: 1, coldRandoms: 2,
+		coldBehind: 500 * time.Millisecond, restBehind: 10 * time.Second}
+	if c.coldBehind = c.coldBehind.Round(100 * time.Millisecond); c != want {
+		t.Errorf("comparison %+v, want %+v", c, want)
+	}
+	recs := snapshotRecords(cold, restored, c, time.Second, 80<<20)
+	for _, line := range []string{
+		"run\tvm/snapshot/cold/first\t3000000\t0\n",
+		"run\tvm/snapshot/restore/total\t2000000\t0\n",
+		"run\tvm/snapshot/restore/loaded\t0\t0\n",
+		"value\tvm/snapshot/runs\t2.0\n",
+		"value\tvm/snapshot/state_mib\t80.0\n",
+		"value\tvm/snapshot/same_output\t1.0\n",
+		"value\tvm/snapshot/distinct_random\t1.0\n",
+		"value\tvm/snapshot/restore_clock_behind_ms\t10000.0\n",
+	} {
+		if !strings.Contains(recs, line) {
+			t.Errorf("records lack %q:\n%s", line, recs)
+		}
+	}
+}
