@@ -415,6 +415,24 @@ section_vm() {
     fail vm/warm/trivial "nkscript vm start: $(tail_of "$tmp/err")"
   fi
   unset NKSCRIPT_VM_DIR
+  section_vm_snapshot
+}
+
+# A guest restored from qemu's saved state against a cold boot, in
+# alternating pairs: BenchmarkSnapshotRestore (vm/snapshot_bench_test.go)
+# writes its vm/snapshot/... records itself; its output is kept in
+# $R/vm-snapshot.txt.
+section_vm_snapshot() {
+  local recs=$tmp/snapshot.tsv pairs status=0
+  pairs=$([ -n "${QUICK:-}" ] && echo 3 || echo 11)
+  NKSCRIPT_SNAPSHOT_RECORDS=$recs $GO test -run '^$' -bench '^BenchmarkSnapshotRestore$' \
+    -benchtime="${pairs}x" -count=1 -v ./vm/ >"$R/vm-snapshot.txt" 2>&1 || status=$?
+  if [ -s "$recs" ]; then
+    cat "$recs" >>"$R/results.tsv"
+  fi
+  if [ "$status" != 0 ] || [ ! -s "$recs" ]; then
+    fail vm/snapshot "BenchmarkSnapshotRestore: $(why "$status" "$R/vm-snapshot.txt")"
+  fi
 }
 
 all="compile chain big b2b startup phases bpf dropmon micro cli matrix vm"

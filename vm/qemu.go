@@ -74,6 +74,12 @@ type qemuProcess struct {
 // console, stdout and stderr as fds 4 to 6. qemu gets SIGKILL when the
 // calling process dies.
 func (r *runner) startQemu(qemu, initrd string) (*qemuProcess, error) {
+	return r.startQemuArgs(qemu, r.qemuArgs(initrd))
+}
+
+// startQemuArgs is startQemu with qemu's command line args, which must
+// give qemu the channels startQemu describes (qemuArgs, perhaps with more).
+func (r *runner) startQemuArgs(qemu string, args []string) (*qemuProcess, error) {
 	ctl, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("vm: socketpair: %w", err)
@@ -97,7 +103,7 @@ func (r *runner) startQemu(qemu, initrd string) (*qemuProcess, error) {
 		qemuEnds = append(qemuEnds, pw)
 	}
 
-	p.cmd = exec.Command(qemu, r.qemuArgs(initrd)...)
+	p.cmd = exec.Command(qemu, args...)
 	p.cmd.ExtraFiles = qemuEnds
 	p.cmd.Stdin = nil
 	p.cmd.Stdout = &r.qemuErr

@@ -43,6 +43,8 @@ func TestSample(t *testing.T) {
 		"| the netkit tutorial in the microVM under 4 s (median whole run) | 4558 ms | **missed** |",
 		"| `mirror/clone` | 489 | 25.74× | +471 | **missed** |",
 		"| `xdp_drop_port/drop` | 15 | 1.25× | +6 | **met** |",
+		"| the first output | 4.904 (2.670–8.120) | 2.629 (1.470–4.596) | 1.9× |",
+		"Faster but not identical, so it is not kept in nkscript",
 		"No benchmark failed.",
 	} {
 		if !strings.Contains(md, s) {
@@ -174,4 +176,71 @@ func TestParseGoBench(t *testing.T) {
 			t.Errorf("BenchmarkC: %+v", b)
 		}
 	}
+}
+
+// snapshotRecords are vm/snapshot records as BenchmarkSnapshotRestore
+// writes them, three pairs, with the restored first-output time, the
+// clock lag and the count of distinct random bytes given.
+func snapshotRecords(restoreFirstUS, restoreBehindMS, distinctRandom string) string {
+	recs := "param|snapshot_memory|1G\n"
+	for _, d := range []string{"0", "1", "2"} {
+		recs += "run|vm/snapshot/cold/first|270" + d + "000|0\nrun|vm/snapshot/cold/total|300" + d + "000|0\n" +
+			"run|vm/snapshot/restore/first|" + restoreFirstUS + "|0\nrun|vm/snapshot/restore/total|130" + d + "000|0\n" +
+			"run|vm/snapshot/cold/ready|250" + d + "000|0\nrun|vm/snapshot/restore/loaded|58" + d + "000|0\n"
+	}
+	return recs + `value|vm/snapshot/runs|3
+value|vm/snapshot/save_ms|2770
+value|vm/snapshot/state_mib|79
+value|vm/snapshot/same_output|3
+value|vm/snapshot/distinct_boot_ids|3
+value|vm/snapshot/distinct_random|` + distinctRandom + `
+value|vm/snapshot/cold_distinct_random|3
+value|vm/snapshot/cold_clock_behind_ms|500
+value|vm/snapshot/restore_clock_behind_ms|` + restoreBehindMS + "\n"
+}
+
+// TestSnapshotVerdict: the snapshot section's finding follows the run's
+// figures: faster or not, and identical or not (the clock, shared random
+// bytes).
+func TestSnapshotVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name, first, behind, shared string
+		want                        []string
+	}{
+		{"faster, clock late", "1050000", "6500", "3", []string{
+			"| the first output | 2.701 (2.700–2.702) | 1.050 (1.050–1.050) | 2.6× |",
+			"Restoring reached the first output 2.6× sooner than a cold boot (medians, 1.050 s against 2.701 s)",
+			"3 of 3 restored runs printed what the cold boots did",
+			"wall clocks were 6.5 s behind the host's (cold boots: 0.5 s)",
+			"The 3 restored guests had 3 distinct boot IDs and 3 distinct random bytes (the cold boots 3)",
+			"the kernel reseeds from fresh entropy",
+			"Faster but not identical, so it is not kept in nkscript"}},
+		{"faster, random shared", "1050000", "900", "1", []string{
+			"3 distinct boot IDs and 1 distinct random bytes",
+			"handed out the same random numbers",
+			"Faster but not identical"}},
+		{"faster and identical", "1050000", "900", "3", []string{"Faster and identical: worth building into nkscript"}},
+		{"slower", "2800000", "900", "3", []string{
+			"Restoring was not faster: 2.800 s to the first output against 2.701 s",
+			"Not faster, so it is not kept in nkscript."}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := writeResults(t, snapshotRecords(tc.first, tc.behind, tc.shared), map[string]string{})
+			md, failed := Report(r, []string{"vm"})
+			if failed {
+				t.Error("no benchmark failed, yet the report says one did")
+			}
+			wantIn(t, md, append(tc.want, "## A guest restored from a snapshot against a cold boot", "guest memory 1G.")...)
+			if strings.Contains(md, "cold, warm and host runs") {
+				t.Error("the report has the cold/warm/host table without its records")
+			}
+		})
+	}
+	r := writeResults(t, "fail|vm/snapshot|BenchmarkSnapshotRestore: exit status 1: save: qmp migrate: GenericError\n", map[string]string{})
+	md, failed := Report(r, []string{"vm"})
+	if !failed {
+		t.Error("the benchmark failed, yet Report says none did")
+	}
+	wantIn(t, md, "| the first output | failed: no result recorded | failed: no result recorded | — |",
+		"No comparison (failed: BenchmarkSnapshotRestore: exit status 1: save: qmp migrate: GenericError), so restoring a snapshot is not kept.")
 }

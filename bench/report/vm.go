@@ -3,9 +3,17 @@ package main
 import "fmt"
 
 // The microVM (issue 15): series vm/{cold,warm,host}/{trivial,tutorial}
-// and vm/{cold,warm}/test, whole-process wall times.
+// and vm/{cold,warm}/test, whole-process wall times; and a guest restored
+// from a snapshot against a cold boot, series vm/snapshot/... (see
+// snapshotSection).
 
 func vmSection(w *writer, r *Results) {
+	vmRunsSection(w, r)
+	snapshotSection(w, r)
+}
+
+// vmRunsSection reports cold, warm and host runs side by side.
+func vmRunsSection(w *writer, r *Results) {
 	if _, have := r.wall("vm/cold/trivial"); !have && len(r.failed("vm/cold/trivial")) == 0 {
 		return
 	}
