@@ -27,7 +27,7 @@ type Backend interface {
 	// CreatePair creates both ends of a pair and returns their ifindexes.
 	CreatePair(o PairOptions) (primary, peer int, err error)
 	// CreateBridge creates a bridge (down, no ports) and returns its ifindex.
-	CreateBridge(ns *Netns, name string, mtu int) (int, error)
+	CreateBridge(ns *Netns, name string, mtu, index int) (int, error)
 	// DeleteLink deletes k; for a pair, both ends go.
 	DeleteLink(k *Link) error
 	// MoveLink moves k into the namespace to and returns its ifindex

@@ -183,11 +183,11 @@ func (f *faulty) CreatePair(o PairOptions) (int, int, error) {
 	return f.Backend.CreatePair(o)
 }
 
-func (f *faulty) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
+func (f *faulty) CreateBridge(ns *Netns, name string, mtu, index int) (int, error) {
 	if err := f.p.fault("CreateBridge", "bridge "+name); err != nil {
 		return 0, err
 	}
-	return f.Backend.CreateBridge(ns, name, mtu)
+	return f.Backend.CreateBridge(ns, name, mtu, index)
 }
 
 func (f *faulty) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {

@@ -71,7 +71,7 @@ func pairDevice(o PairOptions, probe bool) (netlink.Link, error) {
 // pairDeviceAt is pairDevice with the peer created in the namespace
 // peerFd refers to (-1: in the primary's).
 func pairDeviceAt(o PairOptions, probe bool, peerFd int) (netlink.Link, error) {
-	attrs := netlink.LinkAttrs{Name: o.Primary, MTU: o.MTU}
+	attrs := netlink.LinkAttrs{Name: o.Primary, MTU: o.MTU, Index: o.PrimaryIndex}
 	switch o.Kind {
 	case Veth:
 		v := &netlink.Veth{LinkAttrs: attrs, PeerName: o.Peer}
@@ -139,6 +139,9 @@ func (k *kernel) CreatePair(o PairOptions) (int, int, error) {
 		return 0, 0, err
 	}
 	if err := addPairDevice(o, dev); err != nil {
+		if o.PrimaryIndex != 0 && errors.Is(err, unix.EBUSY) {
+			return 0, 0, fmt.Errorf("create %s pair %s/%s: %w", o.Kind, o.Primary, o.Peer, errIndexTaken)
+		}
 		if errors.Is(err, os.ErrExist) {
 			// Either name may be the one taken.
 			return 0, 0, exists("create %s pair %s/%s: a link named %q (in %s) or %q (in %s) exists already and is not this run's; pick other names",
@@ -206,9 +209,12 @@ func deleteLinkByIdentity(ns *Netns, ifindex int, name, kind string) error {
 	return nil
 }
 
-func (k *kernel) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
-	dev := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu}}
+func (k *kernel) CreateBridge(ns *Netns, name string, mtu, index int) (int, error) {
+	dev := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu, Index: index}}
 	if err := nlExec(ns, (*netlink.Handle).LinkAdd, netlink.Link(dev)); err != nil {
+		if index != 0 && errors.Is(err, unix.EBUSY) {
+			return 0, fmt.Errorf("create bridge %s in %s: %w", name, ns.name, errIndexTaken)
+		}
 		if errors.Is(err, os.ErrExist) {
 			return 0, exists("create bridge %s in %s: a link with that name exists already and is not this run's; pick another name", name, ns.name)
 		}
@@ -231,6 +237,9 @@ func (k *kernel) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
 		add = func() error { return ns.Do(func() error { return nlExec(ns, (*netlink.Handle).LinkAdd, dev) }) }
 	}
 	if err := add(); err != nil {
+		if d.Index != 0 && d.Kind != KindTun && errors.Is(err, unix.EBUSY) {
+			return 0, fmt.Errorf("create %s %s in %s: %w", d.Kind, d.Name, ns.name, errIndexTaken)
+		}
 		if errors.Is(err, os.ErrExist) || errors.Is(err, unix.EBUSY) {
 			return 0, exists("create %s %s in %s: a link with that name exists already and is not this run's; pick another name", d.Kind, d.Name, ns.name)
 		}

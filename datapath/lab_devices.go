@@ -33,6 +33,9 @@ type DeviceSpec struct {
 	// Vlan only: the device it is stacked on and the 802.1Q id.
 	Parent *Link
 	VlanID int
+	// Index is the ifindex the device is made with; 0 lets the kernel
+	// choose. A tun device, made by an ioctl, always gets the kernel's.
+	Index int
 }
 
 // kernelConfig is the kernel option each kind of device needs.
@@ -114,16 +117,21 @@ func (l *Lab) createDevice(ns *Netns, d DeviceSpec) (*Link, error) {
 			return nil, exists("this script already created a link named %q in namespace %s; pick another name", k.name, k.ns.name)
 		}
 	}
-	index, err := l.b.CreateDevice(ns, d)
+	create := func(index int) (int, error) {
+		d.Index = index
+		return l.b.CreateDevice(ns, d)
+	}
+	var index int
+	var err error
+	if l.owned[ns.id] != ns {
+		index, err = l.createOutside(ns, d.Name, netlinkKind(d.Kind), create)
+	} else {
+		index, err = create(0)
+	}
 	if err != nil {
 		return nil, err
 	}
 	k := &Link{ns: ns, index: index, name: d.Name, kind: d.Kind}
-	if l.owned[ns.id] != ns {
-		if err := l.recordLink(k, netlinkKind(d.Kind)); err != nil {
-			return nil, err
-		}
-	}
 	l.links = append(l.links, k)
 	return k, nil
 }
@@ -185,7 +193,7 @@ func (l *Lab) AddVxlanRemote(k *Link, remote netip.Addr) error {
 
 // netlinkDevice is d as netlink creates it.
 func (d DeviceSpec) netlinkDevice() netlink.Link {
-	attrs := netlink.LinkAttrs{Name: d.Name}
+	attrs := netlink.LinkAttrs{Name: d.Name, Index: d.Index}
 	switch d.Kind {
 	case KindVxlan:
 		v := &netlink.Vxlan{LinkAttrs: attrs, VxlanId: d.VNI, Port: d.Port, Learning: true}

@@ -1,7 +1,9 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -42,26 +44,94 @@ func (l *Lab) NewPair(o PairOptions) (*Pair, error) {
 			return nil, exists("this script already created a link named %q in namespace %s; pick another name", k.name, k.ns.name)
 		}
 	}
-	primIdx, peerIdx, err := l.b.CreatePair(o)
+	primIdx, peerIdx, err := l.createPair(o)
 	if err != nil {
 		return nil, err
 	}
 	pair.Primary = &Link{ns: o.PrimaryNs, index: primIdx, name: o.Primary, pair: pair, prim: true}
 	pair.Peer = &Link{ns: o.PeerNs, index: peerIdx, name: o.Peer, pair: pair}
-	// A pair lives until either end is deleted. If an end is in a
-	// namespace the lab did not create, delete it explicitly (by
-	// identity); otherwise the pair goes when the lab's namespace goes.
-	for _, k := range []*Link{pair.Primary, pair.Peer} {
-		if l.owned[k.ns.id] == nil {
-			if err := l.recordLink(k, string(o.Kind)); err != nil {
-				return nil, err
-			}
-			break
-		}
-	}
 	l.links = append(l.links, pair.Primary, pair.Peer)
 	return pair, nil
 }
+
+// createPair has the backend create the pair o and journals it if an end
+// is in a namespace the lab did not create: a pair lives until either
+// end is deleted, so that end is deleted explicitly (by identity);
+// otherwise the pair goes when the lab's namespace goes. A primary end
+// outside is journaled before it is made (createOutside); a peer end
+// outside, whose primary is in the lab's namespace, right after (a run
+// killed in between leaves it to cleanup, which deletes the ends in the
+// run's namespaces whose peers are outside). l.mu is held.
+func (l *Lab) createPair(o PairOptions) (int, int, error) {
+	if l.owned[o.PrimaryNs.id] == nil {
+		var peerIdx int
+		primIdx, err := l.createOutside(o.PrimaryNs, o.Primary, string(o.Kind), func(index int) (int, error) {
+			o.PrimaryIndex = index
+			prim, peer, err := l.b.CreatePair(o)
+			peerIdx = peer
+			return prim, err
+		})
+		return primIdx, peerIdx, err
+	}
+	primIdx, peerIdx, err := l.b.CreatePair(o)
+	if err != nil || l.owned[o.PeerNs.id] != nil {
+		return primIdx, peerIdx, err
+	}
+	peer := &Link{ns: o.PeerNs, index: peerIdx, name: o.Peer}
+	if err := l.recordLink(peer, string(o.Kind)); err != nil {
+		return 0, 0, err
+	}
+	return primIdx, peerIdx, nil
+}
+
+// createOutside creates a link named name of kind in ns, a namespace the
+// lab did not create, with create(index), having journaled first the
+// ifindex it asks the kernel for: a run killed right after the kernel
+// made the link leaves the record that names it for nkscript cleanup.
+// An index another link has is chosen again; a link the backend made
+// with another index (a tun device) is journaled as it is. Without a
+// journal that outlives the process (a dry run, a recording), the kernel
+// chooses. l.mu is held.
+func (l *Lab) createOutside(ns *Netns, name, kind string, create func(index int) (int, error)) (int, error) {
+	if l.journal.Path() == "" {
+		index, err := create(0)
+		if err != nil {
+			return 0, err
+		}
+		return index, l.recordLink(&Link{ns: ns, index: index, name: name}, kind)
+	}
+	for try := 1; ; try++ {
+		r := &LinkRecord{NS: ns.id, Ifindex: chooseIfindex(), Name: name, Kind: kind}
+		if _, err := l.record(r); err != nil {
+			return 0, err
+		}
+		index, err := create(r.Ifindex)
+		if err != nil {
+			l.dropRecords(func(x Record) bool { return x == r })
+			if errors.Is(err, errIndexTaken) && try < 3 {
+				continue
+			}
+			return 0, err
+		}
+		if index != r.Ifindex {
+			l.dropRecords(func(x Record) bool { return x == r })
+			k := &Link{ns: ns, index: index, name: name}
+			if err := l.recordLink(k, kind); err != nil {
+				return 0, err
+			}
+		}
+		return index, nil
+	}
+}
+
+// chooseIfindex picks the ifindex of a link made outside the lab's
+// namespaces: at random, far above those the kernel hands out (it counts
+// up from the last one), so that no other link is likely to have it.
+func chooseIfindex() int { return 1<<28 + rand.IntN(1<<28) }
+
+// errIndexTaken is what a backend says when the ifindex asked for is
+// another link's.
+var errIndexTaken = errors.New("the ifindex asked for is taken")
 
 // recordLink journals a link the lab made in a namespace it did not
 // create; if that fails, the link is deleted again. l.mu is held.
@@ -199,18 +269,19 @@ func (l *Lab) NewBridge(ns *Netns, name string, ports []*Link, mtu int) (*Link, 
 	if err := checkBridge(ns, name, ports, mtu); err != nil {
 		return nil, err
 	}
-	index, err := l.b.CreateBridge(ns, name, mtu)
+	create := func(index int) (int, error) { return l.b.CreateBridge(ns, name, mtu, index) }
+	l.mu.Lock()
+	var index int
+	if owned {
+		index, err = create(0)
+	} else {
+		index, err = l.createOutside(ns, name, "bridge", create)
+	}
 	if err != nil {
+		l.mu.Unlock()
 		return nil, err
 	}
 	br := &Link{ns: ns, index: index, name: name, kind: "bridge", up: true}
-	l.mu.Lock()
-	if !owned {
-		if err := l.recordLink(br, "bridge"); err != nil {
-			l.mu.Unlock()
-			return nil, err
-		}
-	}
 	l.links = append(l.links, br)
 	l.mu.Unlock()
 	for _, p := range ports {

@@ -28,6 +28,9 @@ type PairOptions struct {
 	// host for PrimaryNs and PrimaryNs for PeerNs.
 	PrimaryNs, PeerNs *Netns
 	MTU               int // 0 keeps the kernel default
+	// PrimaryIndex is the ifindex the primary end is made with; 0 lets
+	// the kernel choose.
+	PrimaryIndex int
 	// Netkit only.
 	Mode       string // "l3" (default) or "l2"
 	Policy     string // "forward" (default) or "blackhole"

@@ -203,7 +203,9 @@ func probeNetkitRoom() error {
 // tailroom (0 leaves them out). peerNs nil keeps the peer in ns.
 func createNetkit(ns *Netns, nk *netlink.Netkit, peer netlink.LinkAttrs, peerNs *Netns, headroom, tailroom uint16) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(nk.Index)
+	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(nk.Name)))
 	if nk.MTU > 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(nk.MTU))))

@@ -26,9 +26,9 @@ func (w *profiled) CreatePair(o PairOptions) (int, int, error) {
 	return w.Backend.CreatePair(o)
 }
 
-func (w *profiled) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
+func (w *profiled) CreateBridge(ns *Netns, name string, mtu, index int) (int, error) {
 	defer w.p.timed(PhaseLinks)()
-	return w.Backend.CreateBridge(ns, name, mtu)
+	return w.Backend.CreateBridge(ns, name, mtu, index)
 }
 
 func (w *profiled) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {

@@ -58,19 +58,19 @@ func (r *recorder) CreatePair(PairOptions) (int, int, error) {
 	return r.nextIndex(), r.nextIndex(), nil
 }
 
-func (r *recorder) CreateBridge(*Netns, string, int) (int, error) { return r.nextIndex(), nil }
-func (r *recorder) CreateDevice(*Netns, DeviceSpec) (int, error)  { return r.nextIndex(), nil }
-func (r *recorder) AddFDB(*Link, netip.Addr) error                { return nil }
-func (r *recorder) Loopback(*Netns) (int, error)                  { return loopbackIfindex, nil }
-func (r *recorder) DeleteLink(*Link) error                        { return nil }
-func (r *recorder) MoveLink(k *Link, _ *Netns) (int, error)       { return k.index, nil }
-func (r *recorder) DeleteNetns(*Netns) error                      { return nil }
-func (r *recorder) AddAddr(*Link, netip.Prefix) error             { return nil }
-func (r *recorder) SetUp(*Link, bool) error                       { return nil }
-func (r *recorder) SetMaster(_, _ *Link) error                    { return nil }
-func (r *recorder) SetMTU(*Link, int) error                       { return nil }
-func (r *recorder) SetMAC(*Link, net.HardwareAddr) error          { return nil }
-func (r *recorder) WriteSysctl(_ *Netns, _, _, _ string) error    { return nil }
+func (r *recorder) CreateBridge(*Netns, string, int, int) (int, error) { return r.nextIndex(), nil }
+func (r *recorder) CreateDevice(*Netns, DeviceSpec) (int, error)       { return r.nextIndex(), nil }
+func (r *recorder) AddFDB(*Link, netip.Addr) error                     { return nil }
+func (r *recorder) Loopback(*Netns) (int, error)                       { return loopbackIfindex, nil }
+func (r *recorder) DeleteLink(*Link) error                             { return nil }
+func (r *recorder) MoveLink(k *Link, _ *Netns) (int, error)            { return k.index, nil }
+func (r *recorder) DeleteNetns(*Netns) error                           { return nil }
+func (r *recorder) AddAddr(*Link, netip.Prefix) error                  { return nil }
+func (r *recorder) SetUp(*Link, bool) error                            { return nil }
+func (r *recorder) SetMaster(_, _ *Link) error                         { return nil }
+func (r *recorder) SetMTU(*Link, int) error                            { return nil }
+func (r *recorder) SetMAC(*Link, net.HardwareAddr) error               { return nil }
+func (r *recorder) WriteSysctl(_ *Netns, _, _, _ string) error         { return nil }
 
 // ReadSysctl reads the host's settings, which exist, and knows nothing
 // of namespaces that do not.

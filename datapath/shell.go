@@ -180,13 +180,13 @@ func netkitWords(o PairOptions, peer string) string {
 	return cmd + fmt.Sprintf(" type netkit mode %s %s%s%s peer %s%s %s", netkitModeName(o.Mode), policy(o.Policy), scrub(o.Scrub), room, policy(o.PeerPolicy), scrub(o.PeerScrub), peer)
 }
 
-func (s *shell) CreateBridge(ns *Netns, name string, mtu int) (int, error) {
+func (s *shell) CreateBridge(ns *Netns, name string, mtu, index int) (int, error) {
 	cmd := fmt.Sprintf("%s link add %s", ipn(ns), shq(name))
 	if mtu != 0 {
 		cmd += fmt.Sprintf(" mtu %d", mtu)
 	}
 	s.line("%s type bridge", cmd)
-	return s.recorder.CreateBridge(ns, name, mtu)
+	return s.recorder.CreateBridge(ns, name, mtu, index)
 }
 
 func (s *shell) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
