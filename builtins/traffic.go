@@ -254,7 +254,7 @@ func (c *flowCheck) probe(r *Run, runCtx context.Context, seen *flowDrops) (data
 	}
 	res, err := r.lab.Probe(ctx, datapath.ProbeOptions{
 		Proto: c.proto, Src: c.src.ns, DstNs: c.dstNs, Dst: c.dst, Port: c.port, Timeout: c.timeout,
-		Message: "nkscript " + c.String(),
+		Message: "nkscript " + c.String(), SocketErrors: !c.wantPass,
 	}, c.wantPass)
 	if err != nil && watch != nil && watch.Dropped() && runCtx.Err() == nil {
 		res, err = datapath.ProbeResult{Reason: cut}, nil

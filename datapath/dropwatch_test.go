@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // bound is what these tests give an exchange that, unless a drop seen
@@ -98,5 +100,26 @@ func TestSignalDropsStandIn(t *testing.T) {
 	case <-seen:
 		t.Error("a stand-in signalled a drop")
 	default:
+	}
+}
+
+// TestProbeSocketErrors probes udp to an address the router has an
+// unreachable route to: with SocketErrors the router's ICMP host
+// unreachable ends an hour's wait; without, the probe waits its timeout.
+func TestProbeSocketErrors(t *testing.T) {
+	d := newDropLab(t, true)
+	dst := netip.MustParseAddr("10.213.2.2")
+	addRoute(t, d.r, dst, unix.RTN_UNREACHABLE)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	o := ProbeOptions{Proto: "udp", Src: d.a, DstNs: d.b, Dst: dst, Port: 9000, Timeout: time.Hour, SocketErrors: true}
+	res, err := d.lab.Probe(ctx, o, false)
+	if want := "receive from 10.213.2.2:9000: no route to host"; err != nil || res.Reason != want {
+		t.Errorf("with socket errors: %+v, %v; want reason %q", res, err, want)
+	}
+	o.Timeout, o.SocketErrors = 200*time.Millisecond, false
+	res, err = d.lab.Probe(ctx, o, false)
+	if want := "no reply within 200ms"; err != nil || res.Reason != want {
+		t.Errorf("without: %+v, %v; want reason %q", res, err, want)
 	}
 }
