@@ -360,7 +360,7 @@ print(att.hook, att.program.name)`,
 		Signature: `ping(dst, src=host, count=3, timeout="1s", ttl=64) -> ping_result`,
 		Doc: "Sends `count` ICMP echo requests from inside `src` to the address `dst`, natively (no " +
 			"ping binary), waiting up to `timeout` for each reply (a duration like `\"250ms\"` or " +
-			"seconds); `ttl` (1..255) is the IPv4 TTL or IPv6 hop limit, for paths longer than 64 hops. Returns a ping_result, which is true when any reply came; it prints " +
+			"seconds; an echo whose request or reply the kernel's drop monitor sees dropped is lost at once, and the next one goes); `ttl` (1..255) is the IPv4 TTL or IPv6 hop limit, for paths longer than 64 hops. Returns a ping_result, which is true when any reply came; it prints " +
 			"without round-trip times, so output stays deterministic, and where replies were lost it says " +
 			"where the kernel dropped the requests or the route a namespace lacks (see drops()).",
 		Example: `print(ping("10.0.0.2", count = 6))

@@ -106,14 +106,17 @@ func (f *flowDrops) explain(r *Run, proto string, dst netip.Addr, port int) []da
 	f.m.Sync()
 	var ds []datapath.Drop
 	for _, d := range f.m.Since(f.mark.Seq) {
-		if flowMatches(d, proto, dst, port) {
+		if flowLost(d, proto, dst, port) {
 			ds = append(ds, d)
 		}
 	}
-	reps := r.lab.ExplainDrops(ds, &f.mark)
-	return slices.DeleteFunc(reps, func(rep datapath.DropReport) bool {
-		return rep.Reason == "NOT_SPECIFIED" && (slices.Contains(tcpReceive, rep.Where) || slices.Contains(socketDestroy, rep.Where))
-	})
+	return r.lab.ExplainDrops(ds, &f.mark)
+}
+
+// signal returns a channel that receives when the monitor sees a packet
+// of the flow dropped (see flowLost), and the function that stops it.
+func (f *flowDrops) signal(proto string, dst netip.Addr, port int) (<-chan struct{}, func()) {
+	return f.m.SignalDrops(func(d datapath.Drop) bool { return flowLost(d, proto, dst, port) })
 }
 
 // socketTeardown are the reasons of packets freed with a socket that
@@ -148,6 +151,16 @@ func flowMatches(d datapath.Drop, proto string, dst netip.Addr, port int) bool {
 		return p == proto && (int(d.Dport) == port || int(d.Sport) == port)
 	}
 	return false
+}
+
+// flowLost reports whether d is a drop a verdict on the flow names: a
+// packet of the flow (flowMatches), not one TCP's state machine or a
+// closing socket discarded (tcpReceive, socketDestroy).
+func flowLost(d datapath.Drop, proto string, dst netip.Addr, port int) bool {
+	if d.Reason == "NOT_SPECIFIED" && (slices.Contains(tcpReceive, d.Func) || slices.Contains(socketDestroy, d.Func)) {
+		return false
+	}
+	return flowMatches(d, proto, dst, port)
 }
 
 // dropsSaid says where and why a flow's packets died, for a verdict:

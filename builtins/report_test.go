@@ -2,7 +2,6 @@ package builtins
 
 import (
 	"context"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -16,7 +15,16 @@ import (
 func runReport(t *testing.T, src string) ([]Expectation, error) {
 	t.Helper()
 	lab, _ := testutil.KernelLab(t)
-	r := NewRun(Options{Lab: lab, Context: context.Background(), Stdout: io.Discard})
+	exps, _, err := runReportOn(t, lab, src)
+	return exps, err
+}
+
+// runReportOn is runReport on lab; it returns the script's output too,
+// with $P for the prefix.
+func runReportOn(t *testing.T, lab *datapath.Lab, src string) ([]Expectation, string, error) {
+	t.Helper()
+	var out strings.Builder
+	r := NewRun(Options{Lab: lab, Context: context.Background(), Stdout: &out})
 	p := prefix()
 	_, runErr := r.ExecFile(r.Thread("test.star"), "test.star", strings.ReplaceAll(src, "$P", p))
 	if err := lab.Close(); err != nil {
@@ -33,7 +41,7 @@ func runReport(t *testing.T, src string) ([]Expectation, error) {
 	for i := range exps {
 		exps[i].Src = strings.ReplaceAll(exps[i].Src, p, "$P")
 	}
-	return exps, runErr
+	return exps, strings.ReplaceAll(out.String(), p, "$P"), runErr
 }
 
 func TestReportExpectations(t *testing.T) {

@@ -83,7 +83,15 @@ func pingFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.lab.Ping(r.ctxOf(thread), src.ns, addr, datapath.PingOptions{Count: count, Timeout: time.Duration(timeout), TTL: ttl}, r.ready)
+	opts := datapath.PingOptions{Count: count, Timeout: time.Duration(timeout), TTL: ttl}
+	if watch != nil {
+		// An echo whose request or reply was seen dropped is lost: the
+		// next one goes at once.
+		var stop func()
+		opts.Dropped, stop = watch.signal("icmp", addr, 0)
+		defer stop()
+	}
+	res, err := r.lab.Ping(r.ctxOf(thread), src.ns, addr, opts, r.ready)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +157,7 @@ func expectFlow(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if err != nil {
 		return nil, err
 	}
-	res, before, err := c.probe(r, r.ctxOf(thread))
+	res, before, err := c.probe(r, r.ctxOf(thread), watch)
 	if err != nil || res.Assumed {
 		// An assumed result (a dry run) sent nothing: nothing to judge.
 		return starlark.None, err
@@ -214,27 +222,42 @@ func (c *flowCheck) setPort(v starlark.Value) error {
 
 func (c *flowCheck) String() string { return flowString(c.proto, c.src, c.dst, c.port) }
 
+// monitorCut is the reason of an expect_drop whose wait ended when the
+// drop monitor saw a packet of the flow dropped; the drops say where.
+const monitorCut = "dropped: the drop monitor saw a packet of the flow dropped"
+
 // probe sends the flow and reports what happened, with the by= program's
-// drop counter before; a drop by that program ends the wait early.
-func (c *flowCheck) probe(r *Run, runCtx context.Context) (datapath.ProbeResult, uint64, error) {
+// drop counter before. A drop by that program ends the wait early; so
+// does, for expect_drop without by=, a drop of the flow's own packets
+// that the drop monitor (seen, nil if it is off) reports: a flow that
+// should pass keeps waiting, as a retransmission may still get through.
+func (c *flowCheck) probe(r *Run, runCtx context.Context, seen *flowDrops) (datapath.ProbeResult, uint64, error) {
 	ctx := runCtx
 	var before datapath.Stats
 	var watch *datapath.DropWatch
-	if c.by != nil {
+	var cut string
+	switch {
+	case c.by != nil:
 		var err error
 		if before, err = c.by.p.Stats(); err != nil {
 			return datapath.ProbeResult{}, 0, fmt.Errorf("by=%s: %w", c.by, err)
 		}
 		watch = c.by.p.WatchDrops(runCtx, before.Dropped)
+		cut = "dropped by " + c.by.p.Name()
+	case !c.wantPass && seen != nil:
+		watch = seen.m.WatchFlow(runCtx, func(d datapath.Drop) bool { return flowLost(d, c.proto, c.dst, c.port) })
+		cut = monitorCut
+	}
+	if watch != nil {
 		defer watch.Stop()
 		ctx = watch.Context()
 	}
 	res, err := r.lab.Probe(ctx, datapath.ProbeOptions{
 		Proto: c.proto, Src: c.src.ns, DstNs: c.dstNs, Dst: c.dst, Port: c.port, Timeout: c.timeout,
-		Message: "nkscript " + c.String(),
+		Message: "nkscript " + c.String(), SocketErrors: !c.wantPass,
 	}, c.wantPass)
 	if err != nil && watch != nil && watch.Dropped() && runCtx.Err() == nil {
-		res, err = datapath.ProbeResult{Reason: "dropped by " + c.by.p.Name()}, nil
+		res, err = datapath.ProbeResult{Reason: cut}, nil
 	}
 	if err != nil {
 		return datapath.ProbeResult{}, 0, fmt.Errorf("%s: %w", c, err)

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,8 +24,11 @@ type DropMonitor struct {
 	mu     sync.Mutex
 	drops  []Drop
 	missed int
-	subs   []func(Drop)
+	subs   []*dropSub // replaced, never changed in place
 }
+
+// dropSub is one subscriber of a DropMonitor.
+type dropSub struct{ f func(Drop) }
 
 // startDropMonitor starts the kernel's drop monitor.
 func startDropMonitor() (*DropMonitor, error) {
@@ -67,8 +71,8 @@ func (m *DropMonitor) add(d Drop) {
 	if len(subs) > 0 {
 		d.Reason = reasonName(d.reason)
 	}
-	for _, f := range subs {
-		f(d)
+	for _, s := range subs {
+		s.f(d)
 	}
 }
 
@@ -142,10 +146,20 @@ const syncWait = 5 * time.Second
 
 // Subscribe passes every drop seen from now on to f, on the monitor's
 // reading goroutine.
-func (m *DropMonitor) Subscribe(f func(Drop)) {
+func (m *DropMonitor) Subscribe(f func(Drop)) { m.subscribe(f) }
+
+// subscribe is Subscribe, and returns the function that ends the
+// subscription.
+func (m *DropMonitor) subscribe(f func(Drop)) (cancel func()) {
+	s := &dropSub{f: f}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.subs = append(m.subs, f)
+	m.subs = append(slices.Clip(m.subs), s)
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.subs = slices.DeleteFunc(slices.Clone(m.subs), func(x *dropSub) bool { return x == s })
+	}
 }
 
 // Close detaches the monitor's program and frees it.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,11 @@ type PingOptions struct {
 	// Size is the number of payload bytes after the ICMP header; default
 	// 56.
 	Size int
+	// Dropped, if not nil, receives when a packet of the echo in flight,
+	// its request or its reply, was seen dropped (see
+	// DropMonitor.SignalDrops): the echo is then lost dropGrace later,
+	// unless its reply comes first, and the next one goes.
+	Dropped <-chan struct{}
 }
 
 // PingResult is the outcome of Ping.
@@ -114,6 +120,11 @@ func ping(ctx context.Context, src *Netns, dst netip.Addr, opts PingOptions) (Pi
 	// every deadline it sets, so that its own deadline cannot hide this one.
 	stop := context.AfterFunc(ctx, func() { p.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if opts.Dropped != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go p.cutOnDrops(opts.Dropped, done)
+	}
 
 	err = p.run(ctx)
 	return p.res, p.note, err
@@ -159,6 +170,9 @@ type pinger struct {
 	res   PingResult
 	note  pingNote
 	proto int // IANA protocol number, for icmp.ParseMessage
+	// cut is when the echo in flight is lost for a drop seen, in Unix
+	// nanoseconds; 0 if none was seen.
+	cut atomic.Int64
 }
 
 // open creates the raw socket; it runs inside the source namespace.
@@ -247,6 +261,7 @@ func (p *pinger) run(ctx context.Context) error {
 			}
 		}
 		seq := uint16(i + 1)
+		p.forgetDrops()
 		var err error
 		last, err = p.send(seq)
 		if err != nil {
@@ -292,10 +307,15 @@ func (p *pinger) send(seq uint16) (time.Time, error) {
 // await reads until the reply to seq arrives, an ICMP error quoting it
 // arrives, or the timeout passes.
 func (p *pinger) await(ctx context.Context, seq uint16, sent time.Time) error {
-	deadline := sent.Add(p.opts.Timeout)
 	for {
+		deadline := p.deadline(sent)
 		if err := p.conn.SetReadDeadline(deadline); err != nil {
 			return fmt.Errorf("ping: %w", err)
+		}
+		if p.deadline(sent) != deadline {
+			// A drop was seen meanwhile: its earlier deadline may have
+			// been set before this one.
+			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -331,6 +351,45 @@ func (p *pinger) await(ctx context.Context, seq uint16, sent time.Time) error {
 			return nil
 		}
 	}
+}
+
+// cutOnDrops brings the deadline of the echo in flight forward to
+// dropGrace from now each time dropped receives, until done is closed.
+func (p *pinger) cutOnDrops(dropped <-chan struct{}, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-dropped:
+		}
+		cut := time.Now().Add(dropGrace)
+		p.cut.Store(cut.UnixNano())
+		p.conn.SetReadDeadline(cut)
+	}
+}
+
+// forgetDrops clears the drops seen of earlier echoes before the next
+// one is sent.
+func (p *pinger) forgetDrops() {
+	if p.opts.Dropped == nil {
+		return
+	}
+	select {
+	case <-p.opts.Dropped:
+	default:
+	}
+	p.cut.Store(0)
+}
+
+// deadline is when the echo sent at sent is lost: after the timeout, or
+// sooner if one of its packets was seen dropped.
+func (p *pinger) deadline(sent time.Time) time.Time {
+	d := sent.Add(p.opts.Timeout)
+	// A drop seen before the echo was sent was an earlier echo's.
+	if c := p.cut.Load(); c > sent.Add(dropGrace).UnixNano() && c < d.UnixNano() {
+		return time.Unix(0, c)
+	}
+	return d
 }
 
 type replyKind int

@@ -40,6 +40,12 @@ type ProbeOptions struct {
 	Timeout time.Duration
 	// Message is the payload echoed back; default a random one.
 	Message string
+	// SocketErrors has the udp client report the ICMP errors it gets
+	// (IP_RECVERR): a host or network unreachable ends the exchange at
+	// once, where UDP would otherwise ignore it and wait out the
+	// timeout. For a check that expects the flow lost; tcp and icmp
+	// end on such errors anyway.
+	SocketErrors bool
 }
 
 // ProbeResult is the outcome of Probe.
@@ -191,20 +197,31 @@ func checkLocalAddr(ns *Netns, a netip.Addr) error {
 // freebind lets a listener bind an address of its namespace whose link is
 // down, so that a probe to it times out instead of failing to start.
 func freebind(v6 bool) func(network, address string, c syscall.RawConn) error {
+	return setIPOption(v6, unix.IP_FREEBIND, unix.IPV6_FREEBIND, "freebind")
+}
+
+// setRecvErr has a socket report the ICMP errors it gets.
+func setRecvErr(v6 bool) func(network, address string, c syscall.RawConn) error {
+	return setIPOption(v6, unix.IP_RECVERR, unix.IPV6_RECVERR, "recverr")
+}
+
+// setIPOption returns a dialer or listener Control that turns on an IP
+// socket option: opt4 on an IPv4 socket, opt6 on an IPv6 one.
+func setIPOption(v6 bool, opt4, opt6 int, name string) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			if v6 {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1)
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, opt6, 1)
 			} else {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, opt4, 1)
 			}
 		})
 		if err != nil {
 			return err
 		}
 		if serr != nil {
-			return fmt.Errorf("set freebind: %w", serr)
+			return fmt.Errorf("set %s: %w", name, serr)
 		}
 		return nil
 	}
@@ -218,11 +235,15 @@ func listenErr(proto string, o ProbeOptions, err error) error {
 	return fmt.Errorf("probe %s: listen on %s in namespace %s: %w", proto, netip.AddrPortFrom(o.Dst, uint16(o.Port)), o.DstNs.Name(), err)
 }
 
-// dialFrom connects a socket of src to to.
-func dialFrom(ctx context.Context, src *Netns, network string, to netip.AddrPort) (net.Conn, error) {
+// dialFrom connects a socket of src to to; with recvErr the socket
+// reports the ICMP errors it gets.
+func dialFrom(ctx context.Context, src *Netns, network string, to netip.AddrPort, recvErr bool) (net.Conn, error) {
 	var c net.Conn
 	err := src.Do(func() error {
 		var d net.Dialer
+		if recvErr {
+			d.Control = setRecvErr(to.Addr().Is6())
+		}
 		var err error
 		c, err = d.DialContext(ctx, network, to.String())
 		return err
@@ -273,7 +294,7 @@ func probeTCP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	c, err := dialFrom(dctx, o.Src, "tcp", to)
+	c, err := dialFrom(dctx, o.Src, "tcp", to, false)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ProbeResult{}, ctx.Err()
@@ -332,7 +353,7 @@ func probeUDP(ctx context.Context, o ProbeOptions) (ProbeResult, error) {
 
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	c, err := dialFrom(dctx, o.Src, "udp", to)
+	c, err := dialFrom(dctx, o.Src, "udp", to, o.SocketErrors)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ProbeResult{}, ctx.Err()
