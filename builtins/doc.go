@@ -411,7 +411,8 @@ for d in drops():
 		Doc: "The opposite of expect_pass: the message must not arrive within `timeout`. With " +
 			"`by=prog`, that program's drop counter must rise too, and the wait ends as soon as it " +
 			"drops the packet. Without `by=`, the `ok:` line says where the kernel dropped the packets " +
-			"(namespace, device, hook and program, or the reason in words), as a failed expect_pass does; see drops().",
+			"(namespace, device, hook and program, or the reason in words), as a failed expect_pass does, and the " +
+			"wait ends as soon as the kernel drops a packet of the flow; see drops().",
 		Example: `drop = program("drop_port", port = 12345)
 attach(drop, nk, "peer")
 expect_drop("10.0.0.2", port = 12345, by = drop)`,
