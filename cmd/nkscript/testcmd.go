@@ -64,11 +64,12 @@ microVM either, those scripts are skipped. --vm=never runs on the host, where
 such scripts fail; --vm=always always uses a microVM.
 
 -j N runs up to N tests at once, each in a process with network namespaces of
-its own (unshare), so that their labs cannot meet and print what they print
-alone; the progress lines come in the order -j 1 writes them. The default, 1,
-runs the tests one after the other in the caller's network namespace. A
-microVM runs its tests one at a time under TCG (emulated CPUs), where a process
-of its own costs more than it gains. --update runs one test at a time.
+its own (as unshare --net --mount makes), so that their labs cannot meet and
+print what they print alone; the progress lines come in the order -j 1 writes
+them. The default, 1, runs the tests one after the other in the caller's
+network namespace. A microVM runs its tests one at a time under TCG (emulated
+CPUs), where a process of its own costs more than it gains. --update runs one
+test at a time.
 
 --kernels LIST runs each test once per kernel of the comma-separated LIST: host
 (this machine's kernel, directly), 6.1 or 6.12 (the pinned kernels, see
@@ -175,6 +176,10 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, name)
 		}
 		return exitOK
+	}
+	if err := enterIsolated(); err != nil {
+		fmt.Fprintf(stderr, "nkscript test: %v\n", err)
+		return exitFail
 	}
 	t.Kernel, t.Timeout, t.JournalDir, t.JSON, t.Prefix = o.kernel, o.timeout, o.journalDir, o.json, o.prefix
 	t.RunInVM = func(ctx context.Context, kernel string, args []string, out, errOut io.Writer) int {
