@@ -81,7 +81,7 @@ func (tr *tester) runParallel(ctx context.Context, files []*Script, out io.Write
 	sem := make(chan struct{}, max(tr.cfg.Jobs, 1))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
-		if j.local || ctx.Err() != nil {
+		if j.local {
 			if ctx.Err() == nil {
 				results[i] = tr.runLocal(ctx, j, &logs[i])
 			}
@@ -89,6 +89,13 @@ func (tr *tester) runParallel(ctx context.Context, files []*Script, out io.Write
 			continue
 		}
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			// After an interrupt the tests left do not run, and are
+			// not reported, as in a run one after the other.
+			<-sem
+			close(done[i])
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; close(done[i]); wg.Done() }()

@@ -140,3 +140,29 @@ func TestParallelKeepsOrder(t *testing.T) {
 		t.Error("--update runs tests at once: they would rewrite golden files together")
 	}
 }
+
+// After an interrupt the tests left do not run and are not reported.
+func TestParallelInterrupted(t *testing.T) {
+	dir := printScripts(t, 3)
+	files, err := Find([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = Select(files, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var f fakeIsolated
+	run := func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		cancel()
+		return f.run(ctx, args, stdout, stderr)
+	}
+	var errOut bytes.Buffer
+	cfg := Config{VM: "never", Jobs: 1, Paths: []string{dir}, RunIsolated: run, Stdout: io.Discard, Stderr: &errOut}
+	tr := newTester(cfg, "host")
+	if !tr.runParallel(ctx, files, &errOut) {
+		t.Error("runParallel did not say it was interrupted")
+	}
+	if len(f.names) != 1 || len(tr.results) != 1 {
+		t.Errorf("%d runs, %d results after an interrupt in the first; want 1 and 1\n%s", len(f.names), len(tr.results), errOut.String())
+	}
+}

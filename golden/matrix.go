@@ -19,10 +19,11 @@ const HostKernel = "host"
 // RunKernels runs every test of files once on each kernel of cfg.Kernels:
 // on this host for HostKernel, each test in a process with namespaces of
 // its own (RunIsolated), else in one microVM per kernel booting it, up to
-// cfg.Jobs microVMs at once and the host's tests beside them. A kernel skips the scripts it cannot
-// run (SkipUnsupported). Progress goes to Stderr, each line naming its
-// kernel; Stdout gets the kernel × test table and then the summary line
-// (or, with cfg.JSON, the results). The exit code is Run's.
+// cfg.Jobs microVMs at once and the host's tests beside them. A kernel
+// skips the scripts it cannot run (SkipUnsupported). Progress goes to
+// Stderr, each line naming its kernel; Stdout gets the kernel × test
+// table and then the summary line (or, with cfg.JSON, the results). The
+// exit code is Run's.
 func RunKernels(ctx context.Context, cfg Config, files []*Script) int {
 	started := time.Now()
 	if len(files) == 0 {
