@@ -67,18 +67,19 @@ type Config struct {
 	// standard error to stderr, and returns its exit code.
 	RunInVM func(ctx context.Context, kernel string, args []string, stdout, stderr io.Writer) int
 
-	// RunIsolated, if set, runs `nkscript ARGS` on this host in network
-	// and mount namespaces of its own, where the named network
-	// namespaces it makes are its own too; RunKernels runs host tests
-	// through it, Jobs at once.
+	// RunIsolated, if set, runs `nkscript ARGS` on the running kernel
+	// in network and mount namespaces of its own, where the named
+	// network namespaces it makes are its own too; tests run through
+	// it, Jobs at once.
 	RunIsolated func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	// Kernels, if set, are the kernels each test runs on (RunKernels):
 	// "host", or a kernel the microVM boots (a pinned version or a
 	// bzImage path).
 	Kernels []string
-	// Jobs is how many kernels RunKernels runs at once, and how many
-	// tests on the host (with RunIsolated).
+	// Jobs is how many tests run at once on one kernel (with
+	// RunIsolated; a microVM's guest gets it as -j), and how many kernels
+	// RunKernels runs at once.
 	Jobs int
 	// Shard, if Shard[1] > 0, is "K/N": the batch's part of a suite the
 	// guests select again.
@@ -127,6 +128,15 @@ func Run(ctx context.Context, cfg Config, files []*Script) int {
 	if err := caps.LabError(vm.HostCanRunVM); err != nil {
 		fmt.Fprintf(cfg.Stderr, "nkscript test: %v\n", err)
 		return 1
+	}
+	if tr.parallel(files) {
+		interrupted := tr.runParallel(ctx, files, cfg.Stderr)
+		code := tr.summary()
+		if interrupted {
+			fmt.Fprintln(cfg.Stderr, "nkscript test: interrupted")
+			code = exitFail
+		}
+		return code
 	}
 	return tr.runAll(ctx, files)
 }
@@ -203,7 +213,7 @@ func (tr *tester) decideVM(files []*Script) (bool, string) {
 func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
 	reports := tr.cfg.JUnit != "" || tr.cfg.JSON
 	var out bytes.Buffer
-	code := tr.cfg.RunInVM(ctx, "", tr.guestArgs(reports, false), &out, tr.cfg.Stderr)
+	code := tr.cfg.RunInVM(ctx, "", tr.guestArgs(reports, false, guestJobs(tr.cfg.Jobs)), &out, tr.cfg.Stderr)
 	if !tr.readGuest(&out, files, !reports) {
 		code = exitFail
 	}
@@ -216,11 +226,15 @@ func (tr *tester) runInVM(ctx context.Context, files []*Script) int {
 	return code
 }
 
-// guestArgs are the arguments of `nkscript test` in a guest that runs this
-// batch: results says it hands back its results, skip that it skips
-// what its kernel cannot run.
-func (tr *tester) guestArgs(results, skip bool) []string {
+// guestArgs are the arguments of `nkscript test` in a guest, or an
+// isolated process, that runs this batch: results says it hands back its
+// results, skip that it skips what its kernel cannot run, jobs how many
+// tests it runs at once (0: its default).
+func (tr *tester) guestArgs(results, skip bool, jobs int) []string {
 	guest := []string{"test", "--vm=never"}
+	if jobs > 0 {
+		guest = append(guest, fmt.Sprintf("--jobs=%d", jobs))
+	}
 	if tr.cfg.Update {
 		guest = append(guest, "--update", "--golden-out")
 	}

@@ -52,8 +52,18 @@ fail() {
 }
 # tail_of FILE...: the last lines a failed command printed, for its message.
 tail_of() { cat "$@" 2>/dev/null | grep -v '^nsrelease:' | tail -n 3 || true; }
-# why STATUS FILE...: "exit status N" and the last lines the command printed.
-why() { local status=$1 t; shift; t=$(tail_of "$@"); echo "exit status $status${t:+: $t}"; }
+# first_fail FILE...: the first line a failed command printed that names a
+# failure ("FAIL NAME" of nkscript test, "--- FAIL: Test" of go test) and
+# the two lines after it, which say why.
+first_fail() { cat "$@" 2>/dev/null | grep -m 1 -A 2 -E '^(FAIL |--- FAIL)' || true; }
+# why STATUS FILE...: "exit status N", the first failure the command
+# printed and its last lines (fail() keeps 300 characters: the first
+# failure goes first).
+why() {
+  local status=$1 f t; shift
+  f=$(first_fail "$@"); t=$(tail_of "$@")
+  echo "exit status $status${f:+: $f ...}${t:+: $t}"
+}
 field() { sed -n "s/.*$1=\(-\?[0-9]*\).*/\1/p" <<<"$2"; }
 
 # run1 SERIES CMD...: one run under nsrelease, which times it and then

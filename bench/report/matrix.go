@@ -15,13 +15,13 @@ func matrixSection(w *writer, r *Results) {
 	w.line("## The labs on three kernels in one command")
 	w.line("")
 	w.line("`nkscript test --kernels host,6.1,6.12 scripts`: every lab of scripts/ on the host and in a cold-booted")
-	w.line("microVM per kernel, one guest per kernel for the batch; whole-process wall time in seconds, median")
-	w.line("(min–max) of the runs:")
+	w.line("microVM per kernel, one guest per kernel for the batch, the host's tests beside the guests, each in a")
+	w.line("process of its own; whole-process wall time in seconds, median (min–max) of the runs:")
 	w.line("")
 	w.line("| jobs | runs | wall |")
 	w.line("|---|---|---|")
-	w.f("| -j 1 (one kernel after the other) | %d | %s |", j1.N, cell(r, "matrix/j1", have1, spread(j1)))
-	w.f("| -j 2 (two at once) | %d | %s |", j2.N, cell(r, "matrix/j2", have2, spread(j2)))
+	w.f("| -j 1 (one guest after the other, one host test at a time) | %d | %s |", j1.N, cell(r, "matrix/j1", have1, spread(j1)))
+	w.f("| -j 2 (two guests at once, two host tests at a time) | %d | %s |", j2.N, cell(r, "matrix/j2", have2, spread(j2)))
 	w.line("")
 	goals := []goal{
 		check("all three kernels in at most 25 s cold with -j 2", ok(r, "matrix/j2", have2),

@@ -63,13 +63,21 @@ netkit_pair and the host kernel lacks netkit; when the host cannot boot a
 microVM either, those scripts are skipped. --vm=never runs on the host, where
 such scripts fail; --vm=always always uses a microVM.
 
+-j N runs up to N tests at once, each in a process with network namespaces of
+its own (as unshare --net --mount makes), so that their labs cannot meet and
+print what they print alone; the progress lines come in the order -j 1 writes
+them. The default, 1, runs the tests one after the other in the caller's
+network namespace. A microVM runs its tests one at a time under TCG (emulated
+CPUs), where a process of its own costs more than it gains. --update runs one
+test at a time.
+
 --kernels LIST runs each test once per kernel of the comma-separated LIST: host
 (this machine's kernel, directly), 6.1 or 6.12 (the pinned kernels, see
 'nkscript kernels'), a bzImage path, or all (host and every pinned kernel). Each
-microVM kernel boots once for the batch; -j N runs up to N kernels at once
-(default: the number of CPUs), and up to N tests on the host at once, each in
-network namespaces of its own (unshare), so that their labs cannot meet and
-print what they print alone. A script that makes netkit pairs and does not
+microVM kernel boots once for the batch; -j N (default: the number of CPUs)
+also runs up to N microVMs at once, and the host's tests beside them, each in a
+process of its own even with -j 1 (in this host's own namespace a lab would
+meet the other labs the machine runs). A script that makes netkit pairs and does not
 branch on kernel.netkit is skipped, with the reason, on a kernel without netkit.
 Progress lines name the kernel ("FAIL [6.1] NAME"); standard output gets a
 kernel × test table, then the summary line.
@@ -91,6 +99,7 @@ type testFlags struct {
 	runRE      string
 	kernels    string
 	shard      string
+	jobsSet    bool // -j was given
 }
 
 // newTestFlags defines the flags of `nkscript test`.
@@ -105,7 +114,7 @@ func newTestFlags(o *options, t *golden.Config, tf *testFlags, stderr io.Writer)
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "stop each test run after this long (0: no limit)")
 	fs.StringVar(&o.kernel, "kernel", o.kernel, "bzImage to boot for --vm")
 	fs.StringVar(&tf.kernels, "kernels", "", "run each test on every kernel of this comma-separated `LIST`: host, 6.1, 6.12, a bzImage path, all")
-	fs.IntVarP(&t.Jobs, "jobs", "j", runtime.NumCPU(), "with --kernels, run up to `N` kernels, and tests on the host, at once")
+	fs.IntVarP(&t.Jobs, "jobs", "j", 0, "run up to `N` tests, and with --kernels up to N microVMs, at once (default: 1; with --kernels, the number of CPUs)")
 	fs.StringVar(&t.JUnit, "junit", "", "write the results as JUnit XML to `FILE`")
 	fs.BoolVar(&o.json, "json", o.json, "write the results as JSON to standard output instead of the summary")
 	fs.StringVar(&tf.shard, "shard", "", "run only the `K/N`-th part of the selected tests")
@@ -144,6 +153,7 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 		return exitOK
 	}
+	tf.jobsSet = fs.Changed("jobs")
 	if msg := checkTestFlags(o, &t, &tf); msg != "" {
 		fmt.Fprintf(stderr, "nkscript test: %s\n", msg)
 		return exitUsage
@@ -166,6 +176,10 @@ func cmdTest(o *options, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, name)
 		}
 		return exitOK
+	}
+	if err := enterIsolated(); err != nil {
+		fmt.Fprintf(stderr, "nkscript test: %v\n", err)
+		return exitFail
 	}
 	t.Kernel, t.Timeout, t.JournalDir, t.JSON, t.Prefix = o.kernel, o.timeout, o.journalDir, o.json, o.prefix
 	t.RunInVM = func(ctx context.Context, kernel string, args []string, out, errOut io.Writer) int {
@@ -212,6 +226,15 @@ func checkTestFlags(o *options, t *golden.Config, tf *testFlags) string {
 	}
 	if t.Update && len(t.Kernels) > 1 {
 		return "--update takes one kernel: the kernels would rewrite the same golden files"
+	}
+	if t.Jobs == 0 && !tf.jobsSet {
+		// Tests run one after the other in this host's namespace
+		// unless -j says otherwise: a paused test's lab is entered
+		// from it.
+		t.Jobs = 1
+		if len(t.Kernels) > 0 {
+			t.Jobs = runtime.NumCPU()
+		}
 	}
 	if t.Jobs < 1 {
 		return "-j: want at least 1"
