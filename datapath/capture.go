@@ -239,8 +239,10 @@ func (c *Capture) Packets() []Packet {
 	return ps
 }
 
-// Settle waits until no packet has arrived for quiet, or until max has
-// passed, so that counts include packets still in flight.
+// Settle waits until no packet has arrived for quiet and none waits in a
+// socket for the reader, or until max has passed, so that counts include
+// packets still in flight: on a busy machine the reader may not have run
+// for longer than quiet.
 func (c *Capture) Settle(quiet, max time.Duration) {
 	end := time.Now().Add(max)
 	last := -1
@@ -248,12 +250,22 @@ func (c *Capture) Settle(quiet, max time.Duration) {
 		c.mu.Lock()
 		n := len(c.packets)
 		c.mu.Unlock()
-		if n == last {
+		if n == last && !c.queued() {
 			return
 		}
 		last = n
 		time.Sleep(quiet)
 	}
+}
+
+// queued reports whether a packet waits in one of the capture's sockets.
+func (c *Capture) queued() bool {
+	for _, ifc := range c.ifaces {
+		if n, err := unix.IoctlGetInt(ifc.fd, unix.SIOCINQ); err == nil && n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops the capture and closes its pcapng file, reporting an

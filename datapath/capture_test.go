@@ -225,3 +225,36 @@ func FuzzParsePacket(f *testing.F) {
 		_ = p.TCPFlags()
 	})
 }
+
+// Settle waits for packets the reader has not read yet: on a busy
+// machine it may not run for longer than the quiet time. Here it starts
+// reading 10 quiet times after the packets are queued.
+func TestCaptureSettleWaitsForQueuedPackets(t *testing.T) {
+	lab, a0, _ := capturedLab(t)
+	c := &Capture{}
+	c.ifaces = []*captureIface{{link: a0, ns: a0.ns, dev: a0.name, name: "a0", index: a0.index, fd: -1}}
+	if err := c.ifaces[0].open(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := lab.Ping(context.Background(), lab.Host(), netip.MustParseAddr("10.91.1.2"), PingOptions{Count: 2}, 5*time.Second)
+	if err != nil || res.Received != 2 {
+		t.Fatalf("ping: %+v, %v", res, err)
+	}
+	if !c.queued() {
+		t.Fatal("4 packets wait in the capture's socket, and queued says none")
+	}
+	c.wg.Go(func() {
+		time.Sleep(200 * time.Millisecond)
+		c.read(c.ifaces[0])
+	})
+	c.Settle(20*time.Millisecond, time.Minute)
+	if c.queued() {
+		t.Error("Settle returned with packets still queued")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.Packets()); n < 4 {
+		t.Errorf("%d packets after Settle, want the 4 of the pings at least", n)
+	}
+}
