@@ -35,6 +35,7 @@ type Lab struct {
 	tracer    *Tracer
 	dropmon   *DropMonitor // started by the first traffic check
 	noDropMon bool         // LabConfig.NoDropMonitor
+	inherit   forwardInheritance
 	prof      *Profile
 	faults    *FaultPlan
 	closers   []io.Closer      // servers, captures and the tracer, closed first
@@ -255,6 +256,9 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	l.nslist = append(l.nslist, ns)
 	if err := l.dropmon.watch(ns); err != nil && l.notice != nil {
 		l.notice(err.Error())
+	}
+	if err := l.noInheritedForwarding(ns); err != nil {
+		return nil, err
 	}
 	// Namespaces go independently of each other: Close unmounts them
 	// in parallel.

@@ -196,6 +196,60 @@ func (l *Lab) Sysctl(ns *Netns, key, value string) error {
 		}
 		return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, ns.name, err)
 	}
+	if ns == l.host && value != "0" && inheritedForwarding[key] != "" {
+		l.mu.Lock()
+		l.inherit.set(key)
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// inheritedForwarding are the forwarding sysctls a new namespace takes
+// from the initial one (net.core.devconf_inherit_init_net), each with
+// the key that turns it off there.
+var inheritedForwarding = map[string]string{
+	"net.ipv4.ip_forward":              "net.ipv4.ip_forward",
+	"net.ipv4.conf.all.forwarding":     "net.ipv4.ip_forward",
+	"net.ipv6.conf.all.forwarding":     "net.ipv6.conf.all.forwarding",
+	"net.ipv6.conf.default.forwarding": "net.ipv6.conf.all.forwarding",
+	"net.ipv4.conf.default.forwarding": "net.ipv4.ip_forward",
+}
+
+// forwardInheritance is what the lab knows of the forwarding its new
+// namespaces inherit: a machine that forwards (any with Docker or
+// Kubernetes) hands IPv4 forwarding to every new namespace, so that a
+// router the script leaves without forwarding() would forward.
+type forwardInheritance struct {
+	known bool            // the first namespace was looked at
+	on    map[string]bool // keys (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding) that are on
+}
+
+func (f *forwardInheritance) set(key string) {
+	if f.on == nil {
+		f.on = map[string]bool{}
+	}
+	f.on[inheritedForwarding[key]] = true
+}
+
+// noInheritedForwarding turns off in ns, a namespace the lab just made,
+// the forwarding it inherited, so that it forwards only after
+// forwarding(). The first namespace says what namespaces inherit (two
+// reads); later ones cost nothing unless forwarding is inherited. l.mu
+// is held.
+func (l *Lab) noInheritedForwarding(ns *Netns) error {
+	if !l.inherit.known {
+		l.inherit.known = true
+		for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+			if v, err := l.b.ReadSysctl(ns, key); err == nil && v != "" && v != "0" {
+				l.inherit.set(key)
+			}
+		}
+	}
+	for key := range l.inherit.on {
+		if err := l.b.WriteSysctl(ns, key, "1", "0"); err != nil {
+			return fmt.Errorf("%s in %s: turn off the forwarding it inherited from the host: %w", key, ns.name, err)
+		}
+	}
 	return nil
 }
 
