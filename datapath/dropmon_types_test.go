@@ -88,6 +88,9 @@ func TestDropMonitorTypesRelocateAsTheKernel(t *testing.T) {
 func TestDropMonitorTypesCached(t *testing.T) {
 	cache := t.TempDir()
 	t.Setenv("NKSCRIPT_CACHE", cache)
+	// Where the cache cannot be written (the microVM), earlier tests kept
+	// the types in the temporary directory.
+	t.Setenv("TMPDIR", t.TempDir())
 	t.Cleanup(forgetMonitorTypes)
 	local, _, _ := monitorRelocations(t)
 	forgetMonitorTypes()

@@ -80,6 +80,10 @@ func scriptParams(t *testing.T) testscript.Params {
 				return err
 			}
 			env.Setenv("NKSCRIPT_CACHE", cache)
+			// Warm guests the user runs are not the scripts': a --vm run
+			// that found one of another executable would say so on
+			// stderr.
+			env.Setenv("NKSCRIPT_VM_DIR", filepath.Join(env.WorkDir, ".vm"))
 			return nil
 		},
 		Condition: scriptCondition,
