@@ -204,13 +204,26 @@ func (l *Lab) DropMonitor() (*DropMonitor, error) {
 		return nil, err
 	}
 	for _, ns := range l.nslist {
-		if err := m.watch(ns); err != nil {
-			m.Close()
-			return nil, err
+		if !l.watch(m, ns) {
+			break
 		}
 	}
 	m.traceAttached(l)
 	l.dropmon = m
 	l.closers = append(l.closers, m)
 	return m, nil
+}
+
+// watch has m report the drops in ns and reports whether it does. The
+// first namespace it cannot watch (the monitor is full) is said once;
+// the lab goes on without explanations there. l.mu is held.
+func (l *Lab) watch(m *DropMonitor, ns *Netns) bool {
+	err := m.watch(ns)
+	if err != nil && !l.unwatched {
+		l.unwatched = true
+		if l.notice != nil {
+			l.notice(err.Error())
+		}
+	}
+	return err == nil
 }

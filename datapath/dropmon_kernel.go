@@ -19,6 +19,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/nkscript/nkscript/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // dropKernel is the kernel part of a DropMonitor: the program on the
@@ -136,6 +137,9 @@ func startDropKernel() (_ *dropKernel, err error) {
 // reported.
 func (k *dropKernel) watch(ino uint64) error {
 	if err := k.netns.Put(uint32(ino), uint8(1)); err != nil {
+		if errors.Is(err, unix.E2BIG) {
+			return fmt.Errorf("drop monitor: it watches %d namespaces at most: drops in the lab's other namespaces are not explained", k.netns.MaxEntries())
+		}
 		return fmt.Errorf("drop monitor: watch namespace %d: %w", ino, err)
 	}
 	return nil

@@ -477,4 +477,13 @@ func TestDropMonitorWatchesManyNamespaces(t *testing.T) {
 			t.Fatalf("watching namespace %d: %v", ino, err)
 		}
 	}
+	full := uint64(k.netns.MaxEntries())
+	for ino := uint64(20001); ino <= full; ino++ {
+		if err := k.watch(ino); err != nil {
+			t.Fatalf("watching namespace %d of %d: %v", ino, full, err)
+		}
+	}
+	if err := k.watch(full + 1); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("watching one namespace more than the monitor holds: %v, want it to say how many it watches at most", err)
+	}
 }

@@ -32,6 +32,7 @@ type Lab struct {
 	prefix    string
 	notice    func(string)
 	noticed   bool
+	unwatched bool // a namespace the drop monitor could not watch was said
 	tracer    *Tracer
 	dropmon   *DropMonitor // started by the first traffic check
 	noDropMon bool         // LabConfig.NoDropMonitor
@@ -254,9 +255,7 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	l.owned[ns.id] = ns
 	l.byName[script] = ns
 	l.nslist = append(l.nslist, ns)
-	if err := l.dropmon.watch(ns); err != nil && l.notice != nil {
-		l.notice(err.Error())
-	}
+	l.watch(l.dropmon, ns)
 	if err := l.noInheritedForwarding(ns); err != nil {
 		return nil, err
 	}
