@@ -86,14 +86,7 @@ func TestDropMonitorTypesRelocateAsTheKernel(t *testing.T) {
 // The first process on a kernel keeps its types; the next one reads them,
 // and a damaged blob is made again.
 func TestDropMonitorTypesCached(t *testing.T) {
-	cache := t.TempDir()
-	t.Setenv("NKSCRIPT_CACHE", cache)
-	// Where the cache cannot be written (the microVM), earlier tests kept
-	// the types in the temporary directory.
-	t.Setenv("TMPDIR", t.TempDir())
-	t.Cleanup(forgetMonitorTypes)
-	local, _, _ := monitorRelocations(t)
-	forgetMonitorTypes()
+	cache, local := freshTypesCache(t)
 	first, err := monitorTypes(local)
 	if err != nil {
 		t.Fatal(err)
@@ -137,12 +130,7 @@ func TestDropMonitorTypesCached(t *testing.T) {
 // A blob others can write is not read: it would make the monitor read
 // other fields.
 func TestDropMonitorTypesNotReadWhenOthersCanWrite(t *testing.T) {
-	cache := t.TempDir()
-	t.Setenv("NKSCRIPT_CACHE", cache)
-	t.Setenv("TMPDIR", t.TempDir())
-	t.Cleanup(forgetMonitorTypes)
-	local, _, _ := monitorRelocations(t)
-	forgetMonitorTypes()
+	cache, local := freshTypesCache(t)
 	if _, err := monitorTypes(local); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +142,21 @@ func TestDropMonitorTypesNotReadWhenOthersCanWrite(t *testing.T) {
 	if _, err := readMonitorTypes(key); err == nil {
 		t.Error("a blob others can write was read")
 	}
+}
+
+// freshTypesCache starts t as a new process does, with a cache of its
+// own and the temporary directory too (where the cache cannot be
+// written, the microVM, earlier tests kept the types there), and returns
+// the cache and the monitor's own types.
+func freshTypesCache(t *testing.T) (string, *btf.Spec) {
+	t.Helper()
+	cache := t.TempDir()
+	t.Setenv("NKSCRIPT_CACHE", cache)
+	t.Setenv("TMPDIR", t.TempDir())
+	t.Cleanup(forgetMonitorTypes)
+	local, _, _ := monitorRelocations(t)
+	forgetMonitorTypes()
+	return cache, local
 }
 
 // forgetMonitorTypes makes the next monitorTypes call look for the types
