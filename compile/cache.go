@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nkscript/nkscript/internal/cachedir"
 )
 
 // cacheVersion changes when the layout or the keys of the cache change.
@@ -36,29 +38,8 @@ func hashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// writeAtomic writes data to path through a temporary file in the same
-// directory, so that concurrent runs never see a partial file.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-	}
-	return werr
-}
+// writeAtomic writes data to path whole or not at all.
+func writeAtomic(path string, data []byte) error { return cachedir.WriteFile(path, data, 0o755) }
 
 // entry is one source's place in the cache: its first key, which names
 // the file listing the headers its last compile read.

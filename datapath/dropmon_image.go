@@ -5,11 +5,9 @@ import (
 	"debug/elf"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf/btf"
-	"golang.org/x/sys/unix"
 
 	"github.com/nkscript/nkscript/bpf"
 )
@@ -42,7 +40,7 @@ func PrepareImageTypes(vmlinux, release string) (string, error) {
 	key := typesKey(release, "", int64(sec.Size), local.Types)
 	for _, dir := range monitorTypesDirs() {
 		if path := filepath.Join(dir, key+".btf"); private(dir) && private(path) {
-			return path, nil
+			return path, nil // made for an earlier boot of the image
 		}
 	}
 	raw, err := sec.Data()
@@ -61,27 +59,14 @@ func PrepareImageTypes(vmlinux, release string) (string, error) {
 }
 
 // readImageTypes loads the blob at path that PrepareImageTypes made, if
-// it is for the running kernel (its release and the size of its BTF) and
-// for this monitor.
-func readImageTypes(path string, local *btf.Spec) (*btf.Spec, error) {
+// its name is key: it is for the running kernel (its release and the
+// size of its BTF) and for this monitor.
+func readImageTypes(path, key string) (*btf.Spec, error) {
 	if path == "" {
 		return nil, fs.ErrNotExist
 	}
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(vmlinuxBTF)
-	if err != nil {
-		return nil, err
-	}
-	key := typesKey(unix.ByteSliceToString(u.Release[:]), "", fi.Size(), local)
-	if filepath.Base(path) != key+".btf" || !private(filepath.Dir(path)) || !private(path) {
+	if filepath.Base(path) != key+".btf" {
 		return nil, fmt.Errorf("%s is not the monitor's types of this kernel", path)
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return btf.LoadSpecFromReader(bytes.NewReader(raw))
+	return loadTypes(path)
 }

@@ -56,14 +56,15 @@ func monitorTypes(local *btf.Spec) (*btf.Spec, error) {
 	if monitorKernel.spec != nil {
 		return monitorKernel.spec, nil
 	}
-	if spec, err := readImageTypes(os.Getenv(KernelTypesEnv), local); err == nil {
-		monitorKernel.spec = spec
-		return spec, nil
-	}
-	key, err := monitorTypesKey(local)
+	k, err := runningKernel()
 	if err != nil {
 		return nil, err
 	}
+	if spec, err := readImageTypes(os.Getenv(KernelTypesEnv), typesKey(k.release, "", k.size, local)); err == nil {
+		monitorKernel.spec = spec
+		return spec, nil
+	}
+	key := typesKey(k.release, k.version, k.size, local)
 	if spec, err := readMonitorTypes(key); err == nil {
 		monitorKernel.spec = spec
 		return spec, nil
@@ -87,18 +88,33 @@ func monitorTypes(local *btf.Spec) (*btf.Spec, error) {
 	return spec, nil
 }
 
-// monitorTypesKey names the blob of the running kernel's types for the
-// monitor whose own types are local.
-func monitorTypesKey(local *btf.Spec) (string, error) {
+// kernelID is what names the running kernel's BTF without reading it:
+// its release and version strings and the size of its BTF.
+type kernelID struct {
+	release, version string
+	size             int64
+}
+
+func runningKernel() (kernelID, error) {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
-		return "", fmt.Errorf("uname: %w", err)
+		return kernelID{}, fmt.Errorf("uname: %w", err)
 	}
 	fi, err := os.Stat(vmlinuxBTF)
 	if err != nil {
+		return kernelID{}, err
+	}
+	return kernelID{unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Version[:]), fi.Size()}, nil
+}
+
+// monitorTypesKey names the blob of the running kernel's types for the
+// monitor whose own types are local.
+func monitorTypesKey(local *btf.Spec) (string, error) {
+	k, err := runningKernel()
+	if err != nil {
 		return "", err
 	}
-	return typesKey(unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Version[:]), fi.Size(), local), nil
+	return typesKey(k.release, k.version, k.size, local), nil
 }
 
 // typesKey names the blob of the types of the kernel with release,
@@ -130,19 +146,23 @@ func monitorTypesDirs() []string {
 // user owns and nobody else can write.
 func readMonitorTypes(key string) (*btf.Spec, error) {
 	for _, dir := range monitorTypesDirs() {
-		path := filepath.Join(dir, key+".btf")
-		if !private(dir) || !private(path) {
-			continue
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		if spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw)); err == nil {
+		if spec, err := loadTypes(filepath.Join(dir, key+".btf")); err == nil {
 			return spec, nil
 		}
 	}
 	return nil, fs.ErrNotExist
+}
+
+// loadTypes loads the blob at path if it and its directory are private.
+func loadTypes(path string) (*btf.Spec, error) {
+	if !private(filepath.Dir(path)) || !private(path) {
+		return nil, fmt.Errorf("%s: not there, or not this user's alone", path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return btf.LoadSpecFromReader(bytes.NewReader(raw))
 }
 
 // private says whether path belongs to this user and only they can write
@@ -162,34 +182,14 @@ func private(path string) bool {
 func writeMonitorTypes(key string, raw []byte) (string, error) {
 	var errs []error
 	for _, dir := range monitorTypesDirs() {
-		if err := writeFileAtomic(dir, key+".btf", raw); err != nil {
+		path := filepath.Join(dir, key+".btf")
+		if err := cachedir.WriteFile(path, raw, 0o700); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		return filepath.Join(dir, key+".btf"), nil
+		return path, nil
 	}
 	return "", errors.Join(errs...)
-}
-
-// writeFileAtomic writes dir/name through a temporary file renamed into
-// place, creating dir (0700) if it is missing.
-func writeFileAtomic(dir, name string, data []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(dir, name))
 }
 
 // localRoots are the monitor's named structures, unions and typedefs:

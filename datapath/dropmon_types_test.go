@@ -224,7 +224,12 @@ func TestDropMonitorTypesOfImage(t *testing.T) {
 	if again, err := PrepareImageTypes(image, release); err != nil || again != path {
 		t.Errorf("a second PrepareImageTypes gave %q, %v; the first %q", again, err, path)
 	}
-	if _, err := readImageTypes(path, local); err != nil {
+	k, err := runningKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageKey := typesKey(k.release, "", k.size, local)
+	if _, err := readImageTypes(path, imageKey); err != nil {
 		t.Fatalf("the image's types are not read on its kernel: %v", err)
 	}
 	t.Setenv(KernelTypesEnv, path)
@@ -250,7 +255,7 @@ func TestDropMonitorTypesOfImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readImageTypes(other, local); err == nil {
+	if _, err := readImageTypes(other, imageKey); err == nil {
 		t.Error("the types of an image of another release were read")
 	}
 }

@@ -21,3 +21,28 @@ func Dir() (string, error) {
 	}
 	return filepath.Join(d, "nkscript"), nil
 }
+
+// WriteFile writes data to path through a temporary file in the same
+// directory renamed into place, so that concurrent runs never see a
+// partial file; it creates the directory with dirMode if it is missing.
+func WriteFile(path string, data []byte, dirMode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+	}
+	return werr
+}
