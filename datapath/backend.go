@@ -20,10 +20,11 @@ import (
 type Backend interface {
 	// Host returns the namespace the lab treats as the host: the caller's.
 	Host() (*Netns, error)
-	// CreateNetns creates a namespace mounted under NetnsDir/name, its
-	// loopback up; record journals it before the name is claimed (see
-	// createNamedNetns).
-	CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error)
+	// CreateNetns creates a namespace named NetnsDir/name, its loopback
+	// up. record journals, before each exists, the tree the backend's
+	// namespaces are mounted in (a NetnsTreeRecord, at the first call),
+	// then the namespace (a NetnsRecord); see createNamedNetnsFrom.
+	CreateNetns(name string, record func(Record) error) (*Netns, error)
 	// CreatePair creates both ends of a pair and returns their ifindexes.
 	CreatePair(o PairOptions) (primary, peer int, err error)
 	// CreateBridge creates a bridge (down, no ports) and returns its ifindex.
@@ -33,8 +34,8 @@ type Backend interface {
 	// MoveLink moves k into the namespace to and returns its ifindex
 	// there.
 	MoveLink(k *Link, to *Netns) (int, error)
-	// DeleteNetns deletes a namespace the lab created: its mount under
-	// NetnsDir goes, and the namespace with it once nothing holds it.
+	// DeleteNetns deletes a namespace the lab created: its name and its
+	// mount go, and the namespace with them once nothing holds it.
 	DeleteNetns(ns *Netns) error
 
 	// CreateDevice creates a vxlan, tun or vlan device (down) and

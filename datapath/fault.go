@@ -169,7 +169,7 @@ type faulty struct {
 // WithFaults wraps b so that its kernel-changing operations follow p.
 func WithFaults(b Backend, p *FaultPlan) Backend { return &faulty{b, p} }
 
-func (f *faulty) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
+func (f *faulty) CreateNetns(name string, record func(Record) error) (*Netns, error) {
 	if err := f.p.fault("CreateNetns", "netns "+name); err != nil {
 		return nil, err
 	}

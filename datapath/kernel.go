@@ -18,6 +18,7 @@ import (
 type kernel struct {
 	pool *nsPool // spare namespaces, from the third netns() on
 	made int     // namespaces created
+	tree string  // where they are mounted (see NetnsTreeDir), once made
 }
 
 // NewKernel returns the backend that changes the running kernel. prefetch,
@@ -33,11 +34,18 @@ func NewKernel(prefetch *Prefetch) Backend {
 
 func (k *kernel) Host() (*Netns, error) { return HostNetns() }
 
-func (k *kernel) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
+func (k *kernel) CreateNetns(name string, record func(Record) error) (*Netns, error) {
+	if k.tree == "" {
+		tree, err := createNetnsTree(record)
+		if err != nil {
+			return nil, err
+		}
+		k.tree = tree
+	}
 	if k.made == 2 && k.pool == nil {
 		k.pool = startNsPool(nsPoolAhead)
 	}
-	ns, err := createNamedNetnsFrom(name, k.pool.take(), record)
+	ns, err := createNamedNetnsFrom(name, k.tree, k.pool.take(), record)
 	if err == nil {
 		k.made++
 	}
@@ -301,14 +309,17 @@ func (k *kernel) MoveLink(l *Link, to *Netns) (int, error) {
 // DeleteNetns unmounts ns if its mount still holds it; the namespace goes
 // once the last handle on it is closed.
 func (k *kernel) DeleteNetns(ns *Netns) error {
-	id, err := statNsPath(ns.path)
+	id, err := statNsPath(ns.mount)
 	if err != nil {
 		return fmt.Errorf("delete netns %s: %w", ns.name, err)
 	}
 	if id != ns.id {
-		return fmt.Errorf("delete netns %s: %s holds another namespace now", ns.name, ns.path)
+		return fmt.Errorf("delete netns %s: %s holds another namespace now", ns.name, ns.mount)
 	}
-	return unmountNetns(ns.path)
+	if _, err := unlinkNetnsName(ns.mount, ns.path); err != nil {
+		return fmt.Errorf("delete netns %s: %w", ns.name, err)
+	}
+	return unmountNetns(ns.mount)
 }
 
 func (k *kernel) Loopback(ns *Netns) (int, error) {

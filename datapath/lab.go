@@ -240,11 +240,19 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	}
 	var seq int
 	var rec *NetnsRecord
-	ns, err := l.b.CreateNetns(name, func(r *NetnsRecord) error {
-		var err error
-		rec = r
-		seq, err = l.journal.Append(r)
-		return err
+	ns, err := l.b.CreateNetns(name, func(r Record) error {
+		s, err := l.journal.Append(r)
+		if err != nil {
+			return err
+		}
+		if nr, ok := r.(*NetnsRecord); ok {
+			rec, seq = nr, s
+			return nil
+		}
+		// The namespaces' mount tree: undone after every namespace
+		// mounted in it, which it takes with it.
+		l.undo = append(l.undo, undoStep{rec: r, seq: s})
+		return nil
 	})
 	if err != nil {
 		if seq != 0 {
@@ -259,8 +267,8 @@ func (l *Lab) Netns(name string) (*Netns, error) {
 	if err := l.noInheritedForwarding(ns); err != nil {
 		return nil, err
 	}
-	// Namespaces go independently of each other: Close unmounts them
-	// in parallel.
+	// Namespaces go independently of each other: Close removes their
+	// names in parallel.
 	l.undo = append(l.undo, undoStep{rec: rec, seq: seq, independent: true})
 	return ns, nil
 }

@@ -214,8 +214,8 @@ func TestLabHostLinkDeletedByIdentity(t *testing.T) {
 			t.Errorf("journal link record %+v does not identify nk0 in the host", k)
 		}
 	}
-	if got := strings.Join(ops, ","); got != "netns,link,sysctl,route" {
-		t.Errorf("journal ops %s, want netns,link,sysctl,route", got)
+	if got := strings.Join(ops, ","); got != "netns-tree,netns,link,sysctl,route" {
+		t.Errorf("journal ops %s, want netns-tree,netns,link,sysctl,route", got)
 	}
 	if err := lab.Close(); err != nil {
 		t.Fatal(err)
@@ -281,11 +281,7 @@ func TestLabFaultInjection(t *testing.T) {
 func TestCleanupKilledBeforeLinkRecord(t *testing.T) {
 	host := testNetns(t)
 	name := uniqueName("nkt-kl")
-	ns, err := createNamedNetns(name, func(*NetnsRecord) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unmountNetns(NetnsDir + "/" + name) })
+	ns, recs := treeNetns(t, name)
 	k := &kernel{}
 	if _, _, err := k.CreatePair(PairOptions{Kind: Veth, Primary: "out0", Peer: "in0", PrimaryNs: host, PeerNs: ns}); err != nil {
 		t.Fatal(err)
@@ -294,12 +290,11 @@ func TestCleanupKilledBeforeLinkRecord(t *testing.T) {
 	if _, _, err := k.CreatePair(PairOptions{Kind: Veth, Primary: "keep0", Peer: "keep1", PrimaryNs: host, PeerNs: host}); err != nil {
 		t.Fatal(err)
 	}
-	rec := &NetnsRecord{Name: name, Path: NetnsDir + "/" + name, NS: ns.ID()}
 	ns.Close()
 	var log strings.Builder
 	u := newUndoer(host, map[NsID]*Netns{host.id: host}, &log)
 	u.crashed = true
-	if err := rec.undo(u); err != nil {
+	if err := recs[1].undo(u); err != nil {
 		t.Fatal(err)
 	}
 	names := linkNames(ipJSON(t, host, "link", "show"))
@@ -315,14 +310,17 @@ func TestCleanupStaleJournal(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	// A lab whose process "died": write its journal by hand, as a run
-	// killed right after creating its namespace would have left it.
+	// of an older nkscript, which mounted its namespaces in NetnsDir
+	// itself, killed right after creating one would have left it.
 	name := uniqueName("nkt-k")
-	ns, err := createNamedNetns(name, func(*NetnsRecord) error { return nil })
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { unmountNetns(NetnsDir + "/" + name) })
+	id, err := statNsPath(NetnsDir + "/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns.Close()
-	t.Cleanup(func() { unmountNetns(NetnsDir + "/" + name) })
 	f, err := os.Create(dir + "/1-1.journal")
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +328,7 @@ func TestCleanupStaleJournal(t *testing.T) {
 	j := &Journal{path: f.Name(), f: f}
 	// pid 1 with start time 1<<62 is not a live process: init started at 0+.
 	j.write("run", RunHeader{Version: JournalVersion, PID: 1, StartTime: 1 << 62, Script: "killed.star"})
-	j.Append(&NetnsRecord{Name: name, Path: NetnsDir + "/" + name, NS: ns.ID()})
+	j.Append(&NetnsRecord{Name: name, Path: NetnsDir + "/" + name, NS: id})
 	// A namespace with the same name but another identity is not touched.
 	other := uniqueName("nkt-o")
 	if out, err := exec.Command("ip", "netns", "add", other).CombinedOutput(); err != nil {

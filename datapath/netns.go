@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -27,12 +26,13 @@ const NetnsDir = "/run/netns"
 // nsHandles): a lab holds a bounded number of them however many
 // namespaces it has.
 type Netns struct {
-	name string // "host" for the namespace nkscript started in
-	path string // bind mount under NetnsDir; "" for the host
-	id   NsID
-	host bool
-	kern bool        // a kernel namespace (not a stand-in of the recorder)
-	gone atomic.Bool // deleted by the script (Lab.DeleteNetns)
+	name  string // "host" for the namespace nkscript started in
+	path  string // its name under NetnsDir, a link to mount; "" for the host
+	mount string // its bind mount in the lab's tree (see NetnsTreeDir)
+	id    NsID
+	host  bool
+	kern  bool        // a kernel namespace (not a stand-in of the recorder)
+	gone  atomic.Bool // deleted by the script (Lab.DeleteNetns)
 
 	// Under nsCache.mu: the open handles, if any; whether they are held
 	// until Close (host, anonymous, Handle or Fd called) rather than
@@ -108,7 +108,8 @@ func newNetns(name, path string, f *os.File, host bool) (*Netns, error) {
 // Name is the namespace's name: "host" or the name given to Lab.Netns.
 func (n *Netns) Name() string { return n.name }
 
-// Path is the namespace's bind mount under NetnsDir, or "" for the host.
+// Path is the namespace's name under NetnsDir (a symbolic link to its
+// mount), or "" for the host.
 func (n *Netns) Path() string { return n.path }
 
 // ID is the namespace's identity.
@@ -157,46 +158,21 @@ func (n *Netns) Do(fn func() error) error {
 	return onNewThread(n, fn)
 }
 
-// createNamedNetns creates a new network namespace and bind-mounts it at
-// NetnsDir/name, like `ip netns add`. The mount point must not exist: an
-// existing namespace is never adopted. The new namespace's loopback is up.
+// createNamedNetnsFrom creates a network namespace, bind-mounts it in
+// the lab's mount tree (see NetnsTreeDir) and names it NetnsDir/name with
+// a link to the mount, as `ip netns add` names one with a mount. The name
+// must not exist: an existing namespace is never adopted. The new
+// namespace's loopback is up. A spare, an anonymous namespace made earlier
+// (see nsPool), is named instead of creating one; it is closed if naming
+// it fails.
 //
-// record journals the namespace, with the name of its claim and the
-// claim's content, before the name is claimed (see claimName), so that a
-// process killed at any point leaves either nothing, or what the journal
-// names and cleanup can tell apart from anyone else's. If record fails,
-// nothing is left behind.
-func createNamedNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
-	return createNamedNetnsFrom(name, nil, record)
-}
-
-// createNamedNetnsFrom is createNamedNetns naming spare, an anonymous
-// namespace made earlier (see nsPool), instead of creating one; spare is
-// closed if naming it fails.
-func createNamedNetnsFrom(name string, spare *Netns, record func(*NetnsRecord) error) (*Netns, error) {
-	if err := netnsDirReady(); err != nil {
-		if spare != nil {
-			spare.Close()
-		}
+// record journals the namespace before it is mounted, so that a process
+// killed at any point leaves either nothing, or what the journal names. If
+// record fails, nothing is left behind.
+func createNamedNetnsFrom(name, tree string, spare *Netns, record func(Record) error) (*Netns, error) {
+	f, id, err := spareOrNew(name, spare)
+	if err != nil {
 		return nil, err
-	}
-	path := filepath.Join(NetnsDir, name)
-
-	// The namespace is anonymous until it is mounted: it dies with the
-	// process, so nothing leaks before the journal knows about it.
-	var f *os.File
-	var id NsID
-	var err error
-	if spare != nil {
-		f, id = spare.handles.file, spare.id
-	} else {
-		if f, err = unshareNetns(); err != nil {
-			return nil, fmt.Errorf("create netns %q: %w", name, err)
-		}
-		if id, err = statNs(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("create netns %q: %w", name, err)
-		}
 	}
 	// Closing the spare closes f and its netlink handle.
 	closeF := func() {
@@ -206,71 +182,78 @@ func createNamedNetnsFrom(name string, spare *Netns, record func(*NetnsRecord) e
 			f.Close()
 		}
 	}
-	rec := &NetnsRecord{Name: name, Path: path, NS: id,
-		Claim:  filepath.Join(NetnsDir, fmt.Sprintf(".nkscript-%d-%d", os.Getpid(), claims.Add(1))),
-		Marker: fmt.Sprintf("nkscript %d %d %s\n", os.Getpid(), time.Now().UnixNano(), name)}
-	if err := record(rec); err != nil {
+	path, mount := filepath.Join(NetnsDir, name), filepath.Join(tree, name)
+	if err := record(&NetnsRecord{Name: name, Path: path, Mount: mount, NS: id}); err != nil {
 		closeF()
 		return nil, err
 	}
-	if err := claimName(rec); err != nil {
+	if err := mountNetns(f, name, mount); err != nil {
 		closeF()
+		return nil, err
+	}
+	if err := linkNetnsName(mount, path); err != nil {
+		closeF()
+		unmountNetns(mount)
 		if errors.Is(err, os.ErrExist) {
 			return nil, exists("netns %q exists already and is not this run's; pick another name (nkscript never adopts an existing namespace), or delete it with `ip netns del %s` if it is a leftover of yours", name, name)
 		}
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), path, "none", unix.MS_BIND, ""); err != nil {
-		closeF()
-		os.Remove(path)
-		return nil, fmt.Errorf("create netns %q: mount: %w", name, err)
+		return nil, fmt.Errorf("create netns %q: %w", name, err)
 	}
 	if spare != nil {
-		spare.name, spare.path = name, path
+		spare.name, spare.path, spare.mount = name, path, mount
 		// The mount keeps the namespace now: its handles may go.
 		spare.unhold()
 		return spare, nil
 	}
 	ns, err := newNetns(name, path, f, false)
-	if err != nil {
-		unmountNetns(path)
-		return nil, err
+	if err == nil {
+		ns.mount = mount
+		err = ns.setLoopbackUp()
 	}
-	if err := ns.setLoopbackUp(); err != nil {
-		ns.Close()
-		unmountNetns(path)
+	if err != nil {
+		if ns != nil {
+			ns.Close()
+		}
+		unlinkNetnsName(mount, path)
+		unmountNetns(mount)
 		return nil, err
 	}
 	ns.unhold()
 	return ns, nil
 }
 
-// claims counts the names this process has claimed, for unique claim
-// files.
-var claims atomic.Int64
-
-// claimName makes r.Path ours, or fails with an error wrapping
-// os.ErrExist if another run or user has it, as iproute2's O_EXCL claim
-// does, but so that a process killed at any point leaves nothing its
-// journal does not name: the placeholder is written under r.Claim, a name
-// only this process uses, with r.Marker as its content, then linked to
-// r.Path, which fails if the name exists, and the claim removed. Cleanup
-// removes r.Claim, and a placeholder at r.Path only if it holds r.Marker.
-func claimName(r *NetnsRecord) error {
-	f, err := os.OpenFile(r.Claim, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+// spareOrNew returns the file and identity of spare, or of a new
+// anonymous namespace if spare is nil. The namespace dies with the
+// process until it is mounted, so nothing leaks before the journal knows
+// about it.
+func spareOrNew(name string, spare *Netns) (*os.File, NsID, error) {
+	if spare != nil {
+		return spare.handles.file, spare.id, nil
+	}
+	f, err := unshareNetns()
 	if err != nil {
-		return err
+		return nil, NsID{}, fmt.Errorf("create netns %q: %w", name, err)
 	}
-	_, werr := f.WriteString(r.Marker)
-	if err := errors.Join(werr, f.Close()); err != nil {
-		os.Remove(r.Claim)
-		return err
+	id, err := statNs(f)
+	if err != nil {
+		f.Close()
+		return nil, NsID{}, fmt.Errorf("create netns %q: %w", name, err)
 	}
-	err = os.Link(r.Claim, r.Path)
-	if rerr := os.Remove(r.Claim); err == nil {
-		err = rerr
+	return f, id, nil
+}
+
+// mountNetns bind-mounts the namespace f refers to at mount, a new file.
+func mountNetns(f *os.File, name, mount string) error {
+	mp, err := os.OpenFile(mount, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("create netns %q: %w", name, err)
 	}
-	return err
+	mp.Close()
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), mount, "none", unix.MS_BIND, ""); err != nil {
+		os.Remove(mount)
+		return fmt.Errorf("create netns %q: mount: %w", name, err)
+	}
+	return nil
 }
 
 // unshareNetns creates a network namespace on a locked thread and
@@ -368,31 +351,9 @@ func lockedInFd(name string, fd int, fn func() error) (err error) {
 	return fn()
 }
 
-// netnsDirReady runs ensureNetnsDir once per process: a mount call per
-// namespace costs more than the check is worth.
-var netnsDirReady = sync.OnceValue(ensureNetnsDir)
-
-// ensureNetnsDir makes NetnsDir a shared mount point, as iproute2 does, so
-// namespaces mounted there are visible in every mount namespace.
-func ensureNetnsDir() error {
-	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", NetnsDir, err)
-	}
-	err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
-	if errors.Is(err, unix.EINVAL) {
-		if err := unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("bind mount %s: %w", NetnsDir, err)
-		}
-		err = unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
-	}
-	if err != nil {
-		return fmt.Errorf("make %s shared: %w", NetnsDir, err)
-	}
-	return nil
-}
-
-// unmountNetns removes a namespace's bind mount; the kernel frees the
-// namespace once nothing else holds it.
+// unmountNetns removes a namespace's bind mount at path and the file it
+// was mounted on; the kernel frees the namespace once nothing else holds
+// it.
 func unmountNetns(path string) error {
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount %s: %w", path, err)

@@ -166,17 +166,17 @@ func closeAll(hs []*nsHandles) {
 
 // reopen opens n's bind mount and checks it still holds n.
 func (n *Netns) reopen() (*os.File, error) {
-	if !n.kern || n.path == "" || n.gone.Load() {
+	if !n.kern || n.mount == "" || n.gone.Load() {
 		return nil, fmt.Errorf("netns %s: %w", n.name, errNetnsClosed)
 	}
-	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(n.mount, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open netns %s: %w", n.name, err)
 	}
-	f := os.NewFile(uintptr(fd), n.path)
+	f := os.NewFile(uintptr(fd), n.mount)
 	id, err := statNs(f)
 	if err == nil && id != n.id {
-		err = fmt.Errorf("%s holds another namespace now", n.path)
+		err = fmt.Errorf("%s holds another namespace now", n.mount)
 	}
 	if err != nil {
 		f.Close()

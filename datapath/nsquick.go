@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -80,11 +81,6 @@ var theProcWorker = sync.OnceValue(startProcWorker)
 
 func startProcWorker() *procWorker {
 	if _, err := hostNetnsFile(); err != nil {
-		return nil
-	}
-	// NetnsDir is a mount of its own before the worker's copy is made,
-	// so that the worker can let go of it with the namespaces' mounts.
-	if err := netnsDirReady(); err != nil {
 		return nil
 	}
 	w := &procWorker{reqs: make(chan procReq), seen: map[NsID]bool{}}
@@ -247,7 +243,8 @@ func procWrite(path string, data []byte) error {
 }
 
 // dropNetnsMounts detaches, in the calling thread's mount namespace,
-// every mount at or under NetnsDir, deepest first.
+// every mount at or under NetnsDir and NetnsTreeDir: the namespaces
+// mounted there, with the trees they are mounted in.
 func dropNetnsMounts() error {
 	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
@@ -256,14 +253,25 @@ func dropNetnsMounts() error {
 	var points []string
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == NetnsDir || strings.HasPrefix(f[4], NetnsDir+"/")) {
+		if len(f) > 4 && (under(f[4], NetnsDir) || under(f[4], NetnsTreeDir)) {
 			points = append(points, f[4])
 		}
 	}
-	for i := len(points) - 1; i >= 0; i-- {
-		if err := unix.Unmount(points[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("detach %s: %w", points[i], err)
+	// Detaching a mount detaches what is mounted under it too, with one
+	// grace period: only the topmost are detached (each of those stacked
+	// on one point).
+	var done []string
+	for _, p := range points {
+		if slices.ContainsFunc(done, func(d string) bool { return strings.HasPrefix(p, d+"/") }) {
+			continue
 		}
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("detach %s: %w", p, err)
+		}
+		done = append(done, p)
 	}
 	return nil
 }
+
+// under reports whether path is dir or a path under it.
+func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }

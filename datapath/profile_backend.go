@@ -16,7 +16,7 @@ type profiled struct {
 // WithProfile wraps b so that its operations are timed in p.
 func WithProfile(b Backend, p *Profile) Backend { return &profiled{b, p} }
 
-func (w *profiled) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
+func (w *profiled) CreateNetns(name string, record func(Record) error) (*Netns, error) {
 	defer w.p.timed(PhaseNamespaces)()
 	return w.Backend.CreateNetns(name, record)
 }

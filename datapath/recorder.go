@@ -43,7 +43,7 @@ func (r *recorder) nextIndex() int {
 	return r.ifindex
 }
 
-func (r *recorder) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
+func (r *recorder) CreateNetns(name string, record func(Record) error) (*Netns, error) {
 	r.mu.Lock()
 	r.nsIno++
 	ns := &Netns{name: name, path: NetnsDir + "/" + name, id: NsID{Dev: 0, Ino: r.nsIno}}

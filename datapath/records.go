@@ -55,12 +55,16 @@ func (u *undoer) in(id NsID, r Record) *Netns {
 
 func (u *undoer) logf(format string, args ...any) { fmt.Fprintf(u.log, "  "+format+"\n", args...) }
 
-// NetnsRecord is a named namespace the run created and mounted at Path;
-// Claim and Marker name the file it claimed Path with and its content (see
-// claimName).
+// NetnsRecord is a named namespace the run created: mounted at Mount, in
+// the run's tree (see NetnsTreeRecord), and named by a link to it at Path.
+//
+// Journals of nkscript before 2026-12 have no Mount: the namespace was
+// mounted at Path itself, and Claim and Marker name the file Path was
+// claimed with and its content.
 type NetnsRecord struct {
 	Name   string `json:"name"`
 	Path   string `json:"path"`
+	Mount  string `json:"mount,omitempty"`
 	NS     NsID   `json:"ns"`
 	Claim  string `json:"claim,omitempty"`
 	Marker string `json:"marker,omitempty"`
@@ -70,7 +74,34 @@ type NetnsRecord struct {
 func (r *NetnsRecord) Op() string     { return "netns" }
 func (r *NetnsRecord) String() string { return r.Name }
 
+// undo removes the namespace's name. Its mount goes with the tree, whose
+// record is undone after this one: all of the tree's namespaces at once.
 func (r *NetnsRecord) undo(u *undoer) error {
+	if r.Mount == "" {
+		return r.undoMountedAtPath(u)
+	}
+	named, err := unlinkNetnsName(r.Mount, r.Path)
+	if err != nil {
+		return fmt.Errorf("netns %s: %w", r.Name, err)
+	}
+	if id, err := statNsPath(r.Mount); err != nil || id != r.NS {
+		if named {
+			u.logf("removed the name of netns %s", r.Name)
+		}
+		return nil // deleted by hand (ip netns del), or never mounted
+	}
+	if u.crashed {
+		if err := deleteOutwardLinks(r.Mount, r.NS, u.nss); err != nil {
+			u.logf("netns %s: %v (they go when the kernel frees the namespace)", r.Name, err)
+		}
+	}
+	u.logf("deleted netns %s", r.Name)
+	return nil
+}
+
+// undoMountedAtPath undoes a record of an older journal, whose namespace
+// is mounted at Path.
+func (r *NetnsRecord) undoMountedAtPath(u *undoer) error {
 	if r.Claim != "" {
 		if err := os.Remove(r.Claim); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("netns %s: %w", r.Name, err)
@@ -377,13 +408,14 @@ func (r *TraceFSRecord) undo(*undoer) error { return unmountTraceFS(r.Path, r.In
 
 // recordTypes makes an empty record of each op, for reading journals.
 var recordTypes = map[string]func() Record{
-	"netns":   func() Record { return new(NetnsRecord) },
-	"link":    func() Record { return new(LinkRecord) },
-	"route":   func() Record { return new(RouteRecord) },
-	"rule":    func() Record { return new(RuleRecord) },
-	"sysctl":  func() Record { return new(SysctlRecord) },
-	"pin":     func() Record { return new(PinRecord) },
-	"bpffs":   func() Record { return new(BPFFSRecord) },
-	"trace":   func() Record { return new(TraceRecord) },
-	"tracefs": func() Record { return new(TraceFSRecord) },
+	"netns":      func() Record { return new(NetnsRecord) },
+	"netns-tree": func() Record { return new(NetnsTreeRecord) },
+	"link":       func() Record { return new(LinkRecord) },
+	"route":      func() Record { return new(RouteRecord) },
+	"rule":       func() Record { return new(RuleRecord) },
+	"sysctl":     func() Record { return new(SysctlRecord) },
+	"pin":        func() Record { return new(PinRecord) },
+	"bpffs":      func() Record { return new(BPFFSRecord) },
+	"trace":      func() Record { return new(TraceRecord) },
+	"tracefs":    func() Record { return new(TraceFSRecord) },
 }

@@ -109,7 +109,7 @@ func inNs(ns *Netns) string {
 	return "nsenter --net=/run/netns/" + shq(ns.name) + " "
 }
 
-func (s *shell) CreateNetns(name string, record func(*NetnsRecord) error) (*Netns, error) {
+func (s *shell) CreateNetns(name string, record func(Record) error) (*Netns, error) {
 	s.line("ip netns add %s", shq(name))
 	ns, err := s.recorder.CreateNetns(name, record)
 	if err != nil {

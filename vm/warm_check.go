@@ -13,7 +13,8 @@ import (
 )
 
 // guestState describes what runs may leave behind in a warm guest, one
-// sorted line per object: named network namespaces, links of the initial
+// sorted line per object: named network namespaces and the trees they are
+// mounted in, links of the initial
 // namespace, BPF links, pins and journals.
 func guestState() string {
 	var lines []string
@@ -24,6 +25,7 @@ func guestState() string {
 		}
 	}
 	add("netns", "/run/netns")
+	add("netns-tree", "/run/nkscript-netns")
 	add("link", "/sys/class/net")
 	add("journal", guestJournalDir)
 	filepath.WalkDir("/sys/fs/bpf", func(path string, d fs.DirEntry, err error) error {

@@ -53,8 +53,8 @@ func isolatedRunner(o *options) func(ctx context.Context, args []string, stdout,
 
 // enterIsolated gives a process isolatedRunner started, already in mount
 // and network namespaces of its own, named network namespaces of its own:
-// its mounts stop propagating to the host's, and a tmpfs covers
-// datapath.NetnsDir. Elsewhere it does nothing.
+// its mounts stop propagating to the host's, and tmpfs mounts cover
+// datapath.NetnsDir and datapath.NetnsTreeDir. Elsewhere it does nothing.
 func enterIsolated() error {
 	if os.Getenv(isolatedEnv) == "" {
 		return nil
@@ -63,11 +63,13 @@ func enterIsolated() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("isolated test run: make mounts private: %w", err)
 	}
-	if err := os.MkdirAll(datapath.NetnsDir, 0o755); err != nil {
-		return fmt.Errorf("isolated test run: %w", err)
-	}
-	if err := unix.Mount("nkscript-netns", datapath.NetnsDir, "tmpfs", 0, ""); err != nil {
-		return fmt.Errorf("isolated test run: mount %s: %w", datapath.NetnsDir, err)
+	for _, dir := range []string{datapath.NetnsDir, datapath.NetnsTreeDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("isolated test run: %w", err)
+		}
+		if err := unix.Mount("nkscript-netns", dir, "tmpfs", 0, ""); err != nil {
+			return fmt.Errorf("isolated test run: mount %s: %w", dir, err)
+		}
 	}
 	return nil
 }

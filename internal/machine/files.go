@@ -60,6 +60,9 @@ func (c *collector) files() error {
 	if err := c.traceInstances(traceMounted); err != nil {
 		return err
 	}
+	if err := c.netnsTrees(); err != nil {
+		return err
+	}
 	for _, dir := range c.opts.Journals {
 		ents, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -100,6 +103,27 @@ func (c *collector) traceInstances(mounted bool) error {
 			continue
 		}
 		c.add("trace-instance %s", e.Name())
+	}
+	return nil
+}
+
+// NetnsTreeDir holds the trees nkscript mounts its namespaces in, one
+// directory per lab, named <pid>-<start time>-<n>.
+const NetnsTreeDir = "/run/nkscript-netns"
+
+// netnsTrees lists the trees of namespace mounts; a local snapshot
+// leaves out those of a live process.
+func (c *collector) netnsTrees() error {
+	ents, err := os.ReadDir(NetnsTreeDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("list namespace mount trees: %w", err)
+	}
+	for _, e := range ents {
+		pid, _, _ := strings.Cut(e.Name(), "-")
+		if c.opts.Local && ownedByLiveProcess("x-"+pid) {
+			continue
+		}
+		c.add("netns-tree %s", e.Name())
 	}
 	return nil
 }

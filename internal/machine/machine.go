@@ -9,7 +9,8 @@
 // `diff` of their text forms shows what changed:
 //
 //	netns <inode>                         every network namespace (machine-wide)
-//	netns-name <name> <inode>             the named ones, under /run/netns
+//	netns-name <name> <inode>|dangling    the named ones, under /run/netns
+//	netns-tree <name>                     nkscript's trees of namespace mounts
 //	link <ns>/<dev> <kind> up|down mtu N [master <dev>]
 //	addr <ns>/<dev> <prefix>
 //	route <ns> <family> table <t> <type> <dst> ...

@@ -121,6 +121,9 @@ func (c *collector) namespaces() error {
 			return err
 		}
 		if n == nil {
+			if fi, err := os.Lstat(filepath.Join(NetnsDir, name)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				c.add("netns-name %s dangling", name)
+			}
 			continue
 		}
 		found[name] = true
