@@ -3,8 +3,10 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -104,6 +106,45 @@ func removeNetnsTree(path string) error {
 		return fmt.Errorf("remove namespace mount tree %s: %w", path, err)
 	}
 	return nil
+}
+
+// RemoveOrphanNetnsTrees removes the namespace mount trees of runs that
+// are gone and hold no namespace any more: what is left of a kept or
+// killed run whose namespaces were deleted by hand (`ip netns del`) and
+// whose journal is gone. The tree's name says which process made it; a
+// tree of a live process, or holding a namespace, is left alone. It
+// returns how many it removed, saying so to log.
+func RemoveOrphanNetnsTrees(log io.Writer) (int, error) {
+	ents, err := os.ReadDir(NetnsTreeDir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	removed := 0
+	var errs []error
+	for _, e := range ents {
+		var pid int
+		var start uint64
+		if _, err := fmt.Sscanf(e.Name(), "%d-%d-", &pid, &start); err != nil || processAlive(pid, start) {
+			continue
+		}
+		path := filepath.Join(NetnsTreeDir, e.Name())
+		// The tree's own mount aside, anything mounted in it is a
+		// namespace someone may still use.
+		points, err := mountsUnder(path)
+		if err != nil || slices.ContainsFunc(points, func(p string) bool { return p != path }) {
+			continue
+		}
+		if err := removeNetnsTree(path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(log, "removed %s, the empty namespace mount tree of run %d\n", path, pid)
+		removed++
+	}
+	return removed, errors.Join(errs...)
 }
 
 // linkNetnsName names the namespace mounted at mount in NetnsDir: a

@@ -3,12 +3,15 @@ package datapath
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // treeNetns creates a namespace named name as a lab's kernel backend does,
@@ -31,9 +34,9 @@ func treeNetns(t *testing.T, name string) (*Netns, []Record) {
 	return ns, recs
 }
 
-// mountsUnder lists the mount points of the calling thread's mount
+// mountTypesUnder lists the mount points of the calling thread's mount
 // namespace at or under dir, with their file system types.
-func mountsUnder(t *testing.T, dir string) []string {
+func mountTypesUnder(t *testing.T, dir string) []string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
@@ -74,7 +77,7 @@ func TestLabNetnsNamedByLinkToTree(t *testing.T) {
 	for _, n := range names {
 		want = append(want, filepath.Join(tree, n)+" nsfs")
 	}
-	if got := mountsUnder(t, tree); !slices.Equal(got, want) {
+	if got := mountTypesUnder(t, tree); !slices.Equal(got, want) {
 		t.Fatalf("mounts under the tree:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	out, err := exec.Command("ip", "-j", "netns", "list").Output()
@@ -99,7 +102,7 @@ func TestLabNetnsNamedByLinkToTree(t *testing.T) {
 			t.Errorf("%s/%s is still there after Close: %v", NetnsDir, n, err)
 		}
 	}
-	if got := mountsUnder(t, tree); len(got) != 0 {
+	if got := mountTypesUnder(t, tree); len(got) != 0 {
 		t.Errorf("mounts left under the tree after Close: %v", got)
 	}
 	if _, err := os.Lstat(tree); !errors.Is(err, os.ErrNotExist) {
@@ -122,7 +125,7 @@ func TestLabNetnsDeletedByIproute2(t *testing.T) {
 	if _, err := os.Lstat(ns.Path()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ip netns del left %s: %v", ns.Path(), err)
 	}
-	if got := mountsUnder(t, ns.mount); len(got) != 0 {
+	if got := mountTypesUnder(t, ns.mount); len(got) != 0 {
 		t.Errorf("ip netns del left the mount: %v", got)
 	}
 	if err := lab.Close(); err != nil {
@@ -173,7 +176,7 @@ func TestCleanupKilledNetnsTree(t *testing.T) {
 		t.Errorf("cleanup touched %s, which another namespace has now: %v %v", theirs, id, err)
 	}
 	tree := filepath.Dir(ns.mount)
-	if got := mountsUnder(t, tree); len(got) != 0 {
+	if got := mountTypesUnder(t, tree); len(got) != 0 {
 		t.Errorf("mounts left under the tree after cleanup: %v", got)
 	}
 	if _, err := os.Lstat(tree); !errors.Is(err, os.ErrNotExist) {
@@ -181,5 +184,50 @@ func TestCleanupKilledNetnsTree(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "deleted netns "+mine) || !strings.Contains(log.String(), "removed the namespaces' mount tree") {
 		t.Errorf("cleanup log:\n%s", log.String())
+	}
+}
+
+// TestRemoveOrphanNetnsTrees: `nkscript cleanup` removes the tree of a
+// run that is gone once nothing is mounted in it, and leaves the trees of
+// live runs and those that still hold a namespace.
+func TestRemoveOrphanNetnsTrees(t *testing.T) {
+	requireRoot(t)
+	// pid 1 with start time 1<<62 is not a live process: init started at 0+.
+	dead := func(n int) string { return filepath.Join(NetnsTreeDir, fmt.Sprintf("1-%d-%d", uint64(1)<<62, n)) }
+	empty, emptyDir, holding := dead(int(nameSeq.Add(1))), dead(int(nameSeq.Add(1))), dead(int(nameSeq.Add(1)))
+	for _, p := range []string{empty, emptyDir, holding} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { removeNetnsTree(p) })
+	}
+	for _, p := range []string{empty, holding} {
+		if err := unix.Mount("nkscript-netns", p, "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := testNetns(t)
+	if err := mountNetns(ns.handles.file, "held", filepath.Join(holding, "held")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmountNetns(filepath.Join(holding, "held")) })
+	live, _ := treeNetns(t, uniqueName("nkt-ol"))
+	live.Close()
+
+	var log strings.Builder
+	n, err := RemoveOrphanNetnsTrees(&log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{empty: false, emptyDir: false, holding: true, filepath.Dir(live.mount): true} {
+		if _, err := os.Lstat(p); (err == nil) != want {
+			t.Errorf("%s: there %v, want %v\n%s", p, err == nil, want, log.String())
+		}
+	}
+	if n < 2 || !strings.Contains(log.String(), empty) {
+		t.Errorf("removed %d trees, log:\n%s", n, log.String())
+	}
+	if got := mountTypesUnder(t, empty); len(got) != 0 {
+		t.Errorf("still mounted: %v", got)
 	}
 }

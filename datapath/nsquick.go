@@ -246,16 +246,9 @@ func procWrite(path string, data []byte) error {
 // every mount at or under NetnsDir and NetnsTreeDir: the namespaces
 // mounted there, with the trees they are mounted in.
 func dropNetnsMounts() error {
-	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	points, err := mountsUnder(NetnsDir, NetnsTreeDir)
 	if err != nil {
-		return fmt.Errorf("read mountinfo: %w", err)
-	}
-	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (under(f[4], NetnsDir) || under(f[4], NetnsTreeDir)) {
-			points = append(points, f[4])
-		}
+		return err
 	}
 	// Detaching a mount detaches what is mounted under it too, with one
 	// grace period: only the topmost are detached (each of those stacked
@@ -271,6 +264,23 @@ func dropNetnsMounts() error {
 		done = append(done, p)
 	}
 	return nil
+}
+
+// mountsUnder lists the mount points of the calling thread's mount
+// namespace that are at or under one of dirs, parents first.
+func mountsUnder(dirs ...string) ([]string, error) {
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && slices.ContainsFunc(dirs, func(d string) bool { return under(f[4], d) }) {
+			points = append(points, f[4])
+		}
+	}
+	return points, nil
 }
 
 // under reports whether path is dir or a path under it.

@@ -387,18 +387,20 @@ func cmdCleanup(o *options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nkscript cleanup: %v\n", err)
 		return exitFail
 	}
-	if len(runs) == 0 {
-		if !cleanedGuests {
-			fmt.Fprintln(stdout, "nothing to clean up")
-		}
-		return code
-	}
 	for _, r := range runs {
 		fmt.Fprintf(stdout, "run %d (%s):\n", r.PID, r.Script)
 		if err := datapath.Cleanup(r, stdout); err != nil {
 			fmt.Fprintf(stderr, "nkscript cleanup: run %d: %v\n", r.PID, err)
 			code = exitFail
 		}
+	}
+	orphans, err := datapath.RemoveOrphanNetnsTrees(stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "nkscript cleanup: %v\n", err)
+		code = exitFail
+	}
+	if len(runs) == 0 && orphans == 0 && !cleanedGuests {
+		fmt.Fprintln(stdout, "nothing to clean up")
 	}
 	return code
 }

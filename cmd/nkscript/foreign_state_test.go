@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,17 +251,24 @@ func (o *foreignObjects) changed() string {
 // its name still holds the same namespace, a journal only if it still has
 // the same content.
 func (o *foreignObjects) remove(t *testing.T) {
+	// The kept lab and the killed run go as `nkscript cleanup` undoes
+	// them, from their journals, if those are still as they were.
+	for path, content := range o.journals {
+		if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, content) {
+			continue
+		}
+		_, recs, err := datapath.ReadJournal(path)
+		if err == nil {
+			err = datapath.Cleanup(datapath.StaleRun{Journal: path, Records: recs}, io.Discard)
+		}
+		if err != nil {
+			t.Errorf("clean up %s: %v", path, err)
+		}
+	}
 	for n, ino := range o.netns {
 		if got, err := netnsInode(n); err == nil && got == ino {
 			if out, err := exec.Command("ip", "netns", "del", n).CombinedOutput(); err != nil {
 				t.Errorf("ip netns del %s: %v\n%s", n, err, out)
-			}
-		}
-	}
-	for path, content := range o.journals {
-		if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, content) {
-			if err := os.Remove(path); err != nil {
-				t.Error(err)
 			}
 		}
 	}
