@@ -238,27 +238,67 @@ func (k *kernel) CreateBridge(ns *Netns, name string, mtu, index int) (int, erro
 
 func (k *kernel) CreateDevice(ns *Netns, d DeviceSpec) (int, error) {
 	dev := d.netlinkDevice()
-	add := func() error { return nlExec(ns, (*netlink.Handle).LinkAdd, dev) }
 	if d.Kind == KindTun {
-		// A tun device is made by an ioctl on /dev/net/tun, in the
-		// namespace of the thread that opens it.
-		add = func() error { return ns.Do(func() error { return nlExec(ns, (*netlink.Handle).LinkAdd, dev) }) }
+		return createTun(ns, d, dev.(*netlink.Tuntap))
 	}
-	if err := add(); err != nil {
-		if d.Index != 0 && d.Kind != KindTun && errors.Is(err, unix.EBUSY) {
-			return 0, fmt.Errorf("create %s %s in %s: %w", d.Kind, d.Name, ns.name, errIndexTaken)
-		}
-		if errors.Is(err, os.ErrExist) || errors.Is(err, unix.EBUSY) {
-			return 0, exists("create %s %s in %s: a link with that name exists already and is not this run's; pick another name", d.Kind, d.Name, ns.name)
-		}
-		if d.Kind == KindTun && errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("create tun %s in %s: this machine has no /dev/net/tun (the tun driver, CONFIG_TUN): %w", d.Name, ns.name, err)
-		}
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			return 0, fmt.Errorf("create %s %s in %s: the running kernel has no %s devices (%s): %w", d.Kind, d.Name, ns.name, d.Kind, kernelConfig[d.Kind], err)
-		}
-		return 0, fmt.Errorf("create %s %s in %s: %w", d.Kind, d.Name, ns.name, err)
+	if err := nlExec(ns, (*netlink.Handle).LinkAdd, dev); err != nil {
+		return 0, createDeviceError(ns, d, err)
 	}
+	return k.lookupCreated(ns, d, dev)
+}
+
+// createTun makes the tun device t for d: first as the kernel keeps it
+// while its file is open, which ends with the process however it ends,
+// and persistent once d.Record has journaled it. A tun device is made by
+// an ioctl on /dev/net/tun, in the namespace of the thread that opens it.
+func createTun(ns *Netns, d DeviceSpec, t *netlink.Tuntap) (int, error) {
+	t.NonPersist, t.Queues = true, 1
+	if err := ns.Do(func() error { return nlExec(ns, (*netlink.Handle).LinkAdd, netlink.Link(t)) }); err != nil {
+		return 0, createDeviceError(ns, d, err)
+	}
+	defer func() {
+		for _, f := range t.Fds {
+			f.Close()
+		}
+	}()
+	got, err := nlQuery(ns, (*netlink.Handle).LinkByName, d.Name)
+	if err != nil {
+		return 0, fmt.Errorf("create tun %s: look it up: %w", d.Name, err)
+	}
+	if d.Record != nil {
+		if err := d.Record(got.Attrs().Index); err != nil {
+			return 0, err
+		}
+	}
+	conn, err := t.Fds[0].SyscallConn()
+	if err == nil {
+		cerr := conn.Control(func(fd uintptr) { err = unix.IoctlSetInt(int(fd), unix.TUNSETPERSIST, 1) })
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create tun %s in %s: make it persistent: %w", d.Name, ns.name, err)
+	}
+	return got.Attrs().Index, nil
+}
+
+// createDeviceError describes the failure err to create d in ns.
+func createDeviceError(ns *Netns, d DeviceSpec, err error) error {
+	switch {
+	case d.Index != 0 && d.Kind != KindTun && errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("create %s %s in %s: %w", d.Kind, d.Name, ns.name, errIndexTaken)
+	case errors.Is(err, os.ErrExist) || errors.Is(err, unix.EBUSY):
+		return exists("create %s %s in %s: a link with that name exists already and is not this run's; pick another name", d.Kind, d.Name, ns.name)
+	case d.Kind == KindTun && errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("create tun %s in %s: this machine has no /dev/net/tun (the tun driver, CONFIG_TUN): %w", d.Name, ns.name, err)
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return fmt.Errorf("create %s %s in %s: the running kernel has no %s devices (%s): %w", d.Kind, d.Name, ns.name, d.Kind, kernelConfig[d.Kind], err)
+	}
+	return fmt.Errorf("create %s %s in %s: %w", d.Kind, d.Name, ns.name, err)
+}
+
+// lookupCreated returns the ifindex of dev, just created for d in ns; if
+// it cannot be found, dev is deleted again.
+func (k *kernel) lookupCreated(ns *Netns, d DeviceSpec, dev netlink.Link) (int, error) {
 	got, err := nlQuery(ns, (*netlink.Handle).LinkByName, d.Name)
 	if err != nil {
 		nlExec(ns, (*netlink.Handle).LinkDel, dev)

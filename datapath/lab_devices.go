@@ -36,6 +36,11 @@ type DeviceSpec struct {
 	// Index is the ifindex the device is made with; 0 lets the kernel
 	// choose. A tun device, made by an ioctl, always gets the kernel's.
 	Index int
+	// Tun only: Record, if set, is called with the device's ifindex
+	// while the device still lives only as long as the process (the
+	// kernel's tun file is open, the device not yet persistent); it
+	// persists only if Record succeeds. The Lab journals it there.
+	Record func(index int) error
 }
 
 // kernelConfig is the kernel option each kind of device needs.
@@ -123,10 +128,13 @@ func (l *Lab) createDevice(ns *Netns, d DeviceSpec) (*Link, error) {
 	}
 	var index int
 	var err error
-	if l.owned[ns.id] != ns {
-		index, err = l.createOutside(ns, d.Name, netlinkKind(d.Kind), create)
-	} else {
+	switch {
+	case l.owned[ns.id] == ns:
 		index, err = create(0)
+	case d.Kind == KindTun:
+		index, err = l.createTunOutside(ns, &d, create)
+	default:
+		index, err = l.createOutside(ns, d.Name, netlinkKind(d.Kind), create)
 	}
 	if err != nil {
 		return nil, err
@@ -134,6 +142,26 @@ func (l *Lab) createDevice(ns *Netns, d DeviceSpec) (*Link, error) {
 	k := &Link{ns: ns, index: index, name: d.Name, kind: d.Kind}
 	l.links = append(l.links, k)
 	return k, nil
+}
+
+// createTunOutside creates the tun device d in ns, a namespace the lab
+// did not create. Its ifindex cannot be chosen (see createOutside): it is
+// journaled before the device outlives the process (d.Record), or, by a
+// backend that does not call Record, after it is made. l.mu is held.
+func (l *Lab) createTunOutside(ns *Netns, d *DeviceSpec, create func(index int) (int, error)) (int, error) {
+	recorded := false
+	d.Record = func(index int) error {
+		if _, err := l.record(&LinkRecord{NS: ns.id, Ifindex: index, Name: d.Name, Kind: netlinkKind(KindTun)}); err != nil {
+			return err
+		}
+		recorded = true
+		return nil
+	}
+	index, err := create(0)
+	if err != nil || recorded {
+		return index, err
+	}
+	return index, l.recordLink(&Link{ns: ns, index: index, name: d.Name}, netlinkKind(KindTun))
 }
 
 // check validates d as every backend would take it.
