@@ -269,21 +269,10 @@ func (l *Lab) NewBridge(ns *Netns, name string, ports []*Link, mtu int) (*Link, 
 	if err := checkBridge(ns, name, ports, mtu); err != nil {
 		return nil, err
 	}
-	create := func(index int) (int, error) { return l.b.CreateBridge(ns, name, mtu, index) }
-	l.mu.Lock()
-	var index int
-	if owned {
-		index, err = create(0)
-	} else {
-		index, err = l.createOutside(ns, name, "bridge", create)
-	}
+	br, err := l.addBridge(ns, name, mtu, owned)
 	if err != nil {
-		l.mu.Unlock()
 		return nil, err
 	}
-	br := &Link{ns: ns, index: index, name: name, kind: "bridge", up: true}
-	l.links = append(l.links, br)
-	l.mu.Unlock()
 	for _, p := range ports {
 		if err := l.SetMaster(p, br); err != nil {
 			return nil, err
@@ -292,6 +281,29 @@ func (l *Lab) NewBridge(ns *Netns, name string, ports []*Link, mtu int) (*Link, 
 	if err := l.b.SetUp(br, true); err != nil {
 		return nil, fmt.Errorf("set bridge %s up: %w", name, err)
 	}
+	return br, nil
+}
+
+// addBridge has the backend create the bridge (journaled first when ns
+// is not the lab's) and adds it to the lab's links. The lock is released
+// however the backend returns: a panic in it must leave Close able to
+// run.
+func (l *Lab) addBridge(ns *Netns, name string, mtu int, owned bool) (*Link, error) {
+	create := func(index int) (int, error) { return l.b.CreateBridge(ns, name, mtu, index) }
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var index int
+	var err error
+	if owned {
+		index, err = create(0)
+	} else {
+		index, err = l.createOutside(ns, name, "bridge", create)
+	}
+	if err != nil {
+		return nil, err
+	}
+	br := &Link{ns: ns, index: index, name: name, kind: "bridge", up: true}
+	l.links = append(l.links, br)
 	return br, nil
 }
 

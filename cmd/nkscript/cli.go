@@ -358,7 +358,9 @@ func pauser(ctx context.Context, in io.Reader, w io.Writer) func(string) {
 }
 
 // cmdCleanup implements `nkscript cleanup [--journal-dir DIR]`: it undoes
-// what the runs whose journals are in DIR left behind.
+// what the runs whose journals are in DIR left behind, then removes the
+// empty namespace mount trees of runs that are gone (see
+// datapath.RemoveOrphanNetnsTrees).
 func cmdCleanup(o *options, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("nkscript cleanup", pflag.ContinueOnError)
 	fs.SetOutput(stderr)

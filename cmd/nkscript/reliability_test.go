@@ -394,6 +394,20 @@ func sweepUndo(t *testing.T, hostNs, journals, script string, before []string, f
 	}
 }
 
+// treeNamespaces lists the inodes of the namespaces mounted under the
+// tree at path, from mountinfo (their root is "net:[INODE]").
+func treeNamespaces(path string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var inos []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], path+"/") && strings.HasPrefix(f[3], "net:[") {
+			inos = append(inos, strings.TrimSuffix(strings.TrimPrefix(f[3], "net:["), "]"))
+		}
+	}
+	return inos
+}
+
 // unexplained returns the lines of diff that name neither the journal
 // file nor anything a record of left names (see explains).
 func unexplained(diff string, left []datapath.Record, journal string) string {
@@ -421,6 +435,12 @@ func explains(r datapath.Record, line string) bool {
 	switch r := r.(type) {
 	case *datapath.NetnsRecord:
 		if strings.HasSuffix(line, fmt.Sprintf(" netns %d", r.NS.Ino)) {
+			return true
+		}
+	case *datapath.NetnsTreeRecord:
+		// The namespaces still mounted in the tree go with it, named or
+		// not: their names are removed before the tree is.
+		if slices.ContainsFunc(treeNamespaces(r.Path), func(ino string) bool { return strings.HasSuffix(line, " netns "+ino) }) {
 			return true
 		}
 	case *datapath.SysctlRecord:
