@@ -7,7 +7,7 @@ import "sync"
 // up, netlink handle open) one step ahead of the script, so that creating
 // one — the kernel's most expensive step of a lab, ~0.5 ms — overlaps
 // with the script's next call on another CPU. netns() then only names a
-// spare: claims the name, journals it and bind-mounts it.
+// spare: journals it, bind-mounts it in the lab's tree and links its name.
 //
 // The pool makes a spare only to replace one netns() took (plus
 // nsPoolAhead to start with): namespaces made in the background while the
